@@ -1,0 +1,245 @@
+"""Pillow work: decode, orient, convert to RGB, fit the pixel budget, encode as a data URI.
+
+Every image form ends up here as encoded bytes or a ``PIL.Image.Image``. Encoded bytes that
+need no change are sent untouched, so one image always yields the same data URI whatever form
+it came in, and the server's content-hash cache sees the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+from urllib.parse import unquote_to_bytes
+
+from PIL import Image, UnidentifiedImageError
+
+from ._exceptions import ImageLoadError
+
+__all__ = [
+    "build_data_uri",
+    "describe_source",
+    "encode_bytes",
+    "encode_pil_image",
+    "parse_data_uri",
+]
+
+# Formats the server decodes natively; when nothing else must change their bytes go as is.
+_PASSTHROUGH_MIME = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"}
+# Lossy sources are re-encoded as JPEG after downscaling; PNG would inflate a photo several-fold.
+_LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+_JPEG_QUALITY = 95
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_WHITE = (255, 255, 255)
+_MAX_SOURCE_CHARS = 40
+
+
+def describe_source(source: str) -> str:
+    """Shorten a source for messages: data URIs (and absurdly long URLs) are cut."""
+    limit = _MAX_SOURCE_CHARS if source[:5].lower() == "data:" else 200
+    if len(source) <= limit:
+        return source
+    return f"{source[:limit]}... ({len(source)} chars)"
+
+
+def build_data_uri(data: bytes, subtype: str) -> str:
+    """``data:image/<subtype>;base64,...`` for encoded image bytes."""
+    return f"data:image/{subtype};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def parse_data_uri(uri: str, *, index: int) -> bytes:
+    """Decode the payload of a ``data:`` URI (base64 or percent-encoded)."""
+    source = describe_source(uri)
+    header, sep, payload = uri.partition(",")
+    if not sep:
+        raise ImageLoadError("malformed data URI: no ',' separator", index=index, source=source)
+    params = header[5:].split(";")
+    mime = params[0].strip().lower()
+    if mime and not mime.startswith("image/"):
+        raise ImageLoadError(f"data URI is not an image ({mime})", index=index, source=source)
+    if "base64" not in (p.strip().lower() for p in params[1:]):
+        return unquote_to_bytes(payload)
+    # Line breaks and padding slips are common in hand-built URIs; anything else is corruption.
+    compact = "".join(payload.split())
+    compact += "=" * (-len(compact) % 4)
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageLoadError(
+            f"invalid base64 in data URI: {exc}", index=index, source=source
+        ) from exc
+
+
+def encode_bytes(data: bytes, *, max_pixels: int, index: int, source: str) -> str:
+    """Validate encoded image bytes and return the data URI to send.
+
+    The original bytes are kept when the format is JPEG/PNG/WEBP, the mode RGB, no EXIF
+    rotation is pending and the pixel count is within ``max_pixels``; otherwise the image is
+    re-encoded (JPEG q95 for a downscaled JPEG, lossless PNG for everything else).
+    """
+    if not data:
+        raise ImageLoadError("empty image data", index=index, source=source)
+    try:
+        im = _open(data)
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError("not a recognized image", index=index, source=source) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            f"image too large to decode: {exc}", index=index, source=source
+        ) from exc
+    # Pillow's decoders raise a zoo of types on malformed headers (OSError, SyntaxError,
+    # struct.error, ...); all mean the same thing to the caller.
+    except Exception as exc:
+        raise ImageLoadError(f"cannot open image: {exc}", index=index, source=source) from exc
+    with im:
+        _check_bomb(im.size, index=index, source=source)
+        fmt = im.format or ""
+        target = _fit(im.size, max_pixels)
+        if target is not None and fmt in _LOSSY_FORMATS:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 12 MP
+            # photo is then decoded once, at a fraction of the cost, before the LANCZOS pass.
+            im.draft(None, target)
+        try:
+            im.load()
+            # After load: PNG may keep its eXIf chunk behind the pixel data.
+            orientation = _orientation(im)
+        except Exception as exc:  # truncated or corrupt pixel data; see above for why broad
+            raise ImageLoadError(f"cannot decode image: {exc}", index=index, source=source) from exc
+        animated = getattr(im, "n_frames", 1) > 1
+        if (
+            fmt in _PASSTHROUGH_MIME
+            and im.mode == "RGB"
+            and "transparency" not in im.info
+            and orientation == 1
+            and target is None
+            and not animated
+        ):
+            return build_data_uri(data, _PASSTHROUGH_MIME[fmt])
+        # Encode before the with-block closes ``im``: ``out`` may be ``im`` itself.
+        out = _normalize(im, orientation, target, index=index, source=source)
+        if target is not None and fmt in _LOSSY_FORMATS:
+            return build_data_uri(_save(out, "JPEG"), "jpeg")
+        return build_data_uri(_save(out, "PNG"), "png")
+
+
+def encode_pil_image(im: Image.Image, *, max_pixels: int, index: int, source: str) -> str:
+    """RGB, EXIF orientation and pixel budget applied to an in-memory image; PNG data URI.
+
+    PNG is lossless and byte-deterministic, so the same pixels always give the same URI.
+    """
+    try:
+        im.load()
+    except Exception as exc:  # a lazily opened image whose file is broken or closed
+        raise ImageLoadError(f"cannot decode image: {exc}", index=index, source=source) from exc
+    _check_bomb(im.size, index=index, source=source)
+    out = _normalize(im, _orientation(im), _fit(im.size, max_pixels), index=index, source=source)
+    return build_data_uri(_save(out, "PNG"), "png")
+
+
+def _open(data: bytes) -> Image.Image:
+    # Image.open reads only the header; pixels are decoded once, later, by load().
+    return Image.open(io.BytesIO(data))
+
+
+def _check_bomb(size: tuple[int, int], *, index: int, source: str) -> None:
+    # Pillow only warns between 1x and 2x its limit and the warning is easy to miss; refuse
+    # there instead of decoding gigabytes. Image.MAX_IMAGE_PIXELS stays the process-wide knob.
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise ImageLoadError(
+            f"image too large to decode: {size[0]}x{size[1]} pixels exceeds "
+            f"PIL.Image.MAX_IMAGE_PIXELS={limit}",
+            index=index,
+            source=source,
+        )
+
+
+def _orientation(im: Image.Image) -> int:
+    value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    return value if isinstance(value, int) and value in _TRANSPOSE else 1
+
+
+def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int] | None:
+    """The largest size with the same aspect ratio and at most ``max_pixels``; None if it fits."""
+    w, h = size
+    if w * h <= max_pixels:
+        return None
+    scale = math.sqrt(max_pixels / (w * h))
+    nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
+    # Float rounding can leave the product one row over; shave the longer side.
+    while nw * nh > max_pixels:
+        if nw >= nh:
+            nw -= 1
+        else:
+            nh -= 1
+    return nw, nh
+
+
+def _normalize(
+    im: Image.Image,
+    orientation: int,
+    target: tuple[int, int] | None,
+    *,
+    index: int,
+    source: str,
+) -> Image.Image:
+    out = _to_rgb(im, index=index, source=source)
+    if target is not None and out.size != target:
+        out = out.resize(target, Image.Resampling.LANCZOS)
+    # Transposing after the resize moves fewer pixels; the budget is symmetric in w and h.
+    if orientation != 1:
+        out = out.transpose(_TRANSPOSE[orientation])
+    return out
+
+
+def _to_rgb(im: Image.Image, *, index: int, source: str) -> Image.Image:
+    mode = im.mode
+    if mode == "RGB" and "transparency" not in im.info:
+        return im
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        # Transparent pixels become white, as a viewer would show them on a page.
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, _WHITE)
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_rgb(im)
+    try:
+        return im.convert("RGB")
+    except ValueError as exc:  # modes Pillow cannot map to RGB (e.g. LAB without a profile)
+        raise ImageLoadError(
+            f"unsupported image mode {mode!r}", index=index, source=source
+        ) from exc
+
+
+def _high_depth_to_rgb(im: Image.Image) -> Image.Image:
+    # convert("RGB") clips 16-bit samples at 255, turning most scans white; rescale instead.
+    import numpy as np
+
+    arr = np.asarray(im, dtype=np.float64)
+    peak = float(arr.max()) if arr.size else 0.0
+    if im.mode == "F" and peak <= 1.0:
+        arr = arr * 255.0
+    elif im.mode.startswith("I;16") or peak > 255.0:
+        arr = arr / (65535.0 / 255.0) if peak <= 65535.0 else arr * (255.0 / peak)
+    gray = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8))
+    return gray.convert("RGB")
+
+
+def _save(im: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        im.save(buf, format="JPEG", quality=_JPEG_QUALITY)
+    else:
+        im.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,310 @@
+"""Turn what a caller hands us into validated content items ready for the wire.
+
+Dispatch over input forms lives here; the pixel work lives in :mod:`._images`. Everything
+is synchronous and CPU-bound: the async client runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from PIL import Image
+
+from ._constants import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_REMOTE_IMAGE_MAX_BYTES,
+    DEFAULT_REMOTE_IMAGE_TIMEOUT_S,
+)
+from ._exceptions import ImageLoadError, InputError
+from ._images import describe_source, encode_bytes, encode_pil_image, parse_data_uri
+from ._types import Content, EmbedInput, ImageInput
+
+__all__ = [
+    "Fetcher",
+    "ImageOptions",
+    "PreparedInput",
+    "prepare_image",
+    "prepare_input",
+    "prepare_inputs",
+]
+
+#: Given an ``http(s)`` URL, return its bytes; raise on any failure.
+Fetcher = Callable[[str], bytes]
+
+# A scheme followed by "//" marks a URL; "C:\\x" and "notes:v2.png" stay filesystem paths.
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)://")
+# Rough JSON framing per content part ({"type": ..., "image_url": {"url": ...}}), for batching.
+_PART_OVERHEAD = 48
+
+
+@dataclass(frozen=True, slots=True)
+class ImageOptions:
+    """How images are prepared before sending.
+
+    Attributes:
+        max_pixels: images with more pixels are downscaled (aspect ratio kept) to fit.
+        fetch_remote: ``False`` sends ``http(s)`` URLs for the server to fetch; ``True``
+            fetches them here and sends the bytes inline.
+        remote_max_bytes: largest remote image accepted when fetching.
+        remote_timeout: seconds allowed for one remote fetch (used by the fetcher).
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    fetch_remote: bool = False
+    remote_max_bytes: int = DEFAULT_REMOTE_IMAGE_MAX_BYTES
+    remote_timeout: float = DEFAULT_REMOTE_IMAGE_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+        if self.remote_max_bytes < 1:
+            raise ValueError(f"remote_max_bytes must be >= 1, got {self.remote_max_bytes}")
+        if self.remote_timeout <= 0:
+            raise ValueError(f"remote_timeout must be > 0, got {self.remote_timeout}")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedInput:
+    """One item ready for the wire.
+
+    Attributes:
+        text: the text part.
+        image_url: a ``data:`` URI (inlined image) or an ``http(s)`` URL passed through.
+        video_url: a video URL, passed through as given.
+    """
+
+    text: str | None = None
+    image_url: str | None = None
+    video_url: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate JSON payload size of this item, for batching by bytes."""
+        size = 0
+        if self.text is not None:
+            size += len(self.text.encode("utf-8")) + _PART_OVERHEAD
+        if self.image_url is not None:
+            size += len(self.image_url) + _PART_OVERHEAD
+        if self.video_url is not None:
+            size += len(self.video_url) + _PART_OVERHEAD
+        return size
+
+
+def prepare_inputs(
+    items: Sequence[EmbedInput],
+    *,
+    options: ImageOptions,
+    str_as: Literal["text", "image"] = "text",
+    fetch: Fetcher | None = None,
+) -> list[PreparedInput]:
+    """Prepare every item, in order; the first invalid one raises with its index.
+
+    Nothing is returned (so nothing is sent) unless all items are valid.
+    """
+    if isinstance(items, (str, bytes, bytearray)):
+        # A bare string is a Sequence too; iterating it would embed one character at a time.
+        raise InputError(
+            f"expected a list of inputs, got a single {type(items).__name__}; wrap it in a list"
+        )
+    return [
+        prepare_input(item, index=i, options=options, str_as=str_as, fetch=fetch)
+        for i, item in enumerate(items)
+    ]
+
+
+def prepare_input(
+    item: EmbedInput,
+    *,
+    index: int,
+    options: ImageOptions,
+    str_as: Literal["text", "image"] = "text",
+    fetch: Fetcher | None = None,
+) -> PreparedInput:
+    """Prepare one item: a ``str`` is text (or an image reference with ``str_as="image"``),
+    a :class:`Content` is prepared part by part, anything image-like becomes an image."""
+    if isinstance(item, str):
+        if str_as == "image":
+            return PreparedInput(
+                image_url=prepare_image(item, index=index, options=options, fetch=fetch)
+            )
+        return PreparedInput(text=_check_text(item, index=index))
+    if isinstance(item, Content):
+        return _prepare_content(item, index=index, options=options, fetch=fetch)
+    return PreparedInput(image_url=prepare_image(item, index=index, options=options, fetch=fetch))
+
+
+def prepare_image(
+    source: ImageInput,
+    *,
+    index: int,
+    options: ImageOptions,
+    fetch: Fetcher | None = None,
+) -> str:
+    """Return the ``image_url`` to send for one image: a ``data:`` URI or an ``http(s)`` URL."""
+    max_pixels = options.max_pixels
+    if isinstance(source, str):
+        return _prepare_image_ref(source, index=index, options=options, fetch=fetch)
+    if isinstance(source, os.PathLike):
+        return _encode_file(Path(os.fspath(source)), index=index, max_pixels=max_pixels)
+    if isinstance(source, (bytes, bytearray)):
+        return encode_bytes(
+            bytes(source), max_pixels=max_pixels, index=index, source=type(source).__name__
+        )
+    if isinstance(source, Image.Image):
+        return encode_pil_image(source, max_pixels=max_pixels, index=index, source="PIL image")
+    if isinstance(source, io.IOBase):
+        return encode_bytes(
+            _read_stream(source, index=index),
+            max_pixels=max_pixels,
+            index=index,
+            source=type(source).__name__,
+        )
+    raise InputError(f"unsupported input type {type(source).__name__!r}", index=index)
+
+
+def _prepare_content(
+    item: Content, *, index: int, options: ImageOptions, fetch: Fetcher | None
+) -> PreparedInput:
+    text = None
+    if item.text is not None:
+        if not isinstance(item.text, str):
+            raise InputError(
+                f"Content.text must be str, got {type(item.text).__name__!r}", index=index
+            )
+        text = _check_text(item.text, index=index)
+    image_url = None
+    if item.image is not None:
+        image_url = prepare_image(item.image, index=index, options=options, fetch=fetch)
+    video_url = None
+    if item.video is not None:
+        video_url = _check_video(item.video, index=index)
+    if text is None and image_url is None and video_url is None:
+        raise InputError("empty Content: give text, image or video", index=index)
+    return PreparedInput(text=text, image_url=image_url, video_url=video_url)
+
+
+def _check_text(text: str, *, index: int) -> str:
+    if not text.strip():
+        raise InputError("empty text", index=index)
+    return text
+
+
+def _check_video(video: object, *, index: int) -> str:
+    if not isinstance(video, str):
+        raise InputError(
+            f"Content.video must be a URL string, got {type(video).__name__!r}", index=index
+        )
+    if video[:5].lower() == "data:":
+        return video
+    match = _URL_SCHEME.match(video)
+    if match is None:
+        raise InputError(
+            "Content.video must be an http(s)://, data: or file:// URL "
+            f"(for a local file use Path(...).resolve().as_uri()): {describe_source(video)!r}",
+            index=index,
+        )
+    scheme = match.group(1).lower()
+    if scheme not in ("http", "https", "file"):
+        raise InputError(f"unsupported URL scheme {scheme!r}", index=index)
+    return video
+
+
+def _prepare_image_ref(
+    ref: str, *, index: int, options: ImageOptions, fetch: Fetcher | None
+) -> str:
+    if not ref.strip():
+        raise InputError("empty image reference", index=index)
+    if ref[:5].lower() == "data:":
+        data = parse_data_uri(ref, index=index)
+        return encode_bytes(
+            data, max_pixels=options.max_pixels, index=index, source=describe_source(ref)
+        )
+    match = _URL_SCHEME.match(ref)
+    if match is None:
+        path = Path(ref).expanduser()
+        return _encode_file(path, index=index, max_pixels=options.max_pixels)
+    scheme = match.group(1).lower()
+    if scheme in ("http", "https"):
+        if not options.fetch_remote:
+            return ref
+        return _fetch_remote(ref, index=index, options=options, fetch=fetch)
+    if scheme == "file":
+        return _encode_file(
+            _file_uri_to_path(ref, index=index), index=index, max_pixels=options.max_pixels
+        )
+    raise InputError(f"unsupported URL scheme {scheme!r}", index=index)
+
+
+def _fetch_remote(url: str, *, index: int, options: ImageOptions, fetch: Fetcher | None) -> str:
+    if fetch is None:
+        # The client always supplies one with fetch_remote=True; reaching here is a bug.
+        raise ValueError("ImageOptions.fetch_remote=True needs a fetch function")
+    source = describe_source(url)
+    try:
+        data = fetch(url)
+    except Exception as exc:  # the fetcher is pluggable: any failure means "could not load"
+        raise ImageLoadError(f"cannot fetch image: {exc}", index=index, source=source) from exc
+    if not isinstance(data, (bytes, bytearray)):
+        raise ImageLoadError(
+            f"fetcher returned {type(data).__name__!r}, expected bytes", index=index, source=source
+        )
+    if len(data) > options.remote_max_bytes:
+        raise ImageLoadError(
+            f"remote image is {len(data)} bytes, over the limit of {options.remote_max_bytes}",
+            index=index,
+            source=source,
+        )
+    return encode_bytes(bytes(data), max_pixels=options.max_pixels, index=index, source=source)
+
+
+def _file_uri_to_path(uri: str, *, index: int) -> Path:
+    parts = urlsplit(uri)
+    if parts.netloc not in ("", "localhost"):
+        raise InputError(
+            f"file:// URI names a remote host {parts.netloc!r}; use file:///absolute/path",
+            index=index,
+        )
+    # url2pathname percent-decodes and maps "/C:/x" to "C:\\x" on Windows.
+    return Path(url2pathname(parts.path))
+
+
+def _encode_file(path: Path, *, index: int, max_pixels: int) -> str:
+    source = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ImageLoadError("image file not found", index=index, source=source) from exc
+    except IsADirectoryError as exc:
+        raise ImageLoadError("image path is a directory", index=index, source=source) from exc
+    except OSError as exc:
+        # Windows reports directories as PermissionError; name the real cause where we can.
+        reason = "image path is a directory" if path.is_dir() else f"cannot read image file: {exc}"
+        raise ImageLoadError(reason, index=index, source=source) from exc
+    return encode_bytes(data, max_pixels=max_pixels, index=index, source=source)
+
+
+def _read_stream(stream: io.IOBase, *, index: int) -> bytes:
+    source = type(stream).__name__
+    if isinstance(stream, io.TextIOBase):
+        raise InputError(
+            f"{source} is a text stream; open the file in binary mode ('rb')", index=index
+        )
+    try:
+        if not stream.readable():
+            raise InputError(f"{source} is not readable", index=index)
+        data = stream.read()
+    except (OSError, ValueError) as exc:  # closed or unsupported streams raise either
+        raise ImageLoadError(f"cannot read stream: {exc}", index=index, source=source) from exc
+    if not isinstance(data, (bytes, bytearray)):
+        raise InputError(
+            f"{source}.read() returned {type(data).__name__!r}, expected bytes", index=index
+        )
+    return bytes(data)

@@ -1,0 +1,460 @@
+"""Unit tests for the inputs layer: every accepted form, normalization, and every error path."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
+from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
+from vllm_multimodal_embeddings._inputs import (
+    ImageOptions,
+    PreparedInput,
+    prepare_image,
+    prepare_input,
+    prepare_inputs,
+)
+from vllm_multimodal_embeddings._types import Content
+
+OPTS = ImageOptions()
+
+
+# --- helpers ---
+
+
+def gradient(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    """A deterministic image with structure (so rotation and scaling are observable)."""
+    w, h = size
+    im = Image.new("RGB", size)
+    im.putdata(
+        [
+            ((x * 255) // max(w - 1, 1), (y * 255) // max(h - 1, 1), 128)
+            for y in range(h)
+            for x in range(w)
+        ]
+    )
+    return im if mode == "RGB" else im.convert(mode)
+
+
+def encode(im: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def decode_uri(uri: str) -> tuple[str, bytes, Image.Image]:
+    header, _, payload = uri.partition(",")
+    assert header.startswith("data:image/") and header.endswith(";base64")
+    raw = base64.b64decode(payload)
+    im = Image.open(io.BytesIO(raw))
+    im.load()
+    return header[len("data:") : -len(";base64")], raw, im
+
+
+def prep(source: object, **opts: object) -> str:
+    return prepare_image(source, index=0, options=ImageOptions(**opts))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def png_bytes() -> bytes:
+    return encode(gradient((64, 48)), "PNG")
+
+
+@pytest.fixture
+def png_file(tmp_path: Path, png_bytes: bytes) -> Path:
+    path = tmp_path / "pic ture.png"  # a space, to exercise percent-decoding of file URIs
+    path.write_bytes(png_bytes)
+    return path
+
+
+# --- accepted forms, identical output ---
+
+
+def test_all_forms_of_one_image_give_identical_uri(png_file: Path, png_bytes: bytes) -> None:
+    expected = data_uri(png_bytes)
+    stream = io.BytesIO(b"skip" + png_bytes)
+    stream.seek(4)  # read from the current position
+    forms: list[object] = [
+        png_file,
+        str(png_file),
+        png_file.as_uri(),
+        png_bytes,
+        bytearray(png_bytes),
+        io.BytesIO(png_bytes),
+        stream,
+        data_uri(png_bytes),
+        data_uri(png_bytes, "image/jpg"),  # a wrong label is corrected from the bytes
+    ]
+    assert [prep(f) for f in forms] == [expected] * len(forms)
+
+
+def test_opened_binary_file_is_an_image(png_file: Path, png_bytes: bytes) -> None:
+    with png_file.open("rb") as fh:
+        assert prep(fh) == data_uri(png_bytes)
+
+
+def test_tilde_path_is_expanded(
+    png_file: Path, png_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(png_file.parent))
+    assert prep(f"~/{png_file.name}") == data_uri(png_bytes)
+
+
+@pytest.mark.parametrize("fmt,mime", [("JPEG", "jpeg"), ("PNG", "png"), ("WEBP", "webp")])
+def test_passthrough_keeps_original_bytes(fmt: str, mime: str) -> None:
+    raw = encode(gradient((224, 224)), fmt)
+    assert prep(raw) == f"data:image/{mime};base64,{base64.b64encode(raw).decode()}"
+
+
+def test_pil_image_is_encoded_as_deterministic_png() -> None:
+    im = gradient((40, 30), "RGBA")
+    first, second = prep(im), prep(im.copy())
+    assert first == second
+    mime, _, out = decode_uri(first)
+    assert (mime, out.mode, out.size) == ("image/png", "RGB", (40, 30))
+
+
+def test_pil_image_is_downscaled() -> None:
+    _, _, out = decode_uri(prep(gradient((400, 300)), max_pixels=10_000))
+    assert out.width * out.height <= 10_000
+    assert out.size == (115, 86)
+
+
+# --- normalization ---
+
+
+def test_exif_orientation_6_is_applied() -> None:
+    src = gradient((80, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    raw = encode(src, "JPEG", exif=exif.tobytes(), quality=95)
+    mime, _, out = decode_uri(prep(raw))
+    assert mime == "image/png"  # only the orientation changed: lossless
+    assert out.size == (40, 80)
+    assert out.getexif().get(0x0112) is None
+    # Displayed top-left is the source's bottom-left (red 0, green high).
+    r, g, _ = out.getpixel((0, 0))  # type: ignore[misc]
+    assert r < 40 and g > 200
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "L", "LA", "CMYK", "1"])
+def test_modes_become_rgb(mode: str) -> None:
+    im = gradient((32, 32), mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    mime, _, out = decode_uri(prep(encode(im, fmt)))
+    assert out.mode == "RGB"
+    assert out.size == (32, 32)
+    assert mime == "image/png"
+
+
+def test_alpha_is_composited_on_white() -> None:
+    im = Image.new("RGBA", (8, 8), (255, 0, 0, 0))
+    _, _, out = decode_uri(prep(encode(im, "PNG")))
+    assert out.getpixel((3, 3)) == (255, 255, 255)
+
+
+def test_16_bit_grayscale_is_rescaled_not_clipped() -> None:
+    im = Image.new("I;16", (4, 4), 32768)
+    _, _, out = decode_uri(prep(encode(im, "PNG")))
+    assert out.mode == "RGB"
+    assert out.getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_animated_gif_gives_first_frame() -> None:
+    frames = [Image.new("RGB", (16, 16), c) for c in ((255, 0, 0), (0, 0, 255))]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
+    mime, _, out = decode_uri(prep(buf.getvalue()))
+    assert mime == "image/png"
+    assert out.getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_large_jpeg_is_downscaled_within_budget_keeping_aspect() -> None:
+    raw = encode(gradient((400, 300)).resize((4000, 3000)), "JPEG", quality=90)
+    mime, _, out = decode_uri(prep(raw))
+    assert mime == "image/jpeg"  # a downscaled photo stays JPEG
+    assert out.width * out.height <= DEFAULT_MAX_PIXELS
+    assert abs(out.width / out.height - 4 / 3) < 0.01
+    assert out.width * out.height > 0.99 * DEFAULT_MAX_PIXELS
+
+
+def test_custom_max_pixels_is_honoured_for_png() -> None:
+    raw = encode(gradient((300, 100)), "PNG")
+    mime, _, out = decode_uri(prep(raw, max_pixels=3_000))
+    assert mime == "image/png"
+    assert out.width * out.height <= 3_000
+    assert abs(out.width / out.height - 3) < 0.05
+
+
+def test_image_exactly_at_budget_is_passed_through() -> None:
+    raw = encode(gradient((50, 40)), "PNG")
+    assert prep(raw, max_pixels=2_000) == data_uri(raw)
+
+
+# --- errors ---
+
+
+def _raises(exc: type[Exception], item: object, *, index: int = 3, **kw: object) -> Exception:
+    with pytest.raises(exc) as info:
+        prepare_input(item, index=index, options=kw.pop("options", OPTS), **kw)  # type: ignore[arg-type]
+    assert info.type is exc
+    assert getattr(info.value, "index", None) == index
+    assert str(info.value).startswith(f"input {index}: ")
+    return info.value
+
+
+def test_corrupt_bytes() -> None:
+    err = _raises(ImageLoadError, b"definitely not an image")
+    assert "not a recognized image" in str(err)
+
+
+def test_empty_bytes() -> None:
+    _raises(ImageLoadError, b"")
+
+
+def test_truncated_file_names_path(tmp_path: Path) -> None:
+    raw = encode(gradient((200, 200)), "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(raw[: len(raw) // 2])
+    err = _raises(ImageLoadError, path)
+    assert str(path) in str(err)
+    assert "cannot decode" in str(err)
+
+
+def test_truncated_png(png_bytes: bytes) -> None:
+    _raises(ImageLoadError, png_bytes[:-30])
+
+
+def test_missing_path_names_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    err = _raises(ImageLoadError, str(missing), str_as="image")
+    assert "not found" in str(err) and str(missing) in str(err)
+
+
+def test_directory(tmp_path: Path) -> None:
+    err = _raises(ImageLoadError, tmp_path)
+    assert "directory" in str(err) and str(tmp_path) in str(err)
+
+
+def test_text_file(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    err = _raises(ImageLoadError, path)
+    assert "not a recognized image" in str(err) and str(path) in str(err)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "data:image/png;base64,@@@not-base64@@@",
+        "data:image/png;base64,aGVsbG8gd29ybGQ=",  # valid base64, not an image
+        "data:image/png;base64",  # no comma
+        "data:text/plain;base64,aGVsbG8=",
+    ],
+)
+def test_bad_data_uri(uri: str) -> None:
+    _raises(ImageLoadError, uri, str_as="image")
+
+
+def test_data_uri_is_truncated_in_messages() -> None:
+    uri = "data:image/png;base64," + "A" * 1_000_000
+    err = _raises(ImageLoadError, uri, str_as="image")
+    assert len(str(err)) < 300
+
+
+@pytest.mark.parametrize(
+    "url,scheme", [("ftp://h/x.png", "ftp"), ("s3://b/k.jpg", "s3"), ("GS://b/k", "gs")]
+)
+def test_unsupported_scheme(url: str, scheme: str) -> None:
+    err = _raises(InputError, url, str_as="image")
+    assert f"unsupported URL scheme {scheme!r}" in str(err)
+
+
+def test_file_uri_with_remote_host() -> None:
+    _raises(InputError, "file://server/share/x.png", str_as="image")
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t"])
+def test_empty_text(text: str) -> None:
+    assert "empty text" in str(_raises(InputError, text))
+    assert "empty text" in str(_raises(InputError, Content(text=text)))
+
+
+@pytest.mark.parametrize(
+    "item,name", [(42, "int"), (None, "NoneType"), ({}, "dict"), (1.5, "float")]
+)
+def test_unsupported_type(item: object, name: str) -> None:
+    assert f"unsupported input type {name!r}" in str(_raises(InputError, item))
+
+
+def test_text_stream_is_refused() -> None:
+    _raises(InputError, io.StringIO("x"))
+
+
+def test_decompression_bomb_is_refused() -> None:
+    # A valid PNG header claiming 30000x30000 pixels: refused from the header, nothing decoded.
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 2, 0, 0, 0)
+    raw = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
+    assert "too large" in str(_raises(ImageLoadError, raw))
+
+
+def test_prepare_inputs_names_the_bad_index(png_bytes: bytes) -> None:
+    items: list[object] = ["a cat", png_bytes, 7, "never reached"]
+    with pytest.raises(InputError) as info:
+        prepare_inputs(items, options=OPTS)  # type: ignore[arg-type]
+    assert info.value.index == 2
+
+
+def test_prepare_inputs_refuses_a_bare_string() -> None:
+    with pytest.raises(InputError, match="wrap it in a list"):
+        prepare_inputs("a cat", options=OPTS)
+
+
+# --- dispatch ---
+
+
+def test_prepare_inputs_mixed(png_bytes: bytes, png_file: Path) -> None:
+    uri = data_uri(png_bytes)
+    out = prepare_inputs(
+        [
+            "a cat",
+            png_file,
+            Content(text="a cat", image=str(png_file)),
+            Content(video="https://example.com/v.mp4"),
+        ],
+        options=OPTS,
+    )
+    assert out == [
+        PreparedInput(text="a cat"),
+        PreparedInput(image_url=uri),
+        PreparedInput(text="a cat", image_url=uri),
+        PreparedInput(video_url="https://example.com/v.mp4"),
+    ]
+    assert out[2].nbytes > len(uri) + len("a cat")
+
+
+def test_str_as_image(png_file: Path, png_bytes: bytes) -> None:
+    out = prepare_inputs([str(png_file)], options=OPTS, str_as="image")
+    assert out == [PreparedInput(image_url=data_uri(png_bytes))]
+
+
+@pytest.mark.parametrize(
+    "video",
+    ["http://h/v.mp4", "https://h/v.mp4", "file:///tmp/v.mp4", "data:video/mp4;base64,AAAA"],
+)
+def test_video_urls_pass_through(video: str) -> None:
+    assert prepare_input(Content(video=video), index=0, options=OPTS).video_url == video
+
+
+@pytest.mark.parametrize("video", ["/tmp/v.mp4", "ftp://h/v.mp4"])
+def test_bad_video_string(video: str) -> None:
+    _raises(InputError, Content(video=video))
+
+
+def test_video_not_a_string() -> None:
+    _raises(InputError, Content(video=b"\x00\x01"))  # type: ignore[arg-type]
+
+
+# --- remote images ---
+
+
+URL = "https://example.com/cat.png"
+
+
+def test_http_url_passes_through_without_fetching() -> None:
+    def fetch(url: str) -> bytes:
+        raise AssertionError("must not fetch")
+
+    for url in (URL, "http://example.com/a.jpg?x=1"):
+        out = prepare_input(url, index=0, options=OPTS, str_as="image", fetch=fetch)
+        assert out.image_url == url
+
+
+def test_fetch_remote_inlines_bytes(png_bytes: bytes) -> None:
+    seen: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        seen.append(url)
+        return png_bytes
+
+    opts = ImageOptions(fetch_remote=True)
+    out = prepare_input(Content(image=URL), index=0, options=opts, fetch=fetch)
+    assert out.image_url == data_uri(png_bytes)
+    assert seen == [URL]
+
+
+def test_fetch_failure_names_url() -> None:
+    def fetch(url: str) -> bytes:
+        raise ConnectionError("boom")
+
+    opts = ImageOptions(fetch_remote=True)
+    err = _raises(ImageLoadError, URL, str_as="image", options=opts, fetch=fetch)
+    assert URL in str(err) and "boom" in str(err)
+    assert isinstance(err, ImageLoadError) and err.source == URL
+
+
+def test_remote_size_limit(png_bytes: bytes) -> None:
+    opts = ImageOptions(fetch_remote=True, remote_max_bytes=len(png_bytes) - 1)
+    err = _raises(ImageLoadError, URL, str_as="image", options=opts, fetch=lambda _: png_bytes)
+    assert "over the limit" in str(err)
+
+
+def test_fetched_garbage_is_an_image_error() -> None:
+    opts = ImageOptions(fetch_remote=True)
+    _raises(ImageLoadError, URL, str_as="image", options=opts, fetch=lambda _: b"<html>")
+
+
+def test_fetch_remote_without_fetcher_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="fetch") as info:
+        prepare_image(URL, index=0, options=ImageOptions(fetch_remote=True))
+    assert not isinstance(info.value, InputError)
+
+
+def test_image_options_validate() -> None:
+    with pytest.raises(ValueError):
+        ImageOptions(max_pixels=0)
+
+
+# --- cost ---
+
+
+def test_12mp_jpeg_is_prepared_quickly() -> None:
+    raw = encode(gradient((400, 300)).resize((4000, 3000)), "JPEG", quality=90)
+    start = time.perf_counter()
+    prep(raw)
+    elapsed = time.perf_counter() - start
+    # Draft-mode decoding keeps this well under a second even on slow CI; a full decode plus
+    # LANCZOS of 12 MP takes several times longer.
+    assert elapsed < 2.0, elapsed
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() == 0, reason="root reads anything")
+def test_unreadable_file(png_file: Path) -> None:
+    png_file.chmod(0)
+    try:
+        err = _raises(ImageLoadError, png_file)
+        assert "cannot read" in str(err)
+    finally:
+        png_file.chmod(0o644)
