@@ -153,7 +153,7 @@ def prepare_image(
     if isinstance(source, str):
         return _prepare_image_ref(source, index=index, options=options, fetch=fetch)
     if isinstance(source, os.PathLike):
-        return _encode_file(Path(os.fspath(source)), index=index, max_pixels=max_pixels)
+        return _encode_file(Path(os.fsdecode(source)), index=index, max_pixels=max_pixels)
     if isinstance(source, (bytes, bytearray)):
         return encode_bytes(
             bytes(source), max_pixels=max_pixels, index=index, source=type(source).__name__
