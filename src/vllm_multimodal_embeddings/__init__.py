@@ -1,0 +1,58 @@
+"""Text and image embeddings from a vLLM server hosting Qwen3-VL-Embedding.
+
+>>> from vllm_multimodal_embeddings import Content, EmbeddingClient
+>>> client = EmbeddingClient(base_url="http://localhost:8000")  # doctest: +SKIP
+>>> vectors = client.embed(["a red bicycle", Content(image="bike.jpg")])  # doctest: +SKIP
+
+LangChain: ``vllm_multimodal_embeddings.langchain.VLLMMultimodalEmbeddings``;
+LlamaIndex: ``vllm_multimodal_embeddings.llama_index.VLLMMultiModalEmbedding``.
+"""
+
+from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ImageLoadError,
+    InputError,
+    InternalServerError,
+    NotFoundError,
+    RateLimitError,
+    UnsupportedFeatureError,
+    VLLMEmbeddingError,
+)
+from ._server_info import ServerInfo
+from ._types import Content, EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
+from ._version import __version__
+from .profiles import ModelProfile
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncEmbeddingClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientOptions",
+    "Content",
+    "EmbedInput",
+    "EmbeddingClient",
+    "ImageInput",
+    "ImageLoadError",
+    "InputError",
+    "InputType",
+    "InternalServerError",
+    "ModelProfile",
+    "NotFoundError",
+    "OutputDType",
+    "ProtocolName",
+    "RateLimitError",
+    "ServerInfo",
+    "UnsupportedFeatureError",
+    "VLLMEmbeddingError",
+    "__version__",
+]

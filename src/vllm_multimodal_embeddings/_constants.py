@@ -1,0 +1,44 @@
+"""Defaults and environment variables, in one place.
+
+Environment variables read by the package:
+
+``VLLM_BASE_URL``
+    Server root (``http://host:8000``; a trailing ``/v1`` is accepted and stripped).
+``VLLM_API_KEY``
+    Bearer token, when the server runs with ``--api-key``.
+``VLLM_EMBEDDING_MODEL``
+    Served model name; when unset the client asks ``/v1/models``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ENV_BASE_URL: Final = "VLLM_BASE_URL"
+ENV_API_KEY: Final = "VLLM_API_KEY"
+ENV_MODEL: Final = "VLLM_EMBEDDING_MODEL"
+
+DEFAULT_MODEL: Final = "Qwen/Qwen3-VL-Embedding-2B"
+
+# Qwen3-VL-Embedding's own defaults (model card / official embedder).
+QWEN_DEFAULT_INSTRUCTION: Final = "Represent the user's input."
+QWEN_QUERY_INSTRUCTION: Final = "Retrieve images or text relevant to the user's query."
+
+# Qwen2/3-VL image processor budget: max_pixels of the official processor config.
+DEFAULT_MAX_PIXELS: Final = 1_843_200
+# Qwen-VL smart_resize works on 32-pixel blocks (patch 16 x merge 2); smaller images are upscaled.
+DEFAULT_MIN_PIXELS: Final = 4_096
+
+DEFAULT_TIMEOUT_S: Final = 120.0
+DEFAULT_MAX_RETRIES: Final = 2
+DEFAULT_BATCH_SIZE: Final = 16
+DEFAULT_MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
+DEFAULT_MAX_CONCURRENCY: Final = 4
+
+# Remote images fetched client-side (opt-in).
+DEFAULT_REMOTE_IMAGE_MAX_BYTES: Final = 20 * 1024 * 1024
+DEFAULT_REMOTE_IMAGE_TIMEOUT_S: Final = 30.0
+
+RETRY_BASE_DELAY_S: Final = 0.5
+RETRY_MAX_DELAY_S: Final = 8.0
+RETRYABLE_STATUS: Final = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -1,0 +1,153 @@
+"""Exceptions raised by the package.
+
+::
+
+    VLLMEmbeddingError
+    ├── InputError                  bad input, found before anything is sent (also a ValueError)
+    │   └── ImageLoadError          an image that cannot be read or decoded
+    ├── UnsupportedFeatureError     the server cannot do what was asked (no Matryoshka, ...)
+    └── APIError                    anything the server or the network said
+        ├── APIConnectionError      no response at all
+        │   └── APITimeoutError
+        └── APIStatusError          a non-2xx response
+            ├── BadRequestError         400, 422
+            ├── AuthenticationError     401, 403
+            ├── NotFoundError           404
+            ├── RateLimitError          429
+            └── InternalServerError     >= 500
+
+Every error that concerns one input carries ``index``: its position in the caller's list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ImageLoadError",
+    "InputError",
+    "InternalServerError",
+    "NotFoundError",
+    "RateLimitError",
+    "UnsupportedFeatureError",
+    "VLLMEmbeddingError",
+]
+
+
+def _with_index(message: str, index: int | None) -> str:
+    return f"input {index}: {message}" if index is not None else message
+
+
+class VLLMEmbeddingError(Exception):
+    """Base class of every error this package raises."""
+
+
+class InputError(VLLMEmbeddingError, ValueError):
+    """An input is invalid; nothing was sent.
+
+    Attributes:
+        index: position of the offending input in the caller's list, when there is one.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        self.index = index
+        self.message = message
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        return _with_index(self.message, self.index)
+
+
+class ImageLoadError(InputError):
+    """An image could not be read or decoded.
+
+    Attributes:
+        source: a short description of where the image came from (path, URL, type).
+    """
+
+    def __init__(
+        self, message: str, *, index: int | None = None, source: str | None = None
+    ) -> None:
+        self.source = source
+        super().__init__(f"{message} ({source})" if source else message, index=index)
+
+
+class UnsupportedFeatureError(VLLMEmbeddingError):
+    """The server does not support what was asked; the message says which flag enables it."""
+
+
+class APIError(VLLMEmbeddingError):
+    """The server or the network failed the request.
+
+    Attributes:
+        message: what went wrong, with the server's own words where it sent any.
+        index: position of the input the server rejected, when it could be pinned down.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None) -> None:
+        self.message = message
+        self.index = index
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # ``index`` may be set after construction, once a failing batch is narrowed down.
+        return _with_index(self.message, self.index)
+
+
+class APIConnectionError(APIError):
+    """The server could not be reached or dropped the connection."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class APIStatusError(APIError):
+    """The server answered with a non-2xx status.
+
+    Attributes:
+        status_code: the HTTP status.
+        body: the decoded JSON error body, or the raw text.
+        response: the ``httpx.Response``; request headers (and so the API key) are not in ``str()``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response: httpx.Response,
+        body: Any = None,
+        index: int | None = None,
+    ) -> None:
+        self.status_code = response.status_code
+        self.response = response
+        self.body = body
+        super().__init__(f"HTTP {response.status_code}: {message}", index=index)
+
+
+class BadRequestError(APIStatusError):
+    """400 or 422: the server refused the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """401 or 403: missing or wrong API key."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model or endpoint."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests."""
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the server failed."""
