@@ -458,3 +458,23 @@ def test_unreadable_file(png_file: Path) -> None:
         assert "cannot read" in str(err)
     finally:
         png_file.chmod(0o644)
+
+
+def test_file_uri_with_localhost(png_file: Path, png_bytes: bytes) -> None:
+    uri = png_file.as_uri().replace("file://", "file://localhost", 1)
+    assert prep(uri) == data_uri(png_bytes)
+
+
+def test_pil_image_exif_orientation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    opened = Image.open(io.BytesIO(encode(gradient((60, 20)), "JPEG", exif=exif.tobytes())))
+    _, _, out = decode_uri(prep(opened))
+    assert out.size == (20, 60)
+
+
+def test_nbytes_tracks_payload(png_bytes: bytes) -> None:
+    small = prepare_input("hi", index=0, options=OPTS)
+    big = prepare_input(Content(text="hi", image=png_bytes), index=0, options=OPTS)
+    assert 0 < small.nbytes < 100
+    assert big.nbytes - small.nbytes >= len(data_uri(png_bytes))
