@@ -1,0 +1,31 @@
+"""The vLLM server side: flags (one source of truth), chat template, local CPU test server."""
+
+from vllm_multimodal_embeddings.server._launch import (
+    LocalServer,
+    ServerStartError,
+    ensure_tiny_checkpoint,
+    server_python,
+)
+from vllm_multimodal_embeddings.server.flags import (
+    CHAT_TEMPLATE_PATH,
+    CPU_SERVER_ENV,
+    DEFAULT_TASK_INSTRUCTIONS,
+    ServerConfig,
+    cpu_test_config,
+    production_config,
+    vllm_args,
+)
+
+__all__ = [
+    "CHAT_TEMPLATE_PATH",
+    "CPU_SERVER_ENV",
+    "DEFAULT_TASK_INSTRUCTIONS",
+    "LocalServer",
+    "ServerConfig",
+    "ServerStartError",
+    "cpu_test_config",
+    "ensure_tiny_checkpoint",
+    "production_config",
+    "server_python",
+    "vllm_args",
+]

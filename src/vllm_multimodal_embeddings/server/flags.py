@@ -1,0 +1,127 @@
+"""The vLLM server's flags: one source of truth for the CPU test server, docker files and docs.
+
+Every flag name here was checked against vLLM 0.32's argparse (``vllm/engine/arg_utils.py`` and
+``vllm/entrypoints/launchers/cli_args.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from vllm_multimodal_embeddings._constants import (
+    DEFAULT_MODEL,
+    QWEN_DEFAULT_INSTRUCTION,
+    QWEN_QUERY_INSTRUCTION,
+)
+
+__all__ = [
+    "CHAT_TEMPLATE_PATH",
+    "CPU_SERVER_ENV",
+    "DEFAULT_TASK_INSTRUCTIONS",
+    "ServerConfig",
+    "cpu_test_config",
+    "production_config",
+    "vllm_args",
+]
+
+CHAT_TEMPLATE_PATH: Final = Path(__file__).with_name("qwen3_vl_embedding.jinja")
+"""The packaged chat template that makes ``/v2/embed`` render like the chat recipe."""
+
+DEFAULT_TASK_INSTRUCTIONS: Final[Mapping[str, str]] = MappingProxyType(
+    {"query": QWEN_QUERY_INSTRUCTION, "document": QWEN_DEFAULT_INSTRUCTION}
+)
+"""``input_type`` -> instruction, served through ``--hf-overrides`` for ``/v2/embed``."""
+
+CPU_SERVER_ENV: Final[Mapping[str, str]] = MappingProxyType(
+    # GiB of KV cache; vLLM's CPU default (4 GiB+) is far more than a tiny model needs.
+    {"VLLM_CPU_KVCACHE_SPACE": "1"}
+)
+"""Environment for vLLM's CPU build (the CPU test server)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How to run ``vllm.entrypoints.openai.api_server`` for Qwen3-VL-Embedding."""
+
+    model: str
+    served_model_name: str | None = None
+    max_model_len: int = 8192
+    dtype: str | None = None
+    """``None`` leaves vLLM's ``auto`` (the checkpoint's dtype)."""
+    matryoshka: bool = True
+    """Allow ``dimensions`` / ``output_dimension`` (vLLM answers 400 without it)."""
+    task_instructions: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_TASK_INSTRUCTIONS)
+    )
+    """``input_type`` values ``/v2/embed`` accepts; empty disables ``input_type``."""
+    chat_template: Path | None = CHAT_TEMPLATE_PATH
+    """``None`` keeps the checkpoint's own template (``/v2/embed`` then differs from the recipe)."""
+    api_key: str | None = None
+    host: str | None = None
+    port: int | None = None
+    enforce_eager: bool = False
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The model name clients send (``served_model_name`` or ``model``)."""
+        return self.served_model_name or self.model
+
+    def hf_overrides(self) -> dict[str, object]:
+        """The ``--hf-overrides`` object: Matryoshka switch and ``task_instructions``."""
+        overrides: dict[str, object] = {"is_matryoshka": self.matryoshka}
+        if self.task_instructions:
+            overrides["task_instructions"] = dict(self.task_instructions)
+        return overrides
+
+    def with_(self, **changes: object) -> ServerConfig:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def vllm_args(cfg: ServerConfig) -> list[str]:
+    """The vLLM CLI arguments for ``cfg`` (without the program name)."""
+    args = [
+        "--model", cfg.model,
+        "--runner", "pooling",
+        "--max-model-len", str(cfg.max_model_len),
+        "--hf-overrides", json.dumps(cfg.hf_overrides(), separators=(",", ":")),
+    ]  # fmt: skip
+    if cfg.served_model_name:
+        args += ["--served-model-name", cfg.served_model_name]
+    if cfg.dtype:
+        args += ["--dtype", cfg.dtype]
+    if cfg.chat_template is not None:
+        args += ["--chat-template", str(cfg.chat_template)]
+    if cfg.enforce_eager:
+        args.append("--enforce-eager")
+    if cfg.host is not None:
+        args += ["--host", cfg.host]
+    if cfg.port is not None:
+        args += ["--port", str(cfg.port)]
+    if cfg.api_key is not None:
+        args += ["--api-key", cfg.api_key]
+    args += cfg.extra_args
+    return args
+
+
+def production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
+    """GPU defaults: Qwen3-VL-Embedding-2B, 8192 tokens, Matryoshka, instructions, our template."""
+    return replace(ServerConfig(model=model, max_model_len=8192), **changes)  # type: ignore[arg-type]
+
+
+def cpu_test_config(model: str, **changes: object) -> ServerConfig:
+    """CPU test defaults: float32 (CPU kernels), eager (no compile wait), 2048 tokens."""
+    base = ServerConfig(
+        model=model,
+        served_model_name="tiny-qwen3-vl-embedding",
+        max_model_len=2048,
+        dtype="float32",
+        enforce_eager=True,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
