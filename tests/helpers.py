@@ -66,6 +66,14 @@ def post(base_url: str, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{base_url}{path}", json=body, timeout=TIMEOUT)
 
 
+def list_models(base_url: str) -> list[dict[str, Any]]:
+    """``GET /v1/models``: the served models, each with ``max_model_len``."""
+    resp = httpx.get(f"{base_url}/v1/models", timeout=TIMEOUT)
+    resp.raise_for_status()
+    models: list[dict[str, Any]] = resp.json()["data"]
+    return models
+
+
 def chat_vectors(base_url: str, model: str, messages: list[Any], **extra: Any) -> np.ndarray:
     """POST the chat recipe; the vectors in response order (raises on a non-200)."""
     resp = post(base_url, "/v1/embeddings", chat_embed_request(model, messages, **extra))

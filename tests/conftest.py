@@ -1,0 +1,109 @@
+"""Shared fixtures: a real vLLM server for the live tests.
+
+``VLLM_BASE_URL`` set: the tests use that server (``VLLM_EMBEDDING_MODEL`` names the model, else
+the first one ``/v1/models`` lists). Otherwise the suite builds the tiny Qwen3-VL checkpoint and
+starts the CPU vLLM server from the server venv (``scripts/server-venv.sh``). Without a server venv
+the live tests are skipped, except under ``CI`` where that is an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vllm_multimodal_embeddings._constants import ENV_BASE_URL, ENV_MODEL
+from vllm_multimodal_embeddings.server import (
+    LocalServer,
+    ServerStartError,
+    cpu_test_config,
+    ensure_tiny_checkpoint,
+    server_python,
+)
+
+_LIVE_DIR = Path(__file__).parent / "live"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/live/ talks to a real server: mark it ``live``."""
+    for item in items:
+        if _LIVE_DIR in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.live)
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """What a live test needs to reach a server."""
+
+    base_url: str
+    model: str
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally; fail under CI, where a missing server must not pass silently."""
+    if _in_ci():
+        pytest.fail(f"CI is set but no vLLM server can be had: {reason}", pytrace=False)
+    pytest.skip(f"no vLLM server: {reason} (set {ENV_BASE_URL} or run scripts/server-venv.sh)")
+
+
+def _server_python() -> Path:
+    try:
+        return server_python()
+    except ServerStartError as exc:
+        _unavailable(str(exc))
+        raise  # unreachable: _unavailable raises
+
+
+@contextmanager
+def _local_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **changes: object
+) -> Iterator[LiveServer]:
+    python = _server_python()
+    checkpoint = ensure_tiny_checkpoint(python)
+    log = tmp_path_factory.mktemp("vllm") / f"{name}.log"
+    with LocalServer(
+        cpu_test_config(str(checkpoint), **changes), python=python, log_path=log
+    ) as srv:
+        yield LiveServer(base_url=srv.base_url, model=srv.model)
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The server the live tests talk to (``VLLM_BASE_URL``, or a CPU one started here)."""
+    base_url = os.environ.get(ENV_BASE_URL, "").rstrip("/").removesuffix("/v1")
+    if base_url:
+        model = os.environ.get(ENV_MODEL)
+        if not model:
+            resp = httpx.get(f"{base_url}/v1/models", timeout=30.0)
+            resp.raise_for_status()
+            model = resp.json()["data"][0]["id"]
+        yield LiveServer(base_url=base_url, model=model)
+        return
+    with _local_server(tmp_path_factory, "default") as server:
+        yield server
+
+
+ServerFactory = Callable[..., AbstractContextManager[LiveServer]]
+
+
+@pytest.fixture(scope="session")
+def vllm_server_factory(tmp_path_factory: pytest.TempPathFactory) -> ServerFactory:
+    """Start an extra CPU server with changed ``cpu_test_config`` fields (about 40 s each).
+
+    Use as ``with vllm_server_factory(matryoshka=False) as server: ...``; it stops on exit.
+    """
+
+    def factory(**changes: object) -> AbstractContextManager[LiveServer]:
+        name = "-".join(f"{k}={v}" for k, v in sorted(changes.items())) or "extra"
+        return _local_server(tmp_path_factory, name, **changes)
+
+    return factory
