@@ -1,0 +1,309 @@
+"""Retry, error mapping and fallbacks that a healthy server cannot produce: httpx.MockTransport.
+
+The fake server below speaks vLLM's wire format (base64 float32 vectors, both error shapes) and
+scripts failures; everything else is the real client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import zlib
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from vllm_multimodal_embeddings import (
+    APIConnectionError,
+    APITimeoutError,
+    AsyncEmbeddingClient,
+    AuthenticationError,
+    BadRequestError,
+    EmbeddingClient,
+    InternalServerError,
+    RateLimitError,
+    UnsupportedFeatureError,
+    VLLMEmbeddingError,
+)
+
+DIM = 8
+SECRET = "sk-very-secret-key"
+
+
+def vector_for(text: str) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(text.encode()))
+    v = rng.standard_normal(DIM).astype("<f4")
+    return v / np.linalg.norm(v)
+
+
+def b64(v: np.ndarray) -> str:
+    return base64.b64encode(v.astype("<f4").tobytes()).decode()
+
+
+def text_of(conversation: list[dict[str, Any]]) -> str:
+    user = next(m for m in conversation if m["role"] == "user")
+    content = user["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content)
+
+
+class FakeVLLM:
+    """A scripted stand-in for vLLM's HTTP surface."""
+
+    def __init__(self, *, batched: bool = True, matryoshka: bool = True) -> None:
+        self.batched = batched
+        self.matryoshka = matryoshka
+        self.requests: list[httpx.Request] = []
+        self.failures: list[httpx.Response | Exception] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        if path == "/v1/embeddings" and self.failures:
+            failure = self.failures.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            return failure
+        if path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
+        if path == "/version":
+            return httpx.Response(200, json={"version": "0.20.0"})
+        if path == "/v2/embed":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        body = json.loads(request.content)
+        if "input" in body:
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        elif body["messages"] and isinstance(body["messages"][0], list):
+            if not self.batched:
+                return httpx.Response(
+                    400, json={"message": "messages: Input should be a valid dict", "type": "x"}
+                )
+            texts = [text_of(c) for c in body["messages"]]
+        else:
+            texts = [text_of(body["messages"])]
+        dims = body.get("dimensions")
+        if dims is not None and not self.matryoshka:
+            return httpx.Response(
+                400,
+                json={
+                    "error": {"message": "does not support Matryoshka", "type": "B", "code": 400}
+                },
+            )
+        vectors = [vector_for(t) for t in texts]
+        if dims is not None:
+            vectors = [v[:dims] / np.linalg.norm(v[:dims]) for v in vectors]
+        if body.get("encoding_format") == "base64":
+            data = [{"index": i, "embedding": b64(v)} for i, v in enumerate(vectors)]
+        else:
+            data = [{"index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+        return httpx.Response(200, json={"data": data, "model": "m"})
+
+    def embed_calls(self) -> int:
+        return sum(1 for r in self.requests if r.url.path == "/v1/embeddings")
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record retry delays instead of sleeping them."""
+    delays: list[float] = []
+    monkeypatch.setattr("vllm_multimodal_embeddings._client.time.sleep", delays.append)
+    return delays
+
+
+def make(fake: FakeVLLM, **options: Any) -> EmbeddingClient:
+    http = httpx.Client(transport=httpx.MockTransport(fake))
+    return EmbeddingClient(base_url="http://vllm.test", api_key=SECRET, http_client=http, **options)
+
+
+def probed(fake: FakeVLLM, **options: Any) -> EmbeddingClient:
+    client = make(fake, **options)
+    client.server_info()
+    fake.requests.clear()
+    return client
+
+
+def test_vectors_are_decoded_in_input_order() -> None:
+    fake = FakeVLLM()
+    client = probed(fake, batch_size=2, max_concurrency=3)
+    texts = [f"t{i}" for i in range(7)]
+    got = client.embed_array(texts)
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+    assert fake.embed_calls() == 4
+
+
+def test_old_server_without_batched_conversations_gets_single_requests() -> None:
+    fake = FakeVLLM(batched=False)
+    client = make(fake, batch_size=8)
+    assert client.server_info().batched_conversations is False
+    fake.requests.clear()
+    texts = ["a", "b", "c"]
+    got = client.embed_array(texts)
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+    bodies = [json.loads(r.content) for r in fake.requests]
+    assert len(bodies) == 3
+    assert all(isinstance(b["messages"][0], dict) for b in bodies)
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
+def test_transient_statuses_are_retried(status: int, no_sleep: list[float]) -> None:
+    fake = FakeVLLM()
+    client = probed(fake, max_retries=2)
+    fake.failures = [httpx.Response(status, json={"error": {"message": "busy"}})]
+    assert len(client.embed(["x"])) == 1
+    assert fake.embed_calls() == 2
+    assert len(no_sleep) == 1
+
+
+def test_retry_after_is_honoured(no_sleep: list[float]) -> None:
+    fake = FakeVLLM()
+    client = probed(fake)
+    fake.failures = [httpx.Response(429, headers={"Retry-After": "3"}, json={"error": "slow down"})]
+    client.embed(["x"])
+    assert no_sleep == [3.0]
+
+
+def test_retries_give_up_with_the_typed_error(no_sleep: list[float]) -> None:
+    fake = FakeVLLM()
+    client = probed(fake, max_retries=2)
+    fake.failures = [httpx.Response(503, json={"error": {"message": "overloaded"}})] * 3
+    with pytest.raises(InternalServerError, match="overloaded") as info:
+        client.embed(["x"])
+    assert info.value.status_code == 503
+    assert fake.embed_calls() == 3
+    assert len(no_sleep) == 2
+    # Backoff grows but stays bounded.
+    assert all(0 <= d <= 8.0 for d in no_sleep)
+
+
+def test_other_4xx_are_not_retried() -> None:
+    fake = FakeVLLM()
+    client = probed(fake, max_retries=5)
+    fake.failures = [httpx.Response(400, json={"error": {"message": "Failed to load image"}})]
+    with pytest.raises(BadRequestError, match="Failed to load image") as info:
+        client.embed(["x"])
+    assert fake.embed_calls() == 1
+    assert info.value.index == 0
+
+
+def test_connection_errors_and_timeouts() -> None:
+    fake = FakeVLLM()
+    client = probed(fake, max_retries=1)
+    fake.failures = [httpx.ConnectError("refused")] * 2
+    with pytest.raises(APIConnectionError, match="cannot reach"):
+        client.embed(["x"])
+    fake.failures = [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")]
+    with pytest.raises(APITimeoutError):
+        client.embed(["x"])
+    fake.failures = [httpx.ReadTimeout("slow")]
+    assert len(client.embed(["x"])) == 1
+
+
+def test_bare_401_and_both_error_shapes() -> None:
+    fake = FakeVLLM()
+    client = probed(fake)
+    fake.failures = [httpx.Response(401, json={"error": "Unauthorized"})]
+    with pytest.raises(AuthenticationError, match="Unauthorized"):
+        client.embed(["x"])
+    fake.failures = [
+        httpx.Response(400, json={"message": "old flat shape", "type": "BadRequestError"})
+    ]
+    with pytest.raises(BadRequestError, match="old flat shape"):
+        client.embed(["x"])
+    fake.failures = [httpx.Response(429, json={"error": {"message": "later"}})] * 3
+    with pytest.raises(RateLimitError):
+        client.embed(["x"])
+
+
+def test_api_key_is_sent_but_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="vllm_multimodal_embeddings")
+    fake = FakeVLLM()
+    client = probed(fake)
+    fake.failures = [httpx.Response(401, json={"error": "Unauthorized"})]
+    with pytest.raises(AuthenticationError) as info:
+        client.embed(["x"])
+    assert fake.requests[0].headers["Authorization"] == f"Bearer {SECRET}"
+    assert SECRET not in repr(client)
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(info.value)
+    assert SECRET not in caplog.text
+
+
+def test_matryoshka_refused_raises_unless_client_side_is_asked_for() -> None:
+    fake = FakeVLLM(matryoshka=False)
+    client = make(fake)
+    with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
+        client.embed(["x"], dimensions=4)
+    local = make(FakeVLLM(matryoshka=False), client_side_dimensions=True)
+    got = np.array(local.embed(["x"], dimensions=4)[0])
+    full = vector_for("x")
+    np.testing.assert_allclose(got, full[:4] / np.linalg.norm(full[:4]), atol=1e-6)
+
+
+def test_a_refused_batch_is_split_until_the_bad_input_is_named() -> None:
+    fake = FakeVLLM()
+    client = probed(fake, batch_size=8)
+    original = fake.__call__
+
+    def refuse_poison(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/embeddings" and b"poison" in request.content:
+            fake.requests.append(request)
+            return httpx.Response(400, json={"error": {"message": "too long"}})
+        return original(request)
+
+    client._http = httpx.Client(transport=httpx.MockTransport(refuse_poison))
+    with pytest.raises(BadRequestError, match="too long") as info:
+        client.embed(["a", "b", "c", "d", "poison", "f"])
+    assert info.value.index == 4
+    assert str(info.value).startswith("input 4:")
+
+
+def test_missing_base_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VLLM_BASE_URL", raising=False)
+    with pytest.raises(VLLMEmbeddingError, match="VLLM_BASE_URL"):
+        EmbeddingClient()
+    monkeypatch.setenv("VLLM_BASE_URL", "http://env.test/v1/")
+    assert EmbeddingClient().base_url == "http://env.test"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"protocol": "grpc"},
+        {"batch_size": 0},
+        {"max_concurrency": 0},
+        {"timeout": 0},
+        {"truncate": "MIDDLE"},
+        {"dimensions": -1},
+    ],
+)
+def test_bad_settings_fail_at_construction(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        EmbeddingClient(base_url="http://x.test", **bad)
+
+
+def test_async_client_retries_and_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeVLLM()
+    fake.failures = [httpx.Response(503, json={"error": {"message": "busy"}})]
+    sleeps: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    async def run() -> np.ndarray:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+        async with AsyncEmbeddingClient(
+            base_url="http://vllm.test", http_client=http, batch_size=2
+        ) as client:
+            result = await client.embed_array([f"t{i}" for i in range(5)])
+        await http.aclose()
+        return result
+
+    monkeypatch.setattr("vllm_multimodal_embeddings._client.asyncio.sleep", fake_sleep)
+    got = asyncio.run(run())
+    np.testing.assert_allclose(got, np.stack([vector_for(f"t{i}") for i in range(5)]), atol=1e-6)
+    assert len(sleeps) == 1
