@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vllm_multimodal_embeddings import Content, EmbedInput, EmbeddingClient, VLLMEmbeddingError
+from vllm_multimodal_embeddings import Content, EmbeddingClient, EmbedInput, VLLMEmbeddingError
 
 ASSETS = Path(__file__).parent / "assets"
 
@@ -88,7 +88,7 @@ def main() -> int:
     print("\ncosine similarity (rows: queries, columns: documents)")
     header = "".join(f"{'d' + str(j):>8}" for j in range(len(documents)))
     print(f"{'':<16}{header}")
-    for q, row in zip(queries, sims):
+    for q, row in zip(queries, sims, strict=True):
         print(f"{q:<16}" + "".join(f"{s:>8.3f}" for s in row))
     print()
     for j, (label, _) in enumerate(documents):
