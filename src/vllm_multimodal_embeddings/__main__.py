@@ -1,0 +1,119 @@
+"""``vllm-mm-embed``: check a server (``doctor``), print its flags (``server-args``), run a CPU one.
+
+``python -m vllm_multimodal_embeddings <command>`` does the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+from .doctor import add_doctor_parser
+from .server._cli import add_serve_parser
+from .server.flags import CHAT_TEMPLATE_PATH, ServerConfig, cpu_test_config, production_config, vllm_args
+
+__all__ = ["CONTAINER_TEMPLATE", "docker_config", "main", "server_args"]
+
+CONTAINER_TEMPLATE = PurePosixPath("/templates") / CHAT_TEMPLATE_PATH.name
+"""Where docker/compose.yaml mounts the packaged chat template inside the container."""
+
+# compose.yaml substitutes these; server-args --format compose prints the placeholders.
+COMPOSE_VARS = {"model": "MODEL", "max_model_len": "MAX_MODEL_LEN"}
+
+
+def docker_config(profile: str, model: str | None = None) -> ServerConfig:
+    """The flags docker/compose.yaml runs: production flags, plus the CPU test server's CPU settings.
+
+    ``cpu`` takes ``dtype`` and ``enforce_eager`` from :func:`cpu_test_config` (CPU kernels want
+    float32; eager skips a compile wait) and keeps the production model, length and name.
+    """
+    cfg = production_config() if model is None else production_config(model)
+    if profile == "cpu":
+        cpu = cpu_test_config(cfg.model)
+        cfg = cfg.with_(dtype=cpu.dtype, enforce_eager=cpu.enforce_eager)
+    elif profile != "gpu":
+        raise ValueError(f"unknown profile {profile!r}; use gpu or cpu")
+    return cfg
+
+
+def server_args(profile: str, *, model: str | None = None, template: str | None = None) -> list[str]:
+    """The vLLM arguments for ``profile``; ``template`` replaces the chat template path."""
+    cfg = docker_config(profile, model)
+    if template is not None:
+        cfg = cfg.with_(chat_template=PurePosixPath(template))
+    return vllm_args(cfg)
+
+
+def _compose_args(profile: str) -> list[str]:
+    """Arguments with compose's ``${VAR:-default}`` placeholders where compose.yaml has them."""
+    cfg = docker_config(profile)
+    args = server_args(profile, template=str(CONTAINER_TEMPLATE))
+    defaults = {"model": cfg.model, "max_model_len": str(cfg.max_model_len)}
+    flag_of = {"model": "--model", "max_model_len": "--max-model-len"}
+    for key, var in COMPOSE_VARS.items():
+        i = args.index(flag_of[key]) + 1
+        args[i] = "${%s:-%s}" % (var, defaults[key])
+    return args
+
+
+def _run_server_args(args: argparse.Namespace) -> int:
+    if args.format == "compose":
+        out = _compose_args(args.profile)
+        # JSON strings are valid YAML flow scalars, and compose.yaml is written in this form.
+        print("command:")
+        for a in out:
+            print(f"  - {json.dumps(a)}")
+        return 0
+    out = server_args(args.profile, model=args.model, template=args.chat_template)
+    if args.format == "json":
+        print(json.dumps(out))
+    else:
+        print(shlex.join(out))
+    return 0
+
+
+def _add_server_args_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "server-args",
+        help="print the vLLM flags this package needs (the ones docker/compose.yaml runs)",
+    )
+    parser.add_argument("--profile", choices=("gpu", "cpu"), default="gpu")
+    parser.add_argument(
+        "--format",
+        choices=("shell", "json", "compose"),
+        default="shell",
+        help="shell: one quoted line; json: a list; compose: compose.yaml's command list",
+    )
+    parser.add_argument("--model", default=None, help="model (default: Qwen3-VL-Embedding-2B)")
+    parser.add_argument(
+        "--chat-template",
+        default=None,
+        help=f"template path as the server sees it (default: {CHAT_TEMPLATE_PATH})",
+    )
+    parser.set_defaults(func=_run_server_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``vllm-mm-embed`` argument parser."""
+    parser = argparse.ArgumentParser(prog="vllm-mm-embed", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_doctor_parser(subparsers)
+    _add_server_args_parser(subparsers)
+    add_serve_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

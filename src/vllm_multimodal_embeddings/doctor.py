@@ -1,0 +1,410 @@
+"""``doctor``: check that a running vLLM server gives right results for this package.
+
+Each check has a severity. A failed ``error`` check means the server would give wrong or failing
+results (exit code 1); a failed ``warning`` check means slower or fewer features (exit code 0).
+
+==========================  ========  ====================================================
+check                       severity  fails when
+==========================  ========  ====================================================
+reachable                   error     ``GET /health`` does not answer 200
+model                       error     ``/v1/models`` or the probe fails (wrong model, key)
+version                     warning   ``GET /version`` does not answer
+chat protocol               error     ``/v1/embeddings`` with ``messages`` fails
+/v2/embed                   warning   the endpoint is missing (vLLM < 0.18)
+batched conversations       warning   one conversation per request only (vLLM < 0.24)
+matryoshka                  error     ``dimensions`` refused or wrong length
+input_type                  error     ``query`` or ``document`` task instruction missing
+normalized                  error     a vector's norm is off 1 by more than 1e-3
+parity image / parity text  error     ``/v2/embed`` and chat vectors differ (cosine < 0.9999)
+==========================  ========  ====================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from ._client import EmbeddingClient
+from ._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from ._exceptions import AuthenticationError, VLLMEmbeddingError
+from ._server_info import ServerInfo
+from ._types import Content
+from .protocol.cohere import CohereEmbedResponse, build_cohere_request
+from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS
+
+__all__ = [
+    "PARITY_MIN_COSINE",
+    "CheckResult",
+    "add_doctor_parser",
+    "main",
+    "render_table",
+    "run_checks",
+    "run_doctor",
+]
+
+Severity = Literal["error", "warning"]
+Status = Literal["ok", "warn", "fail", "skip"]
+
+PARITY_MIN_COSINE = 0.9999
+"""Cosine above which a ``/v2/embed`` vector and a chat vector count as the same rendering."""
+NORM_TOLERANCE = 1e-3
+
+FIX_MATRYOSHKA = "--hf-overrides '{\"is_matryoshka\": true}'"
+FIX_TASK_INSTRUCTIONS = "--hf-overrides '" + json.dumps(
+    {"task_instructions": dict(DEFAULT_TASK_INSTRUCTIONS)}
+) + "' (merge with is_matryoshka into one --hf-overrides)"
+FIX_CHAT_TEMPLATE = (
+    f"--chat-template .../{CHAT_TEMPLATE_PATH.name} (packaged at "
+    "vllm_multimodal_embeddings.server.CHAT_TEMPLATE_PATH; docker/compose.yaml mounts it)"
+)
+FIX_VERSION_V2 = "upgrade vLLM to >= 0.18 (docker/compose.yaml pins a tested one)"
+FIX_VERSION_BATCH = "upgrade vLLM to >= 0.24; the client falls back to one request per input"
+
+_PROBE_TEXT = "vllm-mm-embed doctor: a short probe text."
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the doctor's table."""
+
+    name: str
+    status: Status
+    severity: Severity
+    detail: str
+    fix: str | None = None
+    """The server flag (or step) that makes a failed check pass."""
+
+    @property
+    def is_error(self) -> bool:
+        """A failed ``error`` check: the server would give wrong or failing results."""
+        return self.status == "fail"
+
+
+def _result(
+    name: str, ok: bool, severity: Severity, detail: str, fix: str | None = None
+) -> CheckResult:
+    if ok:
+        return CheckResult(name, "ok", severity, detail)
+    return CheckResult(name, "fail" if severity == "error" else "warn", severity, detail, fix)
+
+
+def _skip(name: str, severity: Severity, why: str) -> CheckResult:
+    return CheckResult(name, "skip", severity, why)
+
+
+def probe_image_png() -> bytes:
+    """A small deterministic RGB PNG (a colour gradient), sent unchanged by the client."""
+    x = np.linspace(0, 255, 96, dtype=np.float32)
+    y = np.linspace(0, 255, 64, dtype=np.float32)
+    xx, yy = np.meshgrid(x, y)
+    rgb = np.stack([xx, yy, 255 - (xx + yy) / 2], axis=-1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def _v2_raw(
+    base_url: str,
+    api_key: str | None,
+    model: str,
+    part: dict[str, Any],
+    timeout: float,
+) -> npt.NDArray[Any]:
+    """``/v2/embed`` ``inputs`` without ``input_type``: rendered by the server's template alone."""
+    body = build_cohere_request(model=model, inputs=[[part]], input_type=None)
+    resp = httpx.post(
+        f"{base_url}/v2/embed", json=body, headers=_headers(api_key), timeout=timeout
+    )
+    resp.raise_for_status()
+    return CohereEmbedResponse.model_validate(resp.json()).vectors("base64", 1)[0]
+
+
+def run_checks(
+    base_url: str,
+    *,
+    api_key: str | None = None,
+    model: str | None = None,
+    timeout: float = 60.0,
+) -> list[CheckResult]:
+    """Probe the server at ``base_url`` and return every check, in table order."""
+    base_url = base_url.rstrip("/").removesuffix("/v1")
+    checks: list[CheckResult] = []
+    try:
+        health = httpx.get(f"{base_url}/health", timeout=timeout)
+        checks.append(
+            _result(
+                "reachable",
+                health.status_code == 200,
+                "error",
+                f"GET /health -> {health.status_code}",
+                "start the server, or check --base-url",
+            )
+        )
+    except httpx.HTTPError as exc:
+        checks.append(
+            _result("reachable", False, "error", f"{base_url}: {exc}", "start the server, or check --base-url")
+        )
+    if checks[-1].status != "ok":
+        return checks
+
+    options: dict[str, Any] = {
+        "base_url": base_url,
+        "api_key": api_key,
+        "model": model,
+        "timeout": timeout,
+        "max_retries": 0,
+    }
+    with EmbeddingClient(**options) as chat:
+        try:
+            info = chat.server_info()
+        except AuthenticationError as exc:
+            checks.append(
+                _result("model", False, "error", str(exc), f"pass the server's key (--api-key / {ENV_API_KEY})")
+            )
+            return checks
+        except VLLMEmbeddingError as exc:
+            checks.append(
+                _result("model", False, "error", str(exc), "check --model against GET /v1/models")
+            )
+            return checks
+        checks += _info_checks(info)
+        checks += _embed_checks(chat, info, options)
+    return checks
+
+
+def _info_checks(info: ServerInfo) -> list[CheckResult]:
+    len_note = (
+        f"max_model_len {info.max_model_len}" if info.max_model_len else "max_model_len unknown"
+    )
+    return [
+        CheckResult(
+            "model", "ok", "error", f"{info.model}: {info.embedding_size} dims, {len_note}"
+        ),
+        _result(
+            "version",
+            info.version is not None,
+            "warning",
+            f"vLLM {info.version}" if info.version else "GET /version did not answer",
+            "a vLLM with GET /version (>= 0.18)",
+        ),
+        _result(
+            "/v2/embed",
+            info.input_types is not None,
+            "warning",
+            "served" if info.input_types is not None else "missing (Cohere protocol unavailable)",
+            FIX_VERSION_V2,
+        ),
+        _result(
+            "batched conversations",
+            info.batched_conversations,
+            "warning",
+            "messages: [[...], ...] accepted"
+            if info.batched_conversations
+            else "one conversation per request",
+            FIX_VERSION_BATCH,
+        ),
+    ]
+
+
+def _embed_checks(
+    chat: EmbeddingClient, info: ServerInfo, options: dict[str, Any]
+) -> list[CheckResult]:
+    checks: list[CheckResult] = []
+    png = probe_image_png()
+    try:
+        text_vec, image_vec = chat.embed_array([_PROBE_TEXT, Content(image=png)])
+    except VLLMEmbeddingError as exc:
+        checks.append(_result("chat protocol", False, "error", str(exc), "see the server log"))
+        return checks
+    checks.append(
+        CheckResult("chat protocol", "ok", "error", "/v1/embeddings with messages: text, image")
+    )
+
+    checks.append(_matryoshka_check(chat, info))
+
+    if info.input_types is None:
+        checks.append(_skip("input_type", "error", "no /v2/embed"))
+    else:
+        missing = [t for t in ("query", "document") if t not in info.input_types]
+        known = ", ".join(info.input_types) or "none"
+        checks.append(
+            _result(
+                "input_type",
+                not missing,
+                "error",
+                f"known: {known}" + (f"; missing: {', '.join(missing)}" if missing else ""),
+                FIX_TASK_INSTRUCTIONS,
+            )
+        )
+
+    norms = {"text": float(np.linalg.norm(text_vec)), "image": float(np.linalg.norm(image_vec))}
+    off = {k: v for k, v in norms.items() if abs(v - 1.0) > NORM_TOLERANCE}
+    checks.append(
+        _result(
+            "normalized",
+            not off,
+            "error",
+            ", ".join(f"{k} {v:.6f}" for k, v in norms.items()),
+            "drop any --pooler-config that turns normalization off",
+        )
+    )
+
+    if info.input_types is None:
+        checks.append(_skip("parity image", "error", "no /v2/embed"))
+        checks.append(_skip("parity text", "error", "no /v2/embed"))
+        return checks
+    png_uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    pairs: list[tuple[str, npt.NDArray[Any], Any, dict[str, Any]]] = [
+        ("parity image", image_vec, png, {"type": "image_url", "image_url": {"url": png_uri}}),
+        ("parity text", text_vec, _PROBE_TEXT, {"type": "text", "text": _PROBE_TEXT}),
+    ]
+    use_client = "document" in info.input_types
+    with EmbeddingClient(**{**options, "model": info.model, "protocol": "cohere"}) as cohere:
+        for name, chat_vec, item, part in pairs:
+            try:
+                if use_client:
+                    # What a user gets: the Cohere protocol with the document instruction.
+                    v2_vec = cohere.embed_array([Content(image=item) if name.endswith("image") else item])[0]
+                    how = "input_type=document"
+                else:
+                    # No task instructions: the template's default instruction is the same one.
+                    v2_vec = _v2_raw(options["base_url"], options["api_key"], info.model, part, options["timeout"])
+                    how = "no input_type"
+            except (VLLMEmbeddingError, httpx.HTTPError) as exc:
+                checks.append(_result(name, False, "error", f"/v2/embed failed: {exc}", "see the server log"))
+                continue
+            cos = _cosine(chat_vec, v2_vec)
+            checks.append(
+                _result(
+                    name,
+                    cos >= PARITY_MIN_COSINE,
+                    "error",
+                    f"cosine {cos:.6f} ({how}; pass >= {PARITY_MIN_COSINE})",
+                    FIX_CHAT_TEMPLATE
+                    + "; and task_instructions.document equal to the client's document instruction",
+                )
+            )
+    return checks
+
+
+def _matryoshka_check(chat: EmbeddingClient, info: ServerInfo) -> CheckResult:
+    if not info.matryoshka:
+        return _result("matryoshka", False, "error", "dimensions refused (400)", FIX_MATRYOSHKA)
+    dims = max(1, info.embedding_size // 2)
+    try:
+        vec = chat.embed_array([_PROBE_TEXT], dimensions=dims)[0]
+    except VLLMEmbeddingError as exc:
+        return _result("matryoshka", False, "error", str(exc), FIX_MATRYOSHKA)
+    norm = float(np.linalg.norm(vec))
+    ok = vec.shape[0] == dims and math.isclose(norm, 1.0, abs_tol=NORM_TOLERANCE)
+    return _result(
+        "matryoshka",
+        ok,
+        "error",
+        f"dimensions={dims} -> {vec.shape[0]} values, norm {norm:.6f}",
+        FIX_MATRYOSHKA,
+    )
+
+
+_MARKS = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
+
+
+def render_table(checks: Sequence[CheckResult], base_url: str) -> str:
+    """A plain-text table, then a fix line under every failed or warned check."""
+    width = max(len(c.name) for c in checks)
+    lines = [f"vLLM server {base_url}", ""]
+    for c in checks:
+        lines.append(f"  {_MARKS[c.status]:<4}  {c.name:<{width}}  {c.detail}")
+        if c.fix and c.status in ("fail", "warn"):
+            lines.append(f"  {'':<4}  {'':<{width}}  fix: {c.fix}")
+    errors = sum(c.is_error for c in checks)
+    warnings = sum(c.status == "warn" for c in checks)
+    lines.append("")
+    if errors:
+        lines.append(f"{errors} error(s), {warnings} warning(s): this server gives wrong or failing results")
+    else:
+        lines.append(f"no errors, {warnings} warning(s)")
+    return "\n".join(lines)
+
+
+def exit_code(checks: Sequence[CheckResult]) -> int:
+    """1 when any ``error`` check failed, else 0."""
+    return 1 if any(c.is_error for c in checks) else 0
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url", default=None, help=f"server root (default: ${ENV_BASE_URL})"
+    )
+    parser.add_argument("--api-key", default=None, help=f"bearer token (default: ${ENV_API_KEY})")
+    parser.add_argument(
+        "--model", default=None, help=f"served model name (default: ${ENV_MODEL}, else the first)"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``doctor`` subcommand to an ``argparse`` subparsers object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "doctor",
+        help="check that a vLLM server is configured right for this package",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _configure(parser)
+    parser.set_defaults(func=run_doctor)
+    return parser
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """Run the checks for parsed arguments, print them, return the exit code."""
+    import os
+
+    base_url = args.base_url or os.environ.get(ENV_BASE_URL)
+    if not base_url:
+        print(f"error: pass --base-url or set {ENV_BASE_URL}", flush=True)
+        return 2
+    checks = run_checks(
+        base_url,
+        api_key=args.api_key or os.environ.get(ENV_API_KEY) or None,
+        model=args.model or os.environ.get(ENV_MODEL) or None,
+        timeout=args.timeout,
+    )
+    code = exit_code(checks)
+    if args.json:
+        out = {
+            "base_url": base_url,
+            "exit_code": code,
+            "checks": [{**asdict(c), "is_error": c.is_error} for c in checks],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(render_table(checks, base_url))
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``doctor`` alone: parse ``argv``, run, return the exit code."""
+    parser = argparse.ArgumentParser(prog="vllm-mm-embed doctor", description=__doc__)
+    _configure(parser)
+    return run_doctor(parser.parse_args(argv))
