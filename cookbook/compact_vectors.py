@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import random
 import sys
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,16 +49,18 @@ def make_corpus(n_docs: int, n_images: int, seed: int) -> tuple[list[EmbedInput]
     return docs, queries
 
 
-def hamming(queries: npt.NDArray[np.uint8], docs: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+def hamming(queries: npt.NDArray[np.uint8], docs: npt.NDArray[np.uint8]) -> npt.NDArray[Any]:
     """Hamming distances between packed bit vectors, shape (queries, docs)."""
     xor = queries[:, None, :] ^ docs[None, :, :]
     # np.bitwise_count (NumPy >= 2) is a popcount; unpackbits works everywhere.
     if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(xor).sum(axis=-1, dtype=np.int64)
-    return np.unpackbits(xor, axis=-1).sum(axis=-1, dtype=np.int64)
+        counts: npt.NDArray[Any] = np.bitwise_count(xor)
+    else:
+        counts = np.unpackbits(xor, axis=-1)
+    return counts.sum(axis=-1, dtype=np.int64)
 
 
-def top_k_overlap(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> float:
+def top_k_overlap(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     """Mean share of items two top-k lists (one row per query) have in common."""
     k = a.shape[1]
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=True)]))
