@@ -30,7 +30,7 @@ from pydantic import (
 
 from . import _constants as C
 from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient, _make_core
-from ._exceptions import InputError
+from ._exceptions import InputError, VLLMEmbeddingError
 from ._types import Content, EmbedInput, InputType, ProtocolName
 
 __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
@@ -205,7 +205,11 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     def _check_settings(self) -> VLLMMultimodalEmbeddings:
         # The core validates (protocol, instructions, URL) without I/O: fail at construction,
         # not at the first embed call.
-        _make_core(self._options())
+        try:
+            _make_core(self._options())
+        except VLLMEmbeddingError as exc:
+            # pydantic reports ValueErrors as ValidationErrors; the core's URL error is not one.
+            raise ValueError(str(exc)) from exc
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
