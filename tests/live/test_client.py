@@ -342,3 +342,15 @@ def test_progress_callback_counts_every_input(vllm_server: Any) -> None:
     with EmbeddingClient(base_url=vllm_server.base_url, batch_size=4) as c:
         c.embed([f"t{i}" for i in range(10)], on_progress=done.append)
     assert sorted(done) == [2, 4, 4]
+
+
+def test_video_by_data_uri(vllm_server: Any) -> None:
+    video = Path(__file__).parent.parent / "assets" / "moving_square.mp4"
+    uri = "data:video/mp4;base64," + base64.b64encode(video.read_bytes()).decode()
+    with EmbeddingClient(base_url=vllm_server.base_url) as c:
+        alone, with_text, again = c.embed(
+            [Content(video=uri), Content(video=uri, text="a red square"), Content(video=uri)]
+        )
+    assert abs(np.linalg.norm(alone) - 1.0) < 1e-4
+    assert cos(alone, again) > 0.9999
+    assert cos(alone, with_text) < 0.9999
