@@ -292,9 +292,8 @@ class ClientCore:
         model = self.model
 
         version_resp = yield Call("GET", "/version", raise_for_status=False, retry=False)
-        version = None
-        if version_resp.is_success:
-            version = str(version_resp.json().get("version")) or None
+        body = _json_or_text(version_resp) if version_resp.is_success else None
+        version = str(body["version"]) if isinstance(body, dict) and "version" in body else None
 
         plain = {"model": model, "input": "probe", "encoding_format": "float"}
         full = ChatEmbeddingResponse.model_validate(
@@ -315,7 +314,12 @@ class ClientCore:
         dims_resp = yield Call(
             "POST", "/v1/embeddings", {**plain, "dimensions": 1}, raise_for_status=False
         )
-        matryoshka = dims_resp.is_success
+        # A model with a fixed list of Matryoshka sizes refuses 1 but names the list instead.
+        matryoshka = dims_resp.is_success or (
+            dims_resp.status_code == 400
+            and "does not support matryoshka"
+            not in parse_error_message(_json_or_text(dims_resp), "").lower()
+        )
 
         types_resp = yield Call(
             "POST",
