@@ -38,6 +38,10 @@ TEXTS = [
 SECRET = "sk-live-test-secret-7c21"
 
 
+def contents(docs: list[Document]) -> list[str]:
+    return [d.page_content for d in docs]
+
+
 def close(a: list[float], b: list[float]) -> bool:
     return len(a) == len(b) and bool(np.allclose(a, b, atol=1e-5))
 
@@ -133,7 +137,7 @@ def test_in_memory_store_self_retrieval_and_lcel_chain(emb: VLLMMultimodalEmbedd
         assert hit.page_content == text
 
     retriever = store.as_retriever(search_kwargs={"k": 2})
-    chain = retriever | RunnableLambda(lambda docs: [d.page_content for d in docs])
+    chain = retriever | RunnableLambda(contents)
     out = chain.invoke("something on a table")
     assert len(out) == 2
     assert set(out) <= set(TEXTS)
@@ -144,9 +148,7 @@ def test_in_memory_store_self_retrieval_and_lcel_chain(emb: VLLMMultimodalEmbedd
 @pytest.mark.asyncio
 async def test_async_pipeline_matches_sync(emb: VLLMMultimodalEmbeddings) -> None:
     store = await InMemoryVectorStore.afrom_texts(TEXTS, emb)
-    chain = store.as_retriever(search_kwargs={"k": 3}) | RunnableLambda(
-        lambda docs: [d.page_content for d in docs]
-    )
+    chain = store.as_retriever(search_kwargs={"k": 3}) | RunnableLambda(contents)
     async_out = await chain.ainvoke("a bicycle")
     assert async_out == chain.invoke("a bicycle")
     await emb.aclose()
