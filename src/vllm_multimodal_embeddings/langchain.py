@@ -8,6 +8,7 @@ adapter over :class:`~vllm_multimodal_embeddings.EmbeddingClient` and
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 import threading
@@ -27,6 +28,7 @@ from pydantic import (
     SecretStr,
     model_validator,
 )
+from typing_extensions import Self
 
 from . import _constants as C
 from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient, _make_core
@@ -211,6 +213,34 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
             # pydantic reports ValueErrors as ValidationErrors; the core's URL error is not one.
             raise ValueError(str(exc)) from exc
         return self
+
+    def __copy__(self) -> Self:
+        # A copy (model_copy, maybe with changed settings) makes its own clients: sharing them
+        # would keep the original's settings and let one close the other's connections.
+        new = super().__copy__()
+        object.__setattr__(new, "__pydantic_private__", None)
+        new._init_private()
+        return new
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        new = self.__copy__()
+        for name, value in self.__dict__.items():
+            # Injected httpx clients are the caller's and stay shared; locks cannot be copied.
+            if name not in ("http_client", "http_async_client"):
+                new.__dict__[name] = copy.deepcopy(value, memo)
+        return new
+
+    def _init_private(self) -> None:
+        object.__setattr__(
+            self,
+            "__pydantic_private__",
+            {
+                "_client": None,
+                "_async_client": None,
+                "_async_loop": None,
+                "_lock": threading.Lock(),
+            },
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)

@@ -226,6 +226,11 @@ def test_dimensions_and_reassignment(emb: VLLMMultimodalEmbeddings) -> None:
     short = emb.embed_documents([TEXTS[0]])[0]
     assert len(short) == 32 < len(full)
     assert abs(float(np.linalg.norm(short)) - 1.0) < 1e-3
+    # A copy with other settings makes its own client; the original keeps its settings.
+    copied = emb.model_copy(update={"dimensions": 16})
+    assert len(copied.embed_documents([TEXTS[0]])[0]) == 16
+    assert close(emb.embed_documents([TEXTS[0]])[0], short)
+    copied.close()
 
 
 # -- CacheBackedEmbeddings -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from typing import Any
@@ -150,3 +151,17 @@ def test_multimodal_items_from_mappings() -> None:
     with pytest.raises(InputError) as info:
         _to_inputs([{}])
     assert info.value.index == 0
+
+
+def test_copies_get_their_own_client() -> None:
+    emb = make()
+    original = emb._sync_client()
+    shallow = emb.model_copy(update={"dimensions": 16})
+    deep = copy.deepcopy(emb)
+    assert shallow._sync_client() is not original
+    assert shallow._sync_client().dimensions == 16
+    assert deep._sync_client() is not original
+    assert deep.model_dump() == emb.model_dump()
+    assert emb._sync_client() is original
+    for e in (emb, shallow, deep):
+        e.close()
