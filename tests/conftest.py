@@ -52,7 +52,7 @@ def _unavailable(reason: str) -> None:
     """Skip locally; fail under CI, where a missing server must not pass silently."""
     if _in_ci():
         pytest.fail(f"CI is set but no vLLM server can be had: {reason}", pytrace=False)
-    pytest.skip(f"no vLLM server: {reason} (set {ENV_BASE_URL} or run scripts/server-venv.sh)")
+    pytest.skip(f"no vLLM server: {reason} (or set {ENV_BASE_URL})")
 
 
 def _server_python() -> Path:
