@@ -344,3 +344,39 @@ def test_documents_round_trip_through_chroma(chroma: Chroma, emb: VLLMMultimodal
     assert len(ids) == len(TEXTS)
     hit = chroma.similarity_search_by_vector(emb.embed_documents([TEXTS[3]])[0], k=1)[0]
     assert hit.metadata["i"] == 3
+
+
+def test_query_cache_in_its_own_store(
+    vllm_server: Any, counting_http: httpx.Client, requests: list[str]
+) -> None:
+    emb = VLLMMultimodalEmbeddings(
+        base_url=vllm_server.base_url, model=vllm_server.model, http_client=counting_http
+    )
+    doc_store, query_store = InMemoryByteStore(), InMemoryByteStore()
+    cached = CacheBackedEmbeddings.from_bytes_store(
+        emb,
+        doc_store,
+        namespace=emb.cache_namespace,
+        key_encoder="sha256",
+        # Not True: that would share the document keys, and a query vector differs here.
+        query_embedding_cache=query_store,
+    )
+    doc = cached.embed_documents([TEXTS[0]])[0]
+    query = cached.embed_query(TEXTS[0])
+    sent = len(requests)
+    assert cached.embed_query(TEXTS[0]) == query
+    assert len(requests) == sent
+    assert close(query, emb.embed_query(TEXTS[0]))
+    assert not close(query, doc)
+    assert len(list(query_store.yield_keys())) == len(list(doc_store.yield_keys())) == 1
+
+
+@pytest.mark.asyncio
+async def test_async_image_error_names_the_item(
+    emb: VLLMMultimodalEmbeddings, images: list[Path], tmp_path: Path
+) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        await emb.aembed_image([str(images[0]), str(images[1]), str(tmp_path / "gone.png")])
+    assert info.value.index == 2
+    assert "gone.png" in str(info.value)
+    await emb.aclose()
