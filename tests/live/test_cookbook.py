@@ -1,0 +1,184 @@
+"""Every cookbook recipe runs end to end against the live server, as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+COOKBOOK = Path(__file__).resolve().parents[2] / "cookbook"
+RECIPES = sorted(p.name for p in COOKBOOK.glob("*.py"))
+
+
+def run_recipe(
+    name: str, *args: str, base_url: str, model: str | None, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``cookbook/<name>`` in a fresh interpreter with the server in its environment."""
+    env = {**os.environ, "VLLM_BASE_URL": base_url, "MPLBACKEND": "Agg"}
+    if model is not None:
+        env["VLLM_EMBEDDING_MODEL"] = model
+    return subprocess.run(
+        [sys.executable, str(COOKBOOK / name), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture
+def run(vllm_server, tmp_path):
+    def _run(name: str, *args: str) -> str:
+        proc = run_recipe(
+            name, *args, base_url=vllm_server.base_url, model=vllm_server.model, cwd=tmp_path
+        )
+        assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+        return proc.stdout
+
+    return _run
+
+
+def test_every_recipe_is_tested_and_documented():
+    readme = (COOKBOOK / "README.md").read_text()
+    tested = {
+        "compact_vectors.py",
+        "langchain_multimodal_rag.py",
+        "llama_index_multimodal.py",
+        "matryoshka.py",
+        "one_image_many_instructions.py",
+        "progress_bar.py",
+        "quickstart.py",
+    }
+    assert set(RECIPES) == tested
+    for name in RECIPES:
+        assert f"cookbook/{name}" in readme, f"{name} missing from cookbook/README.md"
+        header = (COOKBOOK / name).read_text().split('"""')[1]
+        for var in ("VLLM_BASE_URL", "VLLM_API_KEY", "VLLM_EMBEDDING_MODEL", "Run:"):
+            assert var in header, f"{name}: header docstring lacks {var}"
+
+
+def test_quickstart(run, vllm_server):
+    out = run("quickstart.py")
+    assert "embedded 5 documents and 3 queries" in out
+    assert "vector norms: [1.0, 1.0, 1.0, 1.0, 1.0]" in out
+    # One table row per query, one similarity per document.
+    rows = [line for line in out.splitlines() if re.match(r"^(a red circle|a blue square) ", line)]
+    assert len(rows) == 2
+    assert all(len(re.findall(r"-?\d\.\d{3}", row)) == 5 for row in rows)
+    assert "path vs file:// URI of one image: cosine 1.0000" in out
+    assert ("random-weight test checkpoint" in out) == ("tiny" in vllm_server.model.lower())
+
+
+def test_matryoshka_writes_a_readable_png(run, vllm_server, tmp_path):
+    png = tmp_path / "plots" / "m.png"
+    out = run("matryoshka.py", "--out", str(png), "--texts", "30", "--images", "6", "--k", "5")
+    rows = re.findall(r"^\s+(\d+)\s+([\d,]+)\s+([\d.]+)\s+(-?[\d.]+)$", out, flags=re.M)
+    dims = [int(r[0]) for r in rows]
+    assert len(dims) >= 3 and dims == sorted(dims)
+    assert [int(r[1].replace(",", "")) for r in rows] == [4 * d for d in dims]
+    # Full size agrees with itself exactly; every smaller size is a subset of it.
+    assert rows[-1][2:] == ("1.000", "1.000")
+    assert all(0.0 <= float(r[2]) <= 1.0 for r in rows)
+    diff = float(re.search(r"max \|diff\| (\S+)", out).group(1))
+    assert diff < 1e-4, "server-side dimensions should equal local truncate + re-normalize"
+    assert f"wrote {png}" in out
+    data = png.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert 10_000 < len(data) < 2_000_000
+    with Image.open(png) as im:
+        im.verify()
+    with Image.open(png) as im:
+        assert im.width >= 600 and im.height >= 400
+        # Not a blank canvas: a plot has many distinct colours.
+        assert len(im.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_compact_vectors(run, vllm_server):
+    out = run("compact_vectors.py", "--docs", "120", "--images", "6", "--candidates", "30")
+    assert "ubinary bits equal float signs: 100.00%" in out
+    assert re.search(r"ratio\s+32x", out)
+    dim = int(re.search(r"storage for 120 vectors of (\d+) dims", out).group(1))
+    assert f"({dim * 4} B/vector)" in out and f"({dim // 8} B/vector)" in out
+    section = out.split("agreement with float-only", 1)[1]
+    scores = {
+        label: float(value)
+        for label, value in re.findall(r"^  (\S.*?)\s+([01]\.\d{3})$", section, re.M)
+    }
+    assert len(scores) == 3, out
+    assert all(0.0 <= s <= 1.0 for s in scores.values())
+    # Re-scoring can only keep what the shortlist found.
+    shortlist = next(v for k, v in scores.items() if "shortlist" in k and "float top" in k)
+    rescored = next(v for k, v in scores.items() if "re-score" in k)
+    assert rescored <= shortlist + 1e-9
+
+
+def test_progress_bar(vllm_server, tmp_path):
+    proc = run_recipe(
+        "progress_bar.py",
+        "--count",
+        "300",
+        "--images",
+        "20",
+        base_url=vllm_server.base_url,
+        model=vllm_server.model,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"embedded 320 items in [\d.]+ s: \d+ items/s", proc.stdout)
+    assert re.search(r"shape \(320, \d+\), norms 1\.0000\.\.1\.0000", proc.stdout)
+    # tqdm draws on stderr and reaches the total only if on_progress covered every input.
+    assert "320/320" in proc.stderr
+
+
+def test_one_image_many_instructions(run):
+    out = run("one_image_many_instructions.py", "--rounds", "1", "--size", "320")
+    for label in ("first time (cold cache)", "same bytes, another instruction", "re-saved JPEG"):
+        assert re.search(rf"{re.escape(label)}.*\s\d+\.\d{{3}}$", out, re.M), label
+    assert "re-saved copy has different bytes: True" in out
+    assert "same bytes, same instruction, twice:  cosine 1.0000" in out
+    across = float(re.search(r"different instruction:\s+cosine (\S+)", out).group(1))
+    assert across < 0.99995, "another instruction must change the vector"
+    assert re.search(r"all at once, AsyncEmbeddingClient\s+\d+\.\d{3} s", out)
+
+
+def test_langchain_multimodal_rag(run):
+    out = run("langchain_multimodal_rag.py", "--question", "a blue square", "--k", "4")
+    assert "indexed 6 images" in out
+    query, hit = re.search(r"image query (\S+) -> top hit (\S+)", out).groups()
+    assert query == hit
+    assert "retrieved 4 images:" in out
+    assert len(re.findall(r"^  \d\. \w+\.png: .+$", out, re.M)) == 4
+    assert "the last carries 4 images" in out
+
+
+def test_llama_index_multimodal(run):
+    out = run("llama_index_multimodal.py", "--k", "4")
+    assert "indexed 6 images and 6 captions" in out
+    assert "text-to-image: 4 images" in out
+    assert len(re.findall(r"^  \d\. \w+\.png  score -?[\d.]+$", out, re.M)) == 4
+    assert "retrieve(): 2 captions + 4 images" in out
+    query, hit = re.search(r"image query (\S+) -> top hit (\S+)", out).groups()
+    assert query == hit
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_fails_clearly_without_a_server(name, tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    proc = run_recipe(name, base_url=url, model=None, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert f"error: cannot reach {url}" in proc.stderr
+    assert "Traceback" not in proc.stderr
