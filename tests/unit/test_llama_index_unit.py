@@ -1,0 +1,162 @@
+"""VLLMMultiModalEmbedding without a server: settings, secrets, node sources, errors."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("llama_index.core")
+
+from llama_index.core.bridge.pydantic import ValidationError
+from llama_index.core.schema import ImageDocument, ImageNode, TextNode
+
+from vllm_multimodal_embeddings import Content, ImageLoadError, InputError
+from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding
+
+# Nothing listens here: every test below must fail (or finish) before any request.
+UNREACHABLE = "http://127.0.0.1:9"
+SECRET = "sk-unit-secret-123"
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_package_import_does_not_import_llama_index() -> None:
+    code = (
+        "import sys, vllm_multimodal_embeddings; "
+        "print(any(m.startswith('llama_index') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_class_name_and_defaults() -> None:
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE)
+    assert VLLMMultiModalEmbedding.class_name() == "VLLMMultiModalEmbedding"
+    assert emb.embed_batch_size == 16
+    assert emb.to_dict()["class_name"] == "VLLMMultiModalEmbedding"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"embed_batch_size": 0},
+        {"dimensions": 0},
+        {"max_concurrency": 0},
+        {"max_retries": -1},
+        {"timeout": 0},
+        {"max_image_pixels": 0},
+        {"protocol": "grpc"},
+        {"truncate": "MIDDLE"},
+    ],
+)
+def test_settings_are_bounded(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        VLLMMultiModalEmbedding(base_url=UNREACHABLE, **bad)
+
+
+def test_api_key_and_headers_never_shown_or_serialized() -> None:
+    emb = VLLMMultiModalEmbedding(
+        base_url=UNREACHABLE, api_key=SECRET, headers={"X-Token": "hdr-secret"}
+    )
+    assert emb.api_key is not None and emb.api_key.get_secret_value() == SECRET
+    shown = [
+        repr(emb),
+        str(emb),
+        emb.to_json(),
+        json.dumps(emb.to_dict()),
+        emb.model_dump_json(),
+        repr(emb.to_payload()),
+    ]
+    for text in shown:
+        assert SECRET not in text
+        assert "hdr-secret" not in text
+    assert "api_key" not in emb.to_dict()
+    # A round trip through the serialized form drops the key (it comes back from the env).
+    again = VLLMMultiModalEmbedding.from_dict(emb.to_dict())
+    assert again.api_key is None
+    assert again.base_url == UNREACHABLE
+    # Pickling (multiprocessing pipelines) keeps the key but does not leak it into repr.
+    clone = pickle.loads(pickle.dumps(emb))
+    assert SECRET not in repr(clone)
+
+
+def test_node_input_source_priority(tmp_path: Path) -> None:
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE)
+    b64 = base64.b64encode(_png()).decode()
+    path = str(tmp_path / "x.png")
+    url = "https://example.com/x.png"
+    # base64 > image_path > image_url
+    # (ImageNode guesses image_mimetype from the path's extension.)
+    both = emb.node_input(ImageNode(image=b64, image_path=path, image_url=url))
+    assert both == Content(image=f"data:image/png;base64,{b64}")
+    assert emb.node_input(ImageNode(image_path=path, image_url=url)) == Content(image=path)
+    assert emb.node_input(ImageNode(image_url=url)) == Content(image=url)
+    # A non-image mimetype is dropped: the bytes say what they are.
+    odd = emb.node_input(ImageNode(image=b64, image_mimetype="application/octet-stream"))
+    assert odd == Content(image=f"data:;base64,{b64}")
+
+
+def test_image_document_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "d.png"
+    path.write_bytes(_png())
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE)
+    # ImageDocument is a Document wrapping a MediaResource, not an ImageNode.
+    doc = ImageDocument(image_path=str(path))
+    assert emb.node_input(doc) == Content(image=str(path))
+
+
+def test_node_text_with_image_option() -> None:
+    b64 = base64.b64encode(_png()).decode()
+    node = ImageNode(image=b64, text="caption", image_mimetype="image/png")
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE, embed_node_text_with_image=True)
+    item = emb.node_input(node)
+    assert isinstance(item, Content)
+    assert item.text == "caption"
+    assert item.image == f"data:image/png;base64,{b64}"
+    plain = VLLMMultiModalEmbedding(base_url=UNREACHABLE).node_input(node)
+    assert isinstance(plain, Content) and plain.text is None
+
+
+def test_node_without_image_names_position_and_id() -> None:
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE)
+    good = ImageNode(image=base64.b64encode(_png()).decode())
+    with pytest.raises(InputError) as info:
+        emb.embed_image_nodes([good, ImageNode(id_="empty-node")])
+    assert info.value.index == 1
+    assert "empty-node" in str(info.value)
+
+
+def test_bad_nodes_fail_before_any_request(tmp_path: Path) -> None:
+    # The unreachable server proves the check runs before sending.
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE, max_retries=0)
+    with pytest.raises(ImageLoadError) as info:
+        emb.embed_image_nodes([ImageNode(image_path=str(tmp_path / "nope.png"), id_="n1")])
+    assert info.value.index == 0 and "n1" in str(info.value)
+    with pytest.raises(ImageLoadError) as info:
+        emb.get_image_embedding_batch([io.BytesIO(b"not an image")])
+    assert info.value.index == 0
+
+
+def test_pipeline_call_routes_nodes(tmp_path: Path) -> None:
+    """Text nodes go the text way; image nodes the image way (both fail here, but distinctly)."""
+    emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE, max_retries=0)
+    missing = str(tmp_path / "missing.png")
+    # The image node is checked first and names its id, although it has text too.
+    with pytest.raises(ImageLoadError) as info:
+        emb([TextNode(text="hello"), ImageNode(image_path=missing, text="cap", id_="img-1")])
+    assert "img-1" in str(info.value)
+    # An ImageNode without any image source is embedded by its text: the empty text is refused.
+    with pytest.raises(InputError, match="empty text"):
+        emb([ImageNode(text="")])
