@@ -57,7 +57,8 @@ def hamming(queries: npt.NDArray[np.uint8], docs: npt.NDArray[np.uint8]) -> npt.
         counts: npt.NDArray[Any] = np.bitwise_count(xor)
     else:
         counts = np.unpackbits(xor, axis=-1)
-    return counts.sum(axis=-1, dtype=np.int64)
+    distances: npt.NDArray[Any] = counts.sum(axis=-1, dtype=np.int64)
+    return distances
 
 
 def top_k_overlap(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
