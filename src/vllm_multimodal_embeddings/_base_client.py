@@ -29,6 +29,7 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     InputError,
     InternalServerError,
     NotFoundError,
@@ -104,14 +105,14 @@ def resolve_base_url(base_url: str | None) -> str:
     """The server root, from the argument or ``VLLM_BASE_URL``; ``/v1`` suffixes are dropped."""
     url = base_url if base_url is not None else os.environ.get(C.ENV_BASE_URL)
     if not url:
-        raise VLLMEmbeddingError(
+        raise ConfigurationError(
             f"no server URL: pass base_url= or set the {C.ENV_BASE_URL} environment variable"
         )
     url = url.rstrip("/")
     if url.endswith("/v1"):
         url = url[: -len("/v1")]
     if not url.startswith(("http://", "https://")):
-        raise VLLMEmbeddingError(f"base_url must start with http:// or https://, got {url!r}")
+        raise ConfigurationError(f"base_url must start with http:// or https://, got {url!r}")
     return url
 
 
@@ -218,13 +219,13 @@ class ClientCore:
         fetch_remote_images: bool,
     ) -> None:
         if protocol not in ("chat", "cohere"):
-            raise ValueError(f"protocol must be 'chat' or 'cohere', got {protocol!r}")
+            raise ConfigurationError(f"protocol must be 'chat' or 'cohere', got {protocol!r}")
         if batch_size < 1 or max_concurrency < 1 or max_batch_bytes < 1:
-            raise ValueError("batch_size, max_batch_bytes and max_concurrency must be >= 1")
+            raise ConfigurationError("batch_size, max_batch_bytes and max_concurrency must be >= 1")
         if max_retries < 0 or timeout <= 0:
-            raise ValueError("max_retries must be >= 0 and timeout > 0")
+            raise ConfigurationError("max_retries must be >= 0 and timeout > 0")
         if truncate not in ("NONE", "START", "END"):
-            raise ValueError(f"truncate must be NONE, START or END, got {truncate!r}")
+            raise ConfigurationError(f"truncate must be NONE, START or END, got {truncate!r}")
         self.base_url = resolve_base_url(base_url)
         key = api_key if api_key is not None else os.environ.get(C.ENV_API_KEY)
         self._api_key = key or None
@@ -233,7 +234,7 @@ class ClientCore:
         base_profile = profile or ModelProfile.qwen3_vl_embedding()
         if protocol == "cohere" and (query_instruction or document_instruction):
             # /v2/embed takes only the server's task_instructions, by input_type name.
-            raise ValueError(
+            raise ConfigurationError(
                 "query_instruction/document_instruction apply to protocol='chat' only; with "
                 "'cohere' the server's task_instructions decide (see the docker/ flags)"
             )

@@ -386,7 +386,11 @@ class EmbeddingClient(_ClientBase):
 
 
 class AsyncEmbeddingClient(_ClientBase):
-    """Asynchronous twin of :class:`EmbeddingClient`; image encoding runs off the event loop."""
+    """Asynchronous twin of :class:`EmbeddingClient`; image encoding runs off the event loop.
+
+    Its ``httpx.AsyncClient`` belongs to the event loop that first uses it: create one client
+    per loop (per ``asyncio.run``) and close it with ``aclose()`` or ``async with``.
+    """
 
     def __init__(
         self, *, http_client: httpx.AsyncClient | None = None, **options: Unpack[ClientOptions]
@@ -401,7 +405,9 @@ class AsyncEmbeddingClient(_ClientBase):
         self._http = http_client or httpx.AsyncClient(timeout=self._core.timeout)
         # Client-side image fetching runs in worker threads, next to the image decoding.
         self._fetch_http: httpx.Client | None = None
+        # Created on first use, inside the event loop that owns this client.
         self._info_lock: asyncio.Lock | None = None
+        self._semaphore: asyncio.Semaphore | None = None
 
     async def aclose(self) -> None:
         """Close the HTTP connection pools, unless passed in."""
@@ -514,7 +520,10 @@ class AsyncEmbeddingClient(_ClientBase):
             dimensions=dims,
             embedding_type=embedding_type,
         )
-        semaphore = asyncio.Semaphore(core.max_concurrency)
+        # One bound for every call on this client: frameworks start many calls at once.
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(core.max_concurrency)
+        semaphore = self._semaphore
 
         async def one(batch: Batch) -> tuple[Batch, list[Vector]]:
             async with semaphore:

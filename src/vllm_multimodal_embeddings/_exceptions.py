@@ -3,6 +3,7 @@
 ::
 
     VLLMEmbeddingError
+    ├── ConfigurationError          bad client settings, found at construction (also a ValueError)
     ├── InputError                  bad input, found before anything is sent (also a ValueError)
     │   └── ImageLoadError          an image that cannot be read or decoded
     ├── UnsupportedFeatureError     the server cannot do what was asked (no Matryoshka, ...)
@@ -32,6 +33,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ConfigurationError",
     "ImageLoadError",
     "InputError",
     "InternalServerError",
@@ -48,6 +50,10 @@ def _with_index(message: str, index: int | None) -> str:
 
 class VLLMEmbeddingError(Exception):
     """Base class of every error this package raises."""
+
+
+class ConfigurationError(VLLMEmbeddingError, ValueError):
+    """A client setting is invalid or missing (the message names the environment variable)."""
 
 
 class InputError(VLLMEmbeddingError, ValueError):

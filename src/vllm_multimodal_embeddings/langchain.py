@@ -32,7 +32,7 @@ from typing_extensions import Self
 
 from . import _constants as C
 from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient, _make_core
-from ._exceptions import InputError, VLLMEmbeddingError
+from ._exceptions import InputError
 from ._types import Content, EmbedInput, InputType, ProtocolName
 
 __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
@@ -206,12 +206,9 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     @model_validator(mode="after")
     def _check_settings(self) -> VLLMMultimodalEmbeddings:
         # The core validates (protocol, instructions, URL) without I/O: fail at construction,
-        # not at the first embed call.
-        try:
-            _make_core(self._options())
-        except VLLMEmbeddingError as exc:
-            # pydantic reports ValueErrors as ValidationErrors; the core's URL error is not one.
-            raise ValueError(str(exc)) from exc
+        # not at the first embed call. Its ConfigurationError is a ValueError, which pydantic
+        # reports as a ValidationError.
+        _make_core(self._options())
         return self
 
     def __copy__(self) -> Self:

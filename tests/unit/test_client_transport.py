@@ -307,3 +307,30 @@ def test_async_client_retries_and_orders(monkeypatch: pytest.MonkeyPatch) -> Non
     got = asyncio.run(run())
     np.testing.assert_allclose(got, np.stack([vector_for(f"t{i}") for i in range(5)]), atol=1e-6)
     assert len(sleeps) == 1
+
+
+def test_async_concurrency_is_bounded_across_calls() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        if request.url.path == "/v1/embeddings" and b'"messages"' in request.content:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+        return FakeVLLM()(request)
+
+    async def run() -> None:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(slow))
+        async with AsyncEmbeddingClient(
+            base_url="http://vllm.test", http_client=http, batch_size=1, max_concurrency=3
+        ) as client:
+            await client.server_info()
+            # Ten calls at once, as LlamaIndex's async batch methods make them.
+            await asyncio.gather(*(client.embed([f"t{i}", f"u{i}"]) for i in range(10)))
+        await http.aclose()
+
+    asyncio.run(run())
+    assert peak == 3
