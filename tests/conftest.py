@@ -70,9 +70,10 @@ def _local_server(
     python = _server_python()
     checkpoint = ensure_tiny_checkpoint(python)
     log = tmp_path_factory.mktemp("vllm") / f"{name}.log"
-    with LocalServer(
-        cpu_test_config(str(checkpoint), **changes), python=python, log_path=log
-    ) as srv:
+    config = cpu_test_config(str(checkpoint), **changes)
+    # 40-60 s alone on 2 cores, but up to ~120 s beside other vLLM servers: leave headroom.
+    server = LocalServer(config, python=python, log_path=log, startup_timeout_s=300.0)
+    with server as srv:
         yield LiveServer(base_url=srv.base_url, model=srv.model)
 
 
