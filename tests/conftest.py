@@ -108,3 +108,11 @@ def vllm_server_factory(tmp_path_factory: pytest.TempPathFactory) -> ServerFacto
         return _local_server(tmp_path_factory, name, **changes)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def bare_vllm_server(vllm_server_factory: ServerFactory) -> Iterator[LiveServer]:
+    """One CPU server with none of our flags: no Matryoshka, no chat template, no task
+    instructions. Shared by every test that proves a flag matters (a start costs ~60 s)."""
+    with vllm_server_factory(matryoshka=False, chat_template=None, task_instructions={}) as server:
+        yield server

@@ -354,3 +354,30 @@ def test_video_by_data_uri(vllm_server: Any) -> None:
     assert abs(np.linalg.norm(alone) - 1.0) < 1e-4
     assert cos(alone, again) > 0.9999
     assert cos(alone, with_text) < 0.9999
+
+
+def test_server_without_our_flags_gets_clear_errors_or_opt_in_fallback(
+    bare_vllm_server: Any, png: bytes
+) -> None:
+    base_url = bare_vllm_server.base_url
+    log = RequestLog()
+    http = httpx.Client(event_hooks={"request": [log.hook]})
+    with EmbeddingClient(base_url=base_url, http_client=http) as c:
+        info = c.server_info()
+        assert info.matryoshka is False
+        assert info.input_types == ()
+        probes = len(log.paths)
+        with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
+            c.embed(["x"], dimensions=16)
+        assert len(log.paths) == probes  # refused before sending
+        full = c.embed_array(["x", Content(image=png)])
+    http.close()
+    with EmbeddingClient(base_url=base_url, client_side_dimensions=True) as c:
+        short = c.embed_array(["x", Content(image=png)], dimensions=16)
+    prefix = full[:, :16] / np.linalg.norm(full[:, :16], axis=1, keepdims=True)
+    np.testing.assert_allclose(short, prefix, atol=1e-5)
+    with (
+        EmbeddingClient(base_url=base_url, protocol="cohere") as c,
+        pytest.raises(UnsupportedFeatureError, match="task_instructions"),
+    ):
+        c.embed(["x"])

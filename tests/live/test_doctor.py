@@ -56,10 +56,10 @@ def test_doctor_reports_an_unreachable_server_as_an_error(capsys):
     assert "fix: start the server" in out
 
 
-def test_doctor_names_the_fix_for_each_missing_flag(vllm_server_factory, capsys):
-    with vllm_server_factory(matryoshka=False, chat_template=None, task_instructions={}) as server:
-        checks = run_checks(server.base_url, model=server.model)
-        code = main(["doctor", "--base-url", server.base_url, "--model", server.model])
+def test_doctor_names_the_fix_for_each_missing_flag(bare_vllm_server, capsys):
+    server = bare_vllm_server
+    checks = run_checks(server.base_url, model=server.model)
+    code = main(["doctor", "--base-url", server.base_url, "--model", server.model])
     table = capsys.readouterr().out
     by_name = {c.name: c for c in checks}
     assert [c.name for c in checks] == ALL_CHECKS, table

@@ -203,29 +203,29 @@ def test_over_long_input_is_400_naming_the_context_length(vllm_server):
     assert str(max_len) in error_message(resp)
 
 
-# --- Servers started with a flag missing: each proves its flag matters. ~40 s each. ----------
+# --- A server started without our flags: each test proves one flag matters. -----------------
 
 
-def test_server_without_matryoshka_refuses_dimensions(vllm_server_factory):
-    with vllm_server_factory(matryoshka=False) as server:
-        ok = chat_vectors(server.base_url, server.model, recipe_messages(text="x"))
-        assert ok.shape[0] == 1
-        resp = post(
-            server.base_url,
-            "/v1/embeddings",
-            chat_embed_request(server.model, recipe_messages(text="x"), dimensions=8),
-        )
-        assert resp.status_code == 400
-        resp = post(
-            server.base_url,
-            "/v2/embed",
-            {"model": server.model, "texts": ["x"], "output_dimension": 8},
-        )
-        assert resp.status_code == 400
+def test_server_without_matryoshka_refuses_dimensions(bare_vllm_server):
+    server = bare_vllm_server
+    ok = chat_vectors(server.base_url, server.model, recipe_messages(text="x"))
+    assert ok.shape[0] == 1
+    resp = post(
+        server.base_url,
+        "/v1/embeddings",
+        chat_embed_request(server.model, recipe_messages(text="x"), dimensions=8),
+    )
+    assert resp.status_code == 400
+    resp = post(
+        server.base_url,
+        "/v2/embed",
+        {"model": server.model, "texts": ["x"], "output_dimension": 8},
+    )
+    assert resp.status_code == 400
 
 
-def test_server_without_our_chat_template_breaks_v2_image_parity(vllm_server_factory):
-    with vllm_server_factory(chat_template=None) as server:
-        v2 = v2_vectors(server.base_url, server.model, images=[IMG_A])[0]
-        recipe = chat_vectors(server.base_url, server.model, recipe_messages(image=IMG_A))[0]
-        assert cosine(v2, recipe) < 0.99
+def test_server_without_our_chat_template_breaks_v2_image_parity(bare_vllm_server):
+    server = bare_vllm_server
+    v2 = v2_vectors(server.base_url, server.model, images=[IMG_A])[0]
+    recipe = chat_vectors(server.base_url, server.model, recipe_messages(image=IMG_A))[0]
+    assert cosine(v2, recipe) < 0.99
