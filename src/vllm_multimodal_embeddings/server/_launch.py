@@ -16,7 +16,12 @@ from types import TracebackType
 
 import httpx
 
-from vllm_multimodal_embeddings.server.flags import CPU_SERVER_ENV, ServerConfig, vllm_args
+from vllm_multimodal_embeddings.server.flags import (
+    CPU_SERVER_ENV,
+    ServerConfig,
+    server_env,
+    vllm_args,
+)
 
 __all__ = [
     "CACHE_DIR",
@@ -108,7 +113,7 @@ class LocalServer:
         port = config.port or _free_port()
         self.config = config.with_(host=host, port=port)
         self.python = python or server_python()
-        self.env = {**CPU_SERVER_ENV, **(env or {})}
+        self.env = {**CPU_SERVER_ENV, **server_env(self.config), **(env or {})}
         self.log_path = log_path or _temp_log()
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s

@@ -26,6 +26,7 @@ __all__ = [
     "ServerConfig",
     "cpu_test_config",
     "production_config",
+    "server_env",
     "vllm_args",
 ]
 
@@ -61,7 +62,8 @@ class ServerConfig:
     """``input_type`` values ``/v2/embed`` accepts; empty disables ``input_type``."""
     chat_template: Path | None = CHAT_TEMPLATE_PATH
     """``None`` keeps the checkpoint's own template (``/v2/embed`` then differs from the recipe)."""
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    """Passed to the server in its environment (``VLLM_API_KEY``), never on its command line."""
     host: str | None = None
     port: int | None = None
     enforce_eager: bool = False
@@ -104,10 +106,15 @@ def vllm_args(cfg: ServerConfig) -> list[str]:
         args += ["--host", cfg.host]
     if cfg.port is not None:
         args += ["--port", str(cfg.port)]
-    if cfg.api_key is not None:
-        args += ["--api-key", cfg.api_key]
+    # The API key is not an argument: argv is visible to every user in `ps`. vLLM reads
+    # VLLM_API_KEY from its environment the same way (see server_env).
     args += cfg.extra_args
     return args
+
+
+def server_env(cfg: ServerConfig) -> dict[str, str]:
+    """Environment variables the server process needs for ``cfg`` (the API key, if any)."""
+    return {"VLLM_API_KEY": cfg.api_key} if cfg.api_key else {}
 
 
 def production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
