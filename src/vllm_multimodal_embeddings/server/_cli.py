@@ -32,6 +32,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="checkpoint dir (default: build the tiny one)"
     )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="serve this Hugging Face model instead (e.g. Qwen/Qwen3-VL-Embedding-2B; downloads "
+        "it; 8192 tokens, float32, 4 GiB of KV cache)",
+    )
     parser.add_argument("--api-key", default=None, help="require this bearer token")
     parser.add_argument(
         "--no-matryoshka", action="store_true", help="serve without is_matryoshka (no dimensions)"
@@ -58,17 +64,28 @@ def run_serve(args: argparse.Namespace) -> int:
     """Build the checkpoint if needed, start the server, print its URL, block until Ctrl-C."""
     try:
         python = server_python(args.venv)
-        checkpoint = args.checkpoint or ensure_tiny_checkpoint(python)
-        config = cpu_test_config(
-            str(checkpoint),
-            host=args.host,
-            port=args.port,
-            api_key=args.api_key,
-            matryoshka=not args.no_matryoshka,
+        env: dict[str, str] = {}
+        if args.model:
+            # A real model: its own name, the production context length, and room for its KV
+            # cache (2B in float32 needs about 1.8 GiB for one 8192-token sequence).
+            config = cpu_test_config(args.model, served_model_name=None, max_model_len=8192)
+            env["VLLM_CPU_KVCACHE_SPACE"] = "4"
+        else:
+            checkpoint = args.checkpoint or ensure_tiny_checkpoint(python)
+            config = cpu_test_config(str(checkpoint))
+        config = config.with_(
+            host=args.host, port=args.port, api_key=args.api_key, matryoshka=not args.no_matryoshka
         )
         if args.no_chat_template:
             config = config.with_(chat_template=None)
-        server = LocalServer(config, python=python, log_path=args.log)
+        server = LocalServer(
+            config,
+            python=python,
+            env=env,
+            log_path=args.log,
+            # A first start of a real model includes its download.
+            startup_timeout_s=1800.0 if args.model else 300.0,
+        )
         print(f"starting vLLM (log: {server.log_path}) ...", file=sys.stderr, flush=True)
         server.start()
     except ServerStartError as exc:
