@@ -13,14 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [[ ! -x .venv/bin/python || "$(cat .venv/.vmme-deps-demo 2>/dev/null)" != "$want" ]]; then
-    echo "installing the package into .venv" >&2
-    python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[cookbook]' 2>&1 \
-        | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
-    echo "$want" > .venv/.vmme-deps-demo
-fi
+# shellcheck source=scripts/_venv.sh
+source scripts/_venv.sh
+# The test extras are a superset of what the demo needs: one venv serves both scripts.
+ensure_venv "test,cookbook"
 PY=.venv/bin/python
 
 if [[ -n "${VLLM_BASE_URL:-}" ]]; then

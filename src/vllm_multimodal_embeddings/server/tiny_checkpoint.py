@@ -129,22 +129,17 @@ def build(out: Path) -> None:
         pad_token="<|endoftext|>",
         model_max_length=32768,
     )
-    image_processor = Qwen2VLImageProcessor(
-        patch_size=PATCH,
-        merge_size=MERGE,
-        temporal_patch_size=TEMPORAL,
-        size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
-        image_mean=IMAGE_MEAN,
-        image_std=IMAGE_STD,
-    )
-    video_processor = Qwen3VLVideoProcessor(
-        patch_size=PATCH,
-        merge_size=MERGE,
-        temporal_patch_size=TEMPORAL,
-        size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
-        image_mean=IMAGE_MEAN,
-        image_std=IMAGE_STD,
-    )
+    # Images and videos share the patch geometry, the pixel budget and the normalization.
+    vision = {
+        "patch_size": PATCH,
+        "merge_size": MERGE,
+        "temporal_patch_size": TEMPORAL,
+        "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
+        "image_mean": IMAGE_MEAN,
+        "image_std": IMAGE_STD,
+    }
+    image_processor = Qwen2VLImageProcessor(**vision)
+    video_processor = Qwen3VLVideoProcessor(**vision)
     processor = Qwen3VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
