@@ -1,0 +1,70 @@
+"""The package's public surface: what it exports, and what importing it costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import vllm_multimodal_embeddings as pkg
+
+
+def test_exported_names() -> None:
+    assert pkg.__all__ == sorted(pkg.__all__)
+    assert set(pkg.__all__) == {
+        "APIConnectionError",
+        "APIError",
+        "APIStatusError",
+        "APITimeoutError",
+        "AsyncEmbeddingClient",
+        "AuthenticationError",
+        "BadRequestError",
+        "ClientOptions",
+        "ConfigurationError",
+        "Content",
+        "EmbedInput",
+        "EmbeddingClient",
+        "ImageInput",
+        "ImageLoadError",
+        "InputError",
+        "InputType",
+        "InternalServerError",
+        "ModelProfile",
+        "NotFoundError",
+        "OutputDType",
+        "ProtocolName",
+        "RateLimitError",
+        "ServerInfo",
+        "UnsupportedFeatureError",
+        "VLLMEmbeddingError",
+        "__version__",
+    }
+    for name in pkg.__all__:
+        assert getattr(pkg, name) is not None
+
+
+def test_exception_tree() -> None:
+    assert issubclass(pkg.APITimeoutError, pkg.APIConnectionError)
+    for cls in (
+        pkg.BadRequestError,
+        pkg.AuthenticationError,
+        pkg.NotFoundError,
+        pkg.RateLimitError,
+        pkg.InternalServerError,
+    ):
+        assert issubclass(cls, pkg.APIStatusError)
+    assert issubclass(pkg.APIStatusError, pkg.APIError)
+    assert issubclass(pkg.ImageLoadError, pkg.InputError)
+    assert issubclass(pkg.InputError, ValueError)
+    assert issubclass(pkg.ConfigurationError, ValueError)
+    for cls in (pkg.APIError, pkg.InputError, pkg.ConfigurationError, pkg.UnsupportedFeatureError):
+        assert issubclass(cls, pkg.VLLMEmbeddingError)
+
+
+def test_import_pulls_in_no_framework() -> None:
+    code = (
+        "import sys, vllm_multimodal_embeddings; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('langchain_core', 'llama_index', 'torch', 'vllm')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
