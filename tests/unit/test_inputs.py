@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -437,27 +435,15 @@ def test_image_options_validate() -> None:
         ImageOptions(max_pixels=0)
 
 
-# --- cost ---
+def test_unreadable_file(png_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # chmod 0 does not stop root (CI runs as root), so the read itself is made to fail.
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
 
-
-def test_12mp_jpeg_is_prepared_quickly() -> None:
-    raw = encode(gradient((400, 300)).resize((4000, 3000)), "JPEG", quality=90)
-    start = time.perf_counter()
-    prep(raw)
-    elapsed = time.perf_counter() - start
-    # Draft-mode decoding keeps this well under a second even on slow CI; a full decode plus
-    # LANCZOS of 12 MP takes several times longer.
-    assert elapsed < 2.0, elapsed
-
-
-@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() == 0, reason="root reads anything")
-def test_unreadable_file(png_file: Path) -> None:
-    png_file.chmod(0)
-    try:
-        err = _raises(ImageLoadError, png_file)
-        assert "cannot read" in str(err)
-    finally:
-        png_file.chmod(0o644)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    err = _raises(ImageLoadError, png_file)
+    assert "cannot read" in str(err)
+    assert str(png_file) in str(err)
 
 
 def test_file_uri_with_localhost(png_file: Path, png_bytes: bytes) -> None:
