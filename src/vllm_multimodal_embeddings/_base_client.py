@@ -55,7 +55,8 @@ log = logging.getLogger("vllm_multimodal_embeddings")
 
 Vector = npt.NDArray[Any]
 ProgressCallback = Callable[[int], None]
-Truncate = Literal["NONE", "START", "END"]
+#: Over-long inputs, in /v2/embed's own terms; the chat path maps them (``_chat_truncation``).
+Truncate = CohereTruncate
 
 # Sent only by probes: no input_type is ever called this, so the 400 lists the real ones.
 _PROBE_INPUT_TYPE = "__vmme_probe__"
@@ -98,6 +99,8 @@ class Job:
     local_dimensions: int | None
     embedding_type: OutputDType
     count: int
+    #: Several conversations per ``/v1/embeddings`` request (the server allows it).
+    batched: bool = True
     batches: list[Batch] = field(default_factory=list)
 
 
@@ -454,8 +457,9 @@ class ClientCore:
             local_dimensions=local_dims,
             embedding_type=embedding_type,
             count=len(prepared),
+            batched=info.batched_conversations,
         )
-        single = self.protocol == "chat" and not info.batched_conversations
+        single = self.protocol == "chat" and not job.batched
         job.batches = self._batches(prepared, 1 if single else self.batch_size)
         return job
 
@@ -491,7 +495,7 @@ class ClientCore:
             body = build_chat_request(
                 model=model,
                 conversations=conversations,
-                batched=self.info is not None and self.info.batched_conversations,
+                batched=job.batched,
                 options=self.profile.request_options(),
                 dimensions=job.server_dimensions,
                 truncate_prompt_tokens=tokens,
@@ -509,7 +513,7 @@ class ClientCore:
             "input_type": job.input_type,
             "embedding_type": etype,
             "output_dimension": job.server_dimensions,
-            "truncate": _cohere_truncate(self.truncate),
+            "truncate": self.truncate,
         }
         items = batch.items
         if all(it.image_url is None for it in items):
@@ -599,10 +603,6 @@ def _chat_truncation(truncate: Truncate) -> tuple[int | None, str | None]:
         return None, None
     # -1: truncate to the model's context length.
     return -1, "left" if truncate == "START" else "right"
-
-
-def _cohere_truncate(truncate: Truncate) -> CohereTruncate:
-    return truncate
 
 
 def _json_or_text(response: httpx.Response) -> Any:

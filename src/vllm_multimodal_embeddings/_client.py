@@ -204,6 +204,7 @@ class EmbeddingClient(_ClientBase):
         self._core = _make_core(options)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self._core.timeout)
+        self._fetch = self._fetch_with(self._http)
         self._info_lock = threading.Lock()
 
     def close(self) -> None:
@@ -304,7 +305,7 @@ class EmbeddingClient(_ClientBase):
             embedding_type=embedding_type,
             instruction=instruction,
         )
-        prepared = core.prepare(inputs, str_as=str_as, fetch=self._fetch_with(self._http))
+        prepared = core.prepare(inputs, str_as=str_as, fetch=self._fetch)
         if not prepared:
             return np.empty((0, 0), dtype=np.float32)
         job = core.plan(
