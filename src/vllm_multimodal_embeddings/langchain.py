@@ -7,11 +7,9 @@ adapter over :class:`~vllm_multimodal_embeddings.EmbeddingClient` and
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
@@ -31,6 +29,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from . import _constants as C
+from ._adapter_clients import AdapterClients
 from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient, _make_core
 from ._exceptions import InputError
 from ._types import Content, EmbedInput, InputType, ProtocolName
@@ -197,11 +196,8 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
 
-    _client: EmbeddingClient | None = PrivateAttr(default=None)
-    _async_client: AsyncEmbeddingClient | None = PrivateAttr(default=None)
-    # An httpx.AsyncClient's connections belong to one event loop: remember which.
-    _async_loop: asyncio.AbstractEventLoop | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    # Rebuilt when a field changes; one async client per event loop.
+    _clients: AdapterClients = PrivateAttr(default_factory=AdapterClients)
 
     @model_validator(mode="after")
     def _check_settings(self) -> VLLMMultimodalEmbeddings:
@@ -213,36 +209,18 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
 
     def __copy__(self) -> Self:
         # A copy (model_copy, maybe with changed settings) makes its own clients: sharing them
-        # would keep the original's settings and let one close the other's connections.
+        # would let the two rebuild, and close, each other's clients in turn.
         new = super().__copy__()
-        object.__setattr__(new, "__pydantic_private__", None)
-        new._init_private()
+        object.__setattr__(new, "__pydantic_private__", {"_clients": AdapterClients()})
         return new
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         new = self.__copy__()
         for name, value in self.__dict__.items():
-            # Injected httpx clients are the caller's and stay shared; locks cannot be copied.
+            # Injected httpx clients are the caller's and stay shared.
             if name not in ("http_client", "http_async_client"):
                 new.__dict__[name] = copy.deepcopy(value, memo)
         return new
-
-    def _init_private(self) -> None:
-        object.__setattr__(
-            self,
-            "__pydantic_private__",
-            {
-                "_client": None,
-                "_async_client": None,
-                "_async_loop": None,
-                "_lock": threading.Lock(),
-            },
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name in type(self).model_fields:
-            self._drop_clients()
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -267,51 +245,18 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
         )
 
     def _sync_client(self) -> EmbeddingClient:
-        with self._lock:
-            if self._client is None:
-                self._client = EmbeddingClient(http_client=self.http_client, **self._options())
-            return self._client
+        return self._clients.sync(self._options(), self.http_client)
 
     def _aclient(self) -> AsyncEmbeddingClient:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            # A client made under another (now maybe closed) loop cannot be reused; an
-            # injected httpx.AsyncClient is the caller's to manage.
-            stale = self.http_async_client is None and self._async_loop is not loop
-            if self._async_client is None or stale:
-                self._async_client = AsyncEmbeddingClient(
-                    http_client=self.http_async_client, **self._options()
-                )
-                self._async_loop = loop
-            return self._async_client
-
-    def _drop_clients(self) -> None:
-        # Private attributes may not exist yet while pydantic builds the instance.
-        private = getattr(self, "__pydantic_private__", None)
-        if not private or private.get("_lock") is None:
-            return
-        with self._lock:
-            client, self._client = self._client, None
-            self._async_client = None
-            self._async_loop = None
-        if client is not None:
-            client.close()
+        return self._clients.async_(self._options(), self.http_async_client)
 
     def close(self) -> None:
         """Close the sync client's connections (not an injected ``http_client``)."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close both clients' connections (not injected httpx clients)."""
-        self.close()
-        with self._lock:
-            aclient, self._async_client = self._async_client, None
-            self._async_loop = None
-        if aclient is not None:
-            await aclient.aclose()
+        await self._clients.aclose()
 
     def __enter__(self) -> VLLMMultimodalEmbeddings:
         return self

@@ -7,10 +7,7 @@ Every request goes through :class:`~vllm_multimodal_embeddings.EmbeddingClient` 
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import threading
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
@@ -22,6 +19,7 @@ from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageDocument, ImageNode, ImageType, MetadataMode
 
 from . import _constants as C
+from ._adapter_clients import AdapterClients
 from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient
 from ._exceptions import APIError, InputError
 from ._types import Content, EmbedInput, ImageInput
@@ -147,13 +145,8 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         repr=False,
     )
 
-    _client: EmbeddingClient | None = PrivateAttr(default=None)
-    _client_key: tuple[Any, ...] | None = PrivateAttr(default=None)
-    # An httpx.AsyncClient's pool belongs to one event loop: keep one client per loop.
-    _aclient: AsyncEmbeddingClient | None = PrivateAttr(default=None)
-    _aclient_key: tuple[Any, ...] | None = PrivateAttr(default=None)
-    _aclient_loop: weakref.ref[asyncio.AbstractEventLoop] | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    # Rebuilt when a field changes; one async client per event loop.
+    _clients: AdapterClients = PrivateAttr(default_factory=AdapterClients)
 
     @classmethod
     def class_name(cls) -> str:
@@ -182,64 +175,25 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
             fetch_remote_images=self.fetch_remote_images,
         )
 
-    def _settings_key(self) -> tuple[Any, ...]:
-        # Settings are plain mutable fields: rebuild the client when any of them changed.
-        options = self._options()
-        return (
-            *(repr(v) if k != "api_key" else v for k, v in options.items()),
-            id(self.http_client),
-            id(self.async_http_client),
-        )
-
     def _sync_client(self) -> EmbeddingClient:
-        key = self._settings_key()
-        with self._lock:
-            if self._client is None or self._client_key != key:
-                if self._client is not None:
-                    self._client.close()
-                self._client = EmbeddingClient(http_client=self.http_client, **self._options())
-                self._client_key = key
-            return self._client
+        return self._clients.sync(self._options(), self.http_client)
 
     def _async_client(self) -> AsyncEmbeddingClient:
-        key = self._settings_key()
-        loop = asyncio.get_running_loop()
-        same_loop = self._aclient_loop is not None and self._aclient_loop() is loop
-        if self._aclient is None or self._aclient_key != key or not same_loop:
-            # The previous one may belong to a closed loop: its pool cannot be awaited here.
-            self._aclient = AsyncEmbeddingClient(
-                http_client=self.async_http_client, **self._options()
-            )
-            self._aclient_key = key
-            self._aclient_loop = weakref.ref(loop)
-        return self._aclient
+        return self._clients.async_(self._options(), self.async_http_client)
 
     def _remember_model(self, client: EmbeddingClient | AsyncEmbeddingClient) -> None:
-        # Observability payloads carry model_name: fill it in once the server named it.
+        # Observability payloads carry model_name: fill it in once the server named it. The
+        # clients stay: naming the model the server chose asks for the same client.
         if not self.model_name and client.model:
             self.model_name = client.model
-            # Naming the model the server already chose changes nothing: keep the clients.
-            key = self._settings_key()
-            if self._client is client:
-                self._client_key = key
-            elif self._aclient is client:
-                self._aclient_key = key
 
     def close(self) -> None:
         """Close the sync client's connection pool (an injected ``http_client`` stays open)."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-            self._client = None
-            self._client_key = None
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close both clients' pools (injected HTTP clients stay open)."""
-        self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
-        self._aclient = None
-        self._aclient_key = None
+        await self._clients.aclose()
 
     def to_payload(self) -> dict[str, Any]:
         """What callbacks and instrumentation events see: no key, no headers."""
