@@ -35,9 +35,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from ._base_client import resolve_base_url
 from ._client import EmbeddingClient
 from ._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
-from ._exceptions import AuthenticationError, VLLMEmbeddingError
+from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
 from ._server_info import ServerInfo
 from ._types import Content
 from .protocol.cohere import CohereEmbedResponse, build_cohere_request
@@ -156,8 +157,12 @@ def run_checks(
     timeout: float = 60.0,
 ) -> list[CheckResult]:
     """Probe the server at ``base_url`` and return every check, in table order."""
-    base_url = base_url.rstrip("/").removesuffix("/v1")
     checks: list[CheckResult] = []
+    try:
+        # The client's own rule, so the health check probes the URL the client will use.
+        base_url = resolve_base_url(base_url)
+    except ConfigurationError as exc:
+        return [_result("reachable", False, "error", str(exc), "check --base-url")]
     try:
         health = httpx.get(f"{base_url}/health", timeout=timeout)
         checks.append(
