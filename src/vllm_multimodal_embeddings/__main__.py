@@ -18,7 +18,7 @@ from .server._cli import add_serve_parser
 from .server.flags import (
     CHAT_TEMPLATE_PATH,
     ServerConfig,
-    cpu_test_config,
+    cpu_production_config,
     production_config,
     vllm_args,
 )
@@ -33,18 +33,12 @@ COMPOSE_VARS = {"model": "MODEL", "max_model_len": "MAX_MODEL_LEN"}
 
 
 def docker_config(profile: str, model: str | None = None) -> ServerConfig:
-    """The flags docker/compose.yaml runs: production flags, plus the CPU server's CPU settings.
-
-    ``cpu`` takes ``dtype`` and ``enforce_eager`` from :func:`cpu_test_config` (CPU kernels want
-    float32; eager skips a compile wait) and keeps the production model, length and name.
-    """
-    cfg = production_config() if model is None else production_config(model)
+    """The flags docker/compose.yaml runs: ``gpu`` production, ``cpu`` the same on the CPU."""
     if profile == "cpu":
-        cpu = cpu_test_config(cfg.model)
-        cfg = cfg.with_(dtype=cpu.dtype, enforce_eager=cpu.enforce_eager)
-    elif profile != "gpu":
+        return cpu_production_config() if model is None else cpu_production_config(model)
+    if profile != "gpu":
         raise ValueError(f"unknown profile {profile!r}; use gpu or cpu")
-    return cfg
+    return production_config() if model is None else production_config(model)
 
 
 def server_args(

@@ -11,7 +11,11 @@ import pytest
 import yaml
 
 from vllm_multimodal_embeddings.__main__ import CONTAINER_TEMPLATE, docker_config, main
-from vllm_multimodal_embeddings.server.flags import CHAT_TEMPLATE_PATH, vllm_args
+from vllm_multimodal_embeddings.server.flags import (
+    CHAT_TEMPLATE_PATH,
+    CPU_PRODUCTION_ENV,
+    vllm_args,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -105,6 +109,12 @@ def test_healthcheck_api_key_and_port(compose, service):
     assert svc["ports"] == ["${PORT:-8000}:8000"]
     # The key travels in the environment, never on the command line.
     assert "--api-key" not in svc["command"]
+
+
+def test_cpu_service_kv_cache_matches_flags_py(compose):
+    want = CPU_PRODUCTION_ENV["VLLM_CPU_KVCACHE_SPACE"]
+    env = compose["services"]["vllm-cpu"]["environment"]
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == f"${{VLLM_CPU_KVCACHE_SPACE:-{want}}}"
 
 
 def test_cpu_image_installs_with_the_test_suites_script(compose):

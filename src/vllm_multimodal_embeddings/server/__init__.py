@@ -8,24 +8,30 @@ from vllm_multimodal_embeddings.server._launch import (
 )
 from vllm_multimodal_embeddings.server.flags import (
     CHAT_TEMPLATE_PATH,
+    CPU_PRODUCTION_ENV,
     CPU_SERVER_ENV,
     DEFAULT_TASK_INSTRUCTIONS,
     ServerConfig,
+    cpu_production_config,
     cpu_test_config,
     production_config,
+    server_env,
     vllm_args,
 )
 
 __all__ = [
     "CHAT_TEMPLATE_PATH",
+    "CPU_PRODUCTION_ENV",
     "CPU_SERVER_ENV",
     "DEFAULT_TASK_INSTRUCTIONS",
     "LocalServer",
     "ServerConfig",
     "ServerStartError",
+    "cpu_production_config",
     "cpu_test_config",
     "ensure_tiny_checkpoint",
     "production_config",
+    "server_env",
     "server_python",
     "vllm_args",
 ]

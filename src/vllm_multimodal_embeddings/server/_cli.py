@@ -18,7 +18,11 @@ from vllm_multimodal_embeddings.server._launch import (
     ensure_tiny_checkpoint,
     server_python,
 )
-from vllm_multimodal_embeddings.server.flags import cpu_test_config
+from vllm_multimodal_embeddings.server.flags import (
+    CPU_PRODUCTION_ENV,
+    cpu_production_config,
+    cpu_test_config,
+)
 
 __all__ = ["add_serve_parser", "main_serve", "run_serve"]
 
@@ -66,10 +70,9 @@ def run_serve(args: argparse.Namespace) -> int:
         python = server_python(args.venv)
         env: dict[str, str] = {}
         if args.model:
-            # A real model: its own name, the production context length, and room for its KV
-            # cache (2B in float32 needs about 1.8 GiB for one 8192-token sequence).
-            config = cpu_test_config(args.model, served_model_name=None, max_model_len=8192)
-            env["VLLM_CPU_KVCACHE_SPACE"] = "4"
+            # The flags docker/compose.yaml's CPU service runs, and room for the KV cache.
+            config = cpu_production_config(args.model)
+            env.update(CPU_PRODUCTION_ENV)
         else:
             checkpoint = args.checkpoint or ensure_tiny_checkpoint(python)
             config = cpu_test_config(str(checkpoint))

@@ -21,9 +21,11 @@ from vllm_multimodal_embeddings._constants import (
 
 __all__ = [
     "CHAT_TEMPLATE_PATH",
+    "CPU_PRODUCTION_ENV",
     "CPU_SERVER_ENV",
     "DEFAULT_TASK_INSTRUCTIONS",
     "ServerConfig",
+    "cpu_production_config",
     "cpu_test_config",
     "production_config",
     "server_env",
@@ -43,6 +45,12 @@ CPU_SERVER_ENV: Final[Mapping[str, str]] = MappingProxyType(
     {"VLLM_CPU_KVCACHE_SPACE": "1"}
 )
 """Environment for vLLM's CPU build (the CPU test server)."""
+
+CPU_PRODUCTION_ENV: Final[Mapping[str, str]] = MappingProxyType(
+    # 2B in float32 needs about 1.8 GiB of KV cache for one 8192-token sequence.
+    {"VLLM_CPU_KVCACHE_SPACE": "4"}
+)
+"""Environment for a real Qwen3-VL-Embedding model on vLLM's CPU build."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,12 @@ def server_env(cfg: ServerConfig) -> dict[str, str]:
 def production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
     """GPU defaults: Qwen3-VL-Embedding-2B, 8192 tokens, Matryoshka, instructions, our template."""
     return replace(ServerConfig(model=model, max_model_len=8192), **changes)  # type: ignore[arg-type]
+
+
+def cpu_production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
+    """A real model on the CPU: production flags with the CPU test server's float32 and eager."""
+    cpu = cpu_test_config(model)
+    return production_config(model, dtype=cpu.dtype, enforce_eager=cpu.enforce_eager, **changes)
 
 
 def cpu_test_config(model: str, **changes: object) -> ServerConfig:
