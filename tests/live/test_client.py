@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import chat_vectors, data_uri, image_png, recipe_messages
+from tests.helpers import chat_vectors, cosine, data_uri, image_png, recipe_messages
 from vllm_multimodal_embeddings import (
     AsyncEmbeddingClient,
     BadRequestError,
@@ -31,11 +31,6 @@ from vllm_multimodal_embeddings._constants import (
     QWEN_DEFAULT_INSTRUCTION,
     QWEN_QUERY_INSTRUCTION,
 )
-
-
-def cos(a: Any, b: Any) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 class RequestLog:
@@ -94,15 +89,15 @@ def test_every_image_form_equals_the_hand_written_request(
     got = client.embed_images(forms)
     assert len(got) == len(forms)
     for form, vector in zip(forms, got, strict=True):
-        assert cos(vector, expected) > 0.9999, type(form).__name__
+        assert cosine(vector, expected) > 0.9999, type(form).__name__
 
 
 def test_text_and_pair_equal_the_hand_written_request(
     client: EmbeddingClient, vllm_server: Any, png: bytes
 ) -> None:
     text, pair = client.embed(["A cat in the snow.", Content(text="A cat.", image=png)])
-    assert cos(text, reference(vllm_server, text="A cat in the snow.")) > 0.9999
-    assert cos(pair, reference(vllm_server, text="A cat.", image=data_uri(png))) > 0.9999
+    assert cosine(text, reference(vllm_server, text="A cat in the snow.")) > 0.9999
+    assert cosine(pair, reference(vllm_server, text="A cat.", image=data_uri(png))) > 0.9999
 
 
 def test_query_and_document_differ_by_the_instruction(
@@ -110,13 +105,15 @@ def test_query_and_document_differ_by_the_instruction(
 ) -> None:
     document = client.embed(["red bicycle"])[0]
     query = client.embed_query("red bicycle")
-    assert cos(document, query) < 0.999
+    assert cosine(document, query) < 0.999
     assert (
-        cos(query, reference(vllm_server, text="red bicycle", instruction=QWEN_QUERY_INSTRUCTION))
+        cosine(
+            query, reference(vllm_server, text="red bicycle", instruction=QWEN_QUERY_INSTRUCTION)
+        )
         > 0.9999
     )
     assert (
-        cos(
+        cosine(
             document,
             reference(vllm_server, text="red bicycle", instruction=QWEN_DEFAULT_INSTRUCTION),
         )
@@ -132,9 +129,9 @@ def test_instruction_override_and_separate_settings(vllm_server: Any) -> None:
         d = c.embed(["shoes"])[0]
         per_call = c.embed(["shoes"], instruction=custom)[0]
     want = reference(vllm_server, text="shoes", instruction=custom + ".")
-    assert cos(q, want) > 0.9999
-    assert cos(per_call, want) > 0.9999
-    assert cos(d, reference(vllm_server, text="shoes")) > 0.9999
+    assert cosine(q, want) > 0.9999
+    assert cosine(per_call, want) > 0.9999
+    assert cosine(d, reference(vllm_server, text="shoes")) > 0.9999
 
 
 def test_a_hundred_mixed_items_come_back_in_order(vllm_server: Any) -> None:
@@ -212,11 +209,11 @@ def test_cohere_protocol_matches_the_chat_recipe(vllm_server: Any, png: bytes) -
         images = c.embed_images([png])
         pair = c.embed([Content(text="a dog", image=png)])
         query = c.embed_query("a dog")
-    assert cos(texts[0], reference(vllm_server, text="a snowy street")) > 0.9999
-    assert cos(images[0], reference(vllm_server, image=data_uri(png))) > 0.9999
-    assert cos(pair[0], reference(vllm_server, text="a dog", image=data_uri(png))) > 0.9999
+    assert cosine(texts[0], reference(vllm_server, text="a snowy street")) > 0.9999
+    assert cosine(images[0], reference(vllm_server, image=data_uri(png))) > 0.9999
+    assert cosine(pair[0], reference(vllm_server, text="a dog", image=data_uri(png))) > 0.9999
     assert (
-        cos(query, reference(vllm_server, text="a dog", instruction=QWEN_QUERY_INSTRUCTION))
+        cosine(query, reference(vllm_server, text="a dog", instruction=QWEN_QUERY_INSTRUCTION))
         > 0.9999
     )
 
@@ -307,8 +304,8 @@ def test_http_images_by_url_and_fetched_client_side(
         by_url = c.embed_images([image_url])[0]
     with EmbeddingClient(base_url=vllm_server.base_url, fetch_remote_images=True) as c:
         fetched = c.embed_images([image_url])[0]
-    assert cos(by_url, expected) > 0.9999
-    assert cos(fetched, expected) > 0.9999
+    assert cosine(by_url, expected) > 0.9999
+    assert cosine(fetched, expected) > 0.9999
 
 
 def test_async_client_matches_sync(vllm_server: Any, png: bytes) -> None:
@@ -324,7 +321,7 @@ def test_async_client_matches_sync(vllm_server: Any, png: bytes) -> None:
 
     vectors, query = asyncio.run(run())
     np.testing.assert_allclose(vectors, sync, atol=1e-5)
-    assert cos(query, sync_query) > 0.9999
+    assert cosine(query, sync_query) > 0.9999
 
 
 def test_async_bad_input_raises_before_sending(vllm_server: Any) -> None:
@@ -352,8 +349,8 @@ def test_video_by_data_uri(vllm_server: Any) -> None:
             [Content(video=uri), Content(video=uri, text="a red square"), Content(video=uri)]
         )
     assert abs(np.linalg.norm(alone) - 1.0) < 1e-4
-    assert cos(alone, again) > 0.9999
-    assert cos(alone, with_text) < 0.9999
+    assert cosine(alone, again) > 0.9999
+    assert cosine(alone, with_text) < 0.9999
 
 
 def test_server_without_our_flags_gets_clear_errors_or_opt_in_fallback(
