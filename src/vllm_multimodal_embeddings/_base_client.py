@@ -367,11 +367,7 @@ class ClientCore:
         fetch: Fetcher | None,
     ) -> list[PreparedInput]:
         """Validate and encode every input; raises naming the first bad one; sends nothing."""
-        if isinstance(items, (str, bytes)):
-            raise InputError(
-                f"expected a list of inputs, got a single {type(items).__name__}; wrap it in a list"
-            )
-        return prepare_inputs(list(items), options=self.image_options, str_as=str_as, fetch=fetch)
+        return prepare_inputs(items, options=self.image_options, str_as=str_as, fetch=fetch)
 
     def check_call(
         self,
