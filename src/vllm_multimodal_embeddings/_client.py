@@ -70,6 +70,22 @@ class _Once:
             return self._value
 
 
+class _FirstFailure:
+    """Where the first bad input of a call was found: later chunks need not be sent, since
+    the caller stops there (their results would be dropped)."""
+
+    def __init__(self) -> None:
+        self._start: int | None = None
+
+    def at(self, chunk: Chunk) -> None:
+        # Plain assignment of ints: atomic enough across threads for a "skip work" hint.
+        if self._start is None or chunk.start < self._start:
+            self._start = chunk.start
+
+    def before(self, chunk: Chunk) -> bool:
+        return self._start is not None and self._start < chunk.start
+
+
 class _ClientBase:
     """What both clients hold: settings, the core, the remote-image fetcher, the probe result."""
 
@@ -352,16 +368,19 @@ class EmbeddingClient(_ClientBase):
         closed = threading.Event()
         preparing: list[Future[Any]] = []
         plan = _Once(lambda: core.plan(options, self.server_info()))
+        failed = _FirstFailure()
 
         def run_chunk(chunk: Chunk) -> ChunkResult:
-            if closed.is_set():
+            if closed.is_set() or failed.before(chunk):
                 return ChunkResult([])
             futures = self._prepare_all(options.str_as, chunk, worker_pool(self._workers))
             preparing.extend(futures)
             wait(futures)
-            if closed.is_set():
+            if closed.is_set() or failed.before(chunk):
                 return ChunkResult([])
             good, error = core.triage(chunk, [f.result() for f in futures])
+            if error is not None:
+                failed.at(chunk)
             if not good:
                 return ChunkResult([], error)
             return self._transport.drive(core.send_chunk(plan(), chunk.start, good, error))
@@ -564,6 +583,7 @@ class AsyncEmbeddingClient(_ClientBase):
         slots = self._slots
         planned: list[Job] = []
         plan_lock = asyncio.Lock()
+        failed = _FirstFailure()
 
         async def plan() -> Job:
             async with plan_lock:
@@ -580,7 +600,11 @@ class AsyncEmbeddingClient(_ClientBase):
                 prepared = await asyncio.gather(
                     *(asyncio.wrap_future(f, loop=loop) for f in futures)
                 )
+                if failed.before(chunk):
+                    return ChunkResult([])
                 good, error = core.triage(chunk, prepared)
+                if error is not None:
+                    failed.at(chunk)
                 if not good:
                     return ChunkResult([], error)
                 job = await plan()
