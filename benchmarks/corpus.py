@@ -160,7 +160,7 @@ def one(path: str, n: int, base: str, model: str) -> dict[str, float]:
     """Run one path on ``n`` photos in this process; the caller made it a fresh one."""
     photos = make_photos(n)
     # Import what the path needs and warm the connection before measuring.
-    import vllm_multimodal_embeddings.langchain  # noqa: F401
+    import vllm_multimodal_embeddings.langchain
     import vllm_multimodal_embeddings.llama_index  # noqa: F401
 
     httpx.get(f"{base}/v1/models", timeout=60).raise_for_status()
