@@ -35,6 +35,16 @@ DEFAULT_BATCH_SIZE: Final = 16
 DEFAULT_MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY: Final = 4
 
+# Default cap on an image's pixel count, read from its header before any decoding: twice
+# Pillow's ``MAX_IMAGE_PIXELS`` (2 x 89,478,485), the point where Pillow itself refuses to
+# open a file. It admits 108 MP phone photos and 150 MP medium-format scans; a 16-bit
+# image this size still decodes in under 1 GiB, since modes are converted after downscaling.
+DEFAULT_MAX_SOURCE_PIXELS: Final = 178_956_970
+
+# Largest encoded image read from a file, stream or data: URI. A 200 MP phone JPEG is
+# 20-60 MB; anything bigger is a mistake (a video, a disk image) or hostile input.
+DEFAULT_MAX_IMAGE_BYTES: Final = 100 * 1024 * 1024
+
 # Remote images fetched client-side (opt-in).
 DEFAULT_REMOTE_IMAGE_MAX_BYTES: Final = 20 * 1024 * 1024
 DEFAULT_REMOTE_IMAGE_TIMEOUT_S: Final = 30.0
