@@ -37,8 +37,8 @@ DEFAULT_MAX_CONCURRENCY: Final = 4
 
 # Default cap on an image's pixel count, read from its header before any decoding: twice
 # Pillow's ``MAX_IMAGE_PIXELS`` (2 x 89,478,485), the point where Pillow itself refuses to
-# open a file. It admits 108 MP phone photos and 150 MP medium-format scans; a 16-bit
-# image this size still decodes in under 1 GiB, since modes are converted after downscaling.
+# open a file. It admits 108 MP phone photos and 150 MP medium-format scans; an 88 MP 16-bit
+# PNG costs ~50 MiB since modes are converted after downscaling (benchmarks/image_prep.py).
 DEFAULT_MAX_SOURCE_PIXELS: Final = 178_956_970
 
 # Largest encoded image read from a file, stream or data: URI. A 200 MP phone JPEG is

@@ -6,6 +6,7 @@ import re
 
 __all__ = ["redact_url"]
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # scheme://userinfo@ -- greedy up to the last "@" before the path, as RFC 3986 reads it.
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@")
 REDACTED = "<redacted>"
@@ -16,9 +17,10 @@ def redact_url(url: str) -> str:
 
     Signed URLs (S3, GCS, Azure SAS) carry their signature in the query; the path and host
     are enough to tell which image failed. Works on malformed URLs too (``http://[::1``):
-    nothing here parses, so nothing here raises. ``data:`` URIs come back unchanged.
+    nothing here parses, so nothing here raises. Anything that is not ``scheme://...`` (a
+    file path, a ``data:`` URI) comes back unchanged: a ``?`` in a file name is no secret.
     """
-    if url[:5].lower() == "data:":
+    if not _URL.match(url):
         return url
     out = _USERINFO.sub(rf"\g<1>{REDACTED}@", url, count=1)
     head, sep, _ = out.partition("?")
