@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._constants import DEFAULT_REMOTE_IMAGE_MAX_BYTES, DEFAULT_REMOTE_IMAGE_TIMEOUT_S
 from ._exceptions import ImageLoadError
 from ._redact import redact_url
+
+if TYPE_CHECKING:
+    from ._inputs import ImageOptions
 
 __all__ = ["DEFAULT_MAX_REDIRECTS", "RemoteFetchError", "RemoteFetcher", "Resolver"]
 
@@ -61,6 +66,8 @@ class RemoteFetcher:
         allowed_hosts: host names, IP addresses or networks (``"10.0.0.0/8"``) that may be
             fetched even when they resolve to a non-public address.
         allow_private_networks: skip the address check entirely (trusted networks only).
+        verify: TLS verification as ``httpx`` takes it (``True``, a CA bundle path, an
+            ``ssl.SSLContext``); never turn it off for untrusted URLs.
         resolver: name resolution, replaceable for tests.
         transport: an ``httpx`` transport, replaceable for tests.
     """
@@ -73,6 +80,7 @@ class RemoteFetcher:
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         allowed_hosts: Iterable[str] = (),
         allow_private_networks: bool = False,
+        verify: ssl.SSLContext | str | bool = True,
         resolver: Resolver = system_resolver,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -89,12 +97,27 @@ class RemoteFetcher:
         self._allowed_names, self._allowed_nets = _parse_allow_list(allowed_hosts)
         self._resolve = resolver
         # trust_env=False: no proxy variables, no .netrc credentials; no default headers.
+        # No keep-alive: connections are keyed by the pinned address, and a TLS connection
+        # verified for one host name must not be reused for another name on the same address.
         self._http = httpx.Client(
             transport=transport,
             trust_env=False,
             follow_redirects=False,
+            verify=verify,
+            limits=httpx.Limits(max_keepalive_connections=0),
             headers={"Accept-Encoding": "identity", "Accept": "image/*"},
         )
+
+    @classmethod
+    def from_options(cls, options: ImageOptions, **overrides: Any) -> RemoteFetcher:
+        """A fetcher with the limits and allow-list of the client's image options."""
+        settings: dict[str, Any] = {
+            "max_bytes": options.remote_max_bytes,
+            "timeout": options.remote_timeout,
+            "allowed_hosts": options.remote_allowed_hosts,
+            "allow_private_networks": options.allow_private_networks,
+        }
+        return cls(**{**settings, **overrides})
 
     def __repr__(self) -> str:
         return (

@@ -6,9 +6,13 @@ import contextlib
 import gzip
 import http.server
 import io
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -251,8 +255,66 @@ def test_bad_urls_are_refused_cleanly(url: str) -> None:
         fetch(url)
 
 
+def test_from_options_carries_limits_and_allow_list(server: _Server) -> None:
+    server.routes["/a.png"] = lambda h: _send(h, 200, PNG)
+    options = ImageOptions(
+        fetch_remote=True, remote_max_bytes=10, remote_allowed_hosts=("127.0.0.1",)
+    )
+    with RemoteFetcher.from_options(options) as fetch:
+        assert fetch.max_bytes == 10
+        with pytest.raises(RemoteFetchError, match="over the limit of 10"):
+            fetch(_url(server, "/a.png"))
+    with (
+        RemoteFetcher.from_options(ImageOptions()) as fetch,
+        pytest.raises(RemoteFetchError, match="non-public"),
+    ):
+        fetch(_url(server, "/a.png"))
+
+
 def test_repr_and_settings_validation() -> None:
     with RemoteFetcher(allowed_hosts=["10.0.0.0/8"]) as fetch:
         assert "max_bytes=" in repr(fetch)
     with pytest.raises(ValueError, match="timeout"):
         RemoteFetcher(timeout=0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+def test_https_connects_to_the_checked_address_with_the_host_name(tmp_path: Path) -> None:
+    # A certificate for "images.test" only: the fetch must verify it against that name
+    # (SNI + Host) while connecting to the address the resolver gave and the check passed.
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    command = (
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=images.test "
+        "-addext subjectAltName=DNS:images.test"
+    )
+    subprocess.run(
+        [*command.split(), "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    srv = _Server(("127.0.0.1", 0), _RequestHandler)
+    srv.routes = {"/a.png": lambda h: _send(h, 200, PNG)}
+    srv.seen = []
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    srv.socket = server_ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    resolved: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        resolved.append(host)
+        return ["127.0.0.1"]
+
+    try:
+        with RemoteFetcher(allowed_hosts=LOOPBACK, resolver=resolver, verify=client_ctx) as fetch:
+            assert fetch(f"https://images.test:{port}/a.png") == PNG
+            assert resolved == ["images.test"]
+            assert srv.seen[0]["host"] == f"images.test:{port}"
+            # The same certificate does not cover another name on the same address.
+            with pytest.raises(RemoteFetchError, match="cannot connect"):
+                fetch(f"https://other.test:{port}/a.png")
+    finally:
+        srv.shutdown()
+        srv.server_close()
