@@ -28,7 +28,6 @@ __all__ = [
     "parse_data_uri",
 ]
 
-
 # Formats the server decodes natively; when nothing else must change their bytes go as is.
 _PASSTHROUGH_MIME = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"}
 # Lossy sources are re-encoded as JPEG after downscaling; PNG would inflate a photo several-fold.
@@ -129,11 +128,15 @@ def encode_bytes(
     # Pillow refuses images over 2 * Image.MAX_IMAGE_PIXELS from the header alone (a global
     # we must not flip per call: other threads decode too). Our cap defaults to that limit.
     except Image.DecompressionBombError as exc:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        hint = (
+            f"; max_source_pixels={max_source_pixels:,} also needs PIL.Image.MAX_IMAGE_PIXELS "
+            "raised"
+            if max_source_pixels > pillow_limit
+            else ""
+        )
         raise ImageLoadError(
-            f"image too large to decode: {exc} (max_source_pixels={max_source_pixels:,}; "
-            "above Pillow's limit, raise PIL.Image.MAX_IMAGE_PIXELS as well)",
-            index=index,
-            source=source,
+            f"image too large to decode: {exc}{hint}", index=index, source=source
         ) from exc
     # Pillow's decoders raise a zoo of types on malformed headers (OSError, SyntaxError,
     # struct.error, ...); all mean the same thing to the caller.
