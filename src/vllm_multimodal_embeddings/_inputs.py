@@ -27,12 +27,7 @@ from ._constants import (
     DEFAULT_REMOTE_IMAGE_TIMEOUT_S,
 )
 from ._exceptions import ImageLoadError, InputError
-from ._images import (
-    describe_source,
-    encode_bytes,
-    encode_pil_image,
-    parse_data_uri,
-)
+from ._images import describe_source, encode_bytes, encode_pil_image, parse_data_uri
 from ._types import Content, EmbedInput, ImageInput
 
 __all__ = [
@@ -90,9 +85,10 @@ class ImageOptions:
             )
         if self.max_image_bytes < 1:
             raise ValueError(f"max_image_bytes must be >= 1, got {self.max_image_bytes}")
-        if isinstance(self.remote_allowed_hosts, str):
-            # A bare string would be read as a tuple of one-letter host names.
-            object.__setattr__(self, "remote_allowed_hosts", (self.remote_allowed_hosts,))
+        hosts = self.remote_allowed_hosts
+        # A bare string would be read as one-letter host names; a list would be unhashable.
+        hosts = (hosts,) if isinstance(hosts, str) else tuple(hosts)
+        object.__setattr__(self, "remote_allowed_hosts", hosts)
         if self.remote_max_bytes < 1:
             raise ValueError(f"remote_max_bytes must be >= 1, got {self.remote_max_bytes}")
         if self.remote_timeout <= 0:
