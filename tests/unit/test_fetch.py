@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -223,11 +224,18 @@ def test_gzip_bomb_is_cut_at_the_cap(server: _Server) -> None:
     bomb = gzip.compress(b"\0" * (64 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 200_000
     server.routes["/bomb"] = lambda h: _send(h, 200, bomb, Content_Encoding="gzip")
-    with (
-        RemoteFetcher(allowed_hosts=LOOPBACK, max_bytes=1_000_000) as fetch,
-        pytest.raises(RemoteFetchError, match="larger than 1000000 bytes"),
-    ):
-        fetch(_url(server, "/bomb"))
+    tracemalloc.start()
+    try:
+        with (
+            RemoteFetcher(allowed_hosts=LOOPBACK, max_bytes=1_000_000) as fetch,
+            pytest.raises(RemoteFetchError, match="larger than 1000000 bytes"),
+        ):
+            fetch(_url(server, "/bomb"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Bounded: a few MB of buffers around the 1 MB cap (inflating it all would take 64 MiB).
+    assert peak < 8_000_000
 
 
 def test_small_gzip_body_is_inflated(server: _Server) -> None:
