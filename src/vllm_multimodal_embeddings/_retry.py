@@ -219,12 +219,16 @@ def _retry_after_ms(value: str | None) -> float | None:
 
 def _is_truncated(response: httpx.Response) -> bool:
     """A read body shorter than its ``Content-Length``: the connection dropped mid-body."""
-    if not response.is_success or not hasattr(response, "_content"):
+    if not response.is_success:
         return False
     declared = response.headers.get("content-length")
     if declared is None or not declared.isdigit() or "content-encoding" in response.headers:
         return False
-    return len(response.content) < int(declared)
+    try:
+        body = response.content
+    except httpx.ResponseNotRead:  # a streamed response nobody read: nothing to judge
+        return False
+    return len(body) < int(declared)
 
 
 def _cut_off(exc: json.JSONDecodeError) -> bool:

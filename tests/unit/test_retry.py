@@ -164,6 +164,10 @@ def test_body_shorter_than_content_length_is_retryable() -> None:
     whole = httpx.Response(200, content=b"{}", request=request)
     assert RetryPolicy().is_retryable(cut)
     assert not RetryPolicy().is_retryable(whole)
+    unread = httpx.Response(
+        200, headers={"content-length": "100"}, stream=httpx.ByteStream(b"{}"), request=request
+    )
+    assert not RetryPolicy().is_retryable(unread)  # nothing read yet: nothing to judge
 
 
 def test_state_shares_one_budget_across_attempts() -> None:
