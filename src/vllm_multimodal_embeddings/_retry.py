@@ -38,9 +38,19 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ._constants import DEFAULT_MAX_RETRY_TIME_S, RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
 from ._exceptions import APIConnectionError, APIStatusError
 
-__all__ = ["RETRYABLE_STATUS", "RetryPolicy", "RetryState", "parse_retry_after"]
+__all__ = [
+    "BULK_MAX_RETRIES",
+    "RETRYABLE_STATUS",
+    "RetryPolicy",
+    "RetryState",
+    "parse_retry_after",
+]
+
+#: Retries that make a 3000-item job at 16% faults lose nothing (see the table above).
+BULK_MAX_RETRIES = 8
 
 #: Statuses worth another try: timeout, conflict, rate limit (all 5xx are retried too).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -88,10 +98,10 @@ class RetryPolicy:
             no retry starts once it is spent, and no wait runs past it.
     """
 
-    max_retries: int = 8
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_time: float = 120.0
+    max_retries: int = BULK_MAX_RETRIES
+    base_delay: float = RETRY_BASE_DELAY_S
+    max_delay: float = RETRY_MAX_DELAY_S
+    max_retry_time: float = DEFAULT_MAX_RETRY_TIME_S
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or self.max_retries < 0:
