@@ -155,7 +155,8 @@ class RemoteFetcher:
 
     def _get(self, url: httpx.URL, deadline: float) -> tuple[bytes | None, str | None]:
         """One hop: the body, or the ``Location`` of a redirect."""
-        host = url.host
+        # The ASCII (IDNA) form: what DNS, the Host header and SNI all expect.
+        host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
         address = self._checked_address(host, port)
         # Connect to the address that passed the check; Host and SNI keep the name, so

@@ -137,6 +137,18 @@ def test_host_resolving_to_private_address_is_refused() -> None:
         fetch("https://images.example/a.png")
 
 
+def test_idna_host_is_resolved_in_ascii() -> None:
+    asked: list[str] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return ["10.0.0.1"]
+
+    with RemoteFetcher(resolver=resolver) as fetch, pytest.raises(RemoteFetchError):
+        fetch("http://bücher.example/a.png")
+    assert asked == ["xn--bcher-kva.example"]
+
+
 def test_allow_list_by_network_and_switch(server: _Server) -> None:
     server.routes["/a.png"] = lambda h: _send(h, 200, PNG)
     with RemoteFetcher(allowed_hosts=["127.0.0.0/8"]) as fetch:
