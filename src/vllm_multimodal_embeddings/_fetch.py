@@ -180,7 +180,8 @@ class RemoteFetcher:
         except httpx.TimeoutException as exc:
             raise RemoteFetchError(f"no answer within {self.timeout:g} s") from exc
         except httpx.HTTPError as exc:
-            raise RemoteFetchError(f"cannot connect: {type(exc).__name__}") from exc
+            # Connection refused or reset, TLS failure, or a malformed response head.
+            raise RemoteFetchError(f"request failed: {type(exc).__name__}: {exc}") from exc
         try:
             if response.status_code in _REDIRECTS:
                 location = response.headers.get("location")

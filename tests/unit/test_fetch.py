@@ -216,6 +216,21 @@ def test_content_length_over_cap_is_refused_before_reading(server: _Server) -> N
     assert time.monotonic() - started < 1.0
 
 
+def test_malformed_content_length_is_refused(server: _Server) -> None:
+    def float_length(h: http.server.BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", "1e12")
+        h.end_headers()
+        h.wfile.flush()
+        time.sleep(3)
+
+    server.routes["/len"] = float_length
+    started = time.monotonic()
+    with RemoteFetcher(allowed_hosts=LOOPBACK) as fetch, pytest.raises(RemoteFetchError):
+        fetch(_url(server, "/len"))
+    assert time.monotonic() - started < 1.0
+
+
 def test_body_over_cap_without_length_is_cut(server: _Server) -> None:
     def endless(h: http.server.BaseHTTPRequestHandler) -> None:
         h.send_response(200)
@@ -333,7 +348,7 @@ def test_https_connects_to_the_checked_address_with_the_host_name(tmp_path: Path
             assert resolved == ["images.test"]
             assert srv.seen[0]["host"] == f"images.test:{port}"
             # The same certificate does not cover another name on the same address.
-            with pytest.raises(RemoteFetchError, match="cannot connect"):
+            with pytest.raises(RemoteFetchError, match="request failed: ConnectError"):
                 fetch(f"https://other.test:{port}/a.png")
     finally:
         srv.shutdown()
