@@ -35,9 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from ._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from ._client import EmbeddingClient
 from ._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
+from ._redact import redact_url
 from ._server_info import ServerInfo
 from ._settings import resolve_base_url
 from ._types import Content
@@ -180,7 +182,7 @@ def run_checks(
                 "reachable",
                 False,
                 "error",
-                f"{base_url}: {exc}",
+                f"{redact_url(base_url)}: {exc}",
                 "start the server, or check --base-url",
             )
         )
@@ -204,7 +206,7 @@ def run_checks(
                     False,
                     "error",
                     str(exc),
-                    f"pass the server's key (--api-key / {ENV_API_KEY})",
+                    f"pass the server's key ({ENV_API_KEY} or --ask-api-key)",
                 )
             )
             return checks
@@ -393,7 +395,7 @@ def exit_code(checks: Sequence[CheckResult]) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=None, help=f"server root (default: ${ENV_BASE_URL})")
-    parser.add_argument("--api-key", default=None, help=f"bearer token (default: ${ENV_API_KEY})")
+    add_api_key_arguments(parser)
     parser.add_argument(
         "--model", default=None, help=f"served model name (default: ${ENV_MODEL}, else the first)"
     )
@@ -415,30 +417,54 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    """Run the checks for parsed arguments, print them, return the exit code."""
+    """Run the checks for parsed arguments, print them, return the exit code.
+
+    Usage errors and anything the checks could not turn into a result (a malformed URL, a
+    body that is HTML or invalid JSON) print one ``error:`` line and return 2, no traceback.
+    """
     import os
 
+    try:
+        api_key = resolve_api_key(args)
+    except CLIKeyError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
     base_url = args.base_url or os.environ.get(ENV_BASE_URL)
     if not base_url:
         print(f"error: pass --base-url or set {ENV_BASE_URL}", flush=True)
         return 2
-    checks = run_checks(
-        base_url,
-        api_key=args.api_key or os.environ.get(ENV_API_KEY) or None,
-        model=args.model or os.environ.get(ENV_MODEL) or None,
-        timeout=args.timeout,
-    )
+    shown_url = redact_url(base_url)
+    try:
+        checks = run_checks(
+            base_url,
+            api_key=api_key,
+            model=args.model or os.environ.get(ENV_MODEL) or None,
+            timeout=args.timeout,
+        )
+    # The CLI boundary: ValueError covers invalid JSON and pydantic's ValidationError,
+    # httpx.InvalidURL a URL like "http://[::1". Each becomes one line, never a traceback.
+    except (VLLMEmbeddingError, httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
+        print(f"error: {shown_url}: {_one_line(exc, api_key)}", flush=True)
+        return 2
     code = exit_code(checks)
     if args.json:
         out = {
-            "base_url": base_url,
+            "base_url": shown_url,
             "exit_code": code,
             "checks": [{**asdict(c), "is_error": c.is_error} for c in checks],
         }
         print(json.dumps(out, indent=2))
     else:
-        print(render_table(checks, base_url))
+        print(render_table(checks, shown_url))
     return code
+
+
+def _one_line(exc: BaseException, api_key: str | None) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if api_key:
+        first = first.replace(api_key, "<redacted>")
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -437,10 +438,10 @@ def test_image_options_validate() -> None:
 
 def test_unreadable_file(png_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # chmod 0 does not stop root (CI runs as root), so the read itself is made to fail.
-    def refuse(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def refuse(path: object, flags: int, *args: object) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     err = _raises(ImageLoadError, png_file)
     assert "cannot read" in str(err)
     assert str(png_file) in str(err)
