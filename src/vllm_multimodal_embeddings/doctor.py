@@ -10,6 +10,8 @@ reachable                   error     ``GET /health`` does not answer 200
 model                       error     ``/v1/models`` or the probe fails (wrong model, key)
 version                     warning   ``GET /version`` does not answer
 chat protocol               error     ``/v1/embeddings`` with ``messages`` fails
+image preprocessing         error     probe images get another number of image tokens than
+                                      the official embedder gives them (processor limits)
 /v2/embed                   warning   the endpoint is missing (vLLM < 0.18)
 batched conversations       warning   one conversation per request only (vLLM < 0.24)
 matryoshka                  error     ``dimensions`` refused or wrong length
@@ -37,18 +39,22 @@ from PIL import Image
 
 from ._base_client import resolve_base_url
 from ._client import EmbeddingClient
-from ._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from ._constants import DEFAULT_MAX_PIXELS, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
+from ._images import smart_resize
 from ._server_info import ServerInfo
 from ._types import Content
 from .protocol.cohere import CohereEmbedResponse, build_cohere_request
-from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS
+from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS, OFFICIAL_PROCESSOR_KWARGS
 
 __all__ = [
     "PARITY_MIN_COSINE",
+    "PREPROCESSING_PROBES",
     "CheckResult",
     "add_doctor_parser",
+    "gradient_png",
     "main",
+    "official_image_tokens",
     "render_table",
     "run_checks",
     "run_doctor",
@@ -73,10 +79,20 @@ FIX_CHAT_TEMPLATE = (
     f"--chat-template .../{CHAT_TEMPLATE_PATH.name} (packaged at "
     "vllm_multimodal_embeddings.server.CHAT_TEMPLATE_PATH; docker/compose.yaml mounts it)"
 )
+FIX_PROCESSOR = (
+    f"--mm-processor-kwargs '{json.dumps(dict(OFFICIAL_PROCESSOR_KWARGS))}' (vLLM otherwise "
+    "resizes images with the checkpoint's preprocessor_config.json limits)"
+)
 FIX_VERSION_V2 = "upgrade vLLM to >= 0.18 (docker/compose.yaml pins a tested one)"
 FIX_VERSION_BATCH = "upgrade vLLM to >= 0.24; the client falls back to one request per input"
 
 _PROBE_TEXT = "vllm-mm-embed doctor: a short probe text."
+# One image under the official minimum (4,096 px) and one over the maximum (1,843,200 px):
+# a checkpoint's own limits usually differ on one side (Qwen3-VL-Instruct's start at 65,536).
+PREPROCESSING_PROBES: tuple[tuple[int, int], ...] = ((40, 30), (1920, 1080))
+_TOKEN_BLOCK = 32  # one image token per 32x32 pixels after resizing
+# <|vision_start|> and <|vision_end|> around the image tokens (Qwen-VL chat templates).
+_VISION_MARKERS = 2
 
 
 @dataclass(frozen=True)
@@ -118,13 +134,24 @@ def _skip(name: str, severity: Severity, why: str) -> CheckResult:
 
 def probe_image_png() -> bytes:
     """A small deterministic RGB PNG (a colour gradient), sent unchanged by the client."""
-    x = np.linspace(0, 255, 96, dtype=np.float32)
-    y = np.linspace(0, 255, 64, dtype=np.float32)
+    return gradient_png(96, 64)
+
+
+def gradient_png(width: int, height: int) -> bytes:
+    """A deterministic RGB gradient PNG of the given size."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)
     xx, yy = np.meshgrid(x, y)
     rgb = np.stack([xx, yy, 255 - (xx + yy) / 2], axis=-1).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def official_image_tokens(width: int, height: int) -> int:
+    """Image tokens the official embedder makes of a ``width`` x ``height`` image."""
+    w, h = smart_resize(width, height, max_pixels=DEFAULT_MAX_PIXELS)
+    return (w // _TOKEN_BLOCK) * (h // _TOKEN_BLOCK)
 
 
 def _cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
@@ -147,6 +174,56 @@ def _v2_raw(
     resp = httpx.post(f"{base_url}/v2/embed", json=body, headers=_headers(api_key), timeout=timeout)
     resp.raise_for_status()
     return CohereEmbedResponse.model_validate(resp.json()).vectors("base64", 1)[0]
+
+
+def _prompt_tokens(
+    base_url: str,
+    api_key: str | None,
+    model: str,
+    content: list[dict[str, Any]],
+    timeout: float,
+) -> int:
+    """``usage.prompt_tokens`` of one chat embedding request (float-encoded, sent as is)."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": content}],
+        "encoding_format": "float",
+        "add_special_tokens": True,
+    }
+    resp = httpx.post(
+        f"{base_url}/v1/embeddings", json=body, headers=_headers(api_key), timeout=timeout
+    )
+    resp.raise_for_status()
+    return int(resp.json()["usage"]["prompt_tokens"])
+
+
+def _preprocessing_check(
+    base_url: str, api_key: str | None, model: str, timeout: float
+) -> CheckResult:
+    """Count the image tokens the server makes of probe images; compare with the official."""
+    name = "image preprocessing"
+    text = {"type": "text", "text": _PROBE_TEXT}
+    # Sent with plain httpx, not the client: the client would resize the large probe itself
+    # and hide what the server does to images from other clients.
+    try:
+        base = _prompt_tokens(base_url, api_key, model, [text], timeout)
+        found: list[tuple[int, int, int, int]] = []
+        for width, height in PREPROCESSING_PROBES:
+            uri = "data:image/png;base64," + base64.b64encode(gradient_png(width, height)).decode(
+                "ascii"
+            )
+            image = {"type": "image_url", "image_url": {"url": uri}}
+            total = _prompt_tokens(base_url, api_key, model, [image, text], timeout)
+            got = total - base - _VISION_MARKERS
+            found.append((width, height, got, official_image_tokens(width, height)))
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+        return _result(name, False, "error", f"probe failed: {exc}", "see the server log")
+    detail = ", ".join(
+        f"{w}x{h}: {got} image tokens" + ("" if got == want else f" (official {want})")
+        for w, h, got, want in found
+    )
+    ok = all(got == want for _, _, got, want in found)
+    return _result(name, ok, "error", detail if not ok else detail + " (official)", FIX_PROCESSOR)
 
 
 def run_checks(
@@ -264,6 +341,11 @@ def _embed_checks(
         return checks
     checks.append(
         CheckResult("chat protocol", "ok", "error", "/v1/embeddings with messages: text, image")
+    )
+    checks.append(
+        _preprocessing_check(
+            options["base_url"], options["api_key"], info.model, options["timeout"]
+        )
     )
 
     checks.append(_matryoshka_check(chat, info))
