@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,11 @@ from tests.reference.embedder import Part, Reference, ReferenceEmbedder
 from vllm_multimodal_embeddings import Content, EmbeddingClient
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
 from vllm_multimodal_embeddings.doctor import official_image_tokens
+from vllm_multimodal_embeddings.server import (
+    ServerStartError,
+    ensure_tiny_checkpoint,
+    server_python,
+)
 
 MIN_COSINE = 0.9999
 INSTRUCTIONS = {"query": QWEN_QUERY_INSTRUCTION, "document": QWEN_DEFAULT_INSTRUCTION}
@@ -307,3 +313,19 @@ def test_several_images_without_text_on_cohere(vllm_server, cases, reference_emb
     ) as client:
         got = np.asarray(client.embed([item], input_type="document")[0])
     assert cosine(got, ref.vector) >= MIN_COSINE
+
+
+def test_tiny_checkpoint_builds_byte_identical(tmp_path: Path) -> None:
+    # The parity numbers are only reproducible if the checkpoint is: same seed, same bytes.
+    try:
+        python = server_python()
+    except ServerStartError as exc:
+        pytest.skip(str(exc))
+    first = ensure_tiny_checkpoint(python, tmp_path / "a")
+    second = ensure_tiny_checkpoint(python, tmp_path / "b")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    config = json.loads((first / "preprocessor_config.json").read_text())
+    assert config["size"] == {"shortest_edge": 65_536, "longest_edge": 262_144}
