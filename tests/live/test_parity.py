@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 
 from tests.helpers import cosine
 from tests.reference.embedder import Part, Reference, ReferenceEmbedder
-from vllm_multimodal_embeddings import Content, EmbeddingClient
+from vllm_multimodal_embeddings import Content, EmbeddingClient, InputError
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
 from vllm_multimodal_embeddings.doctor import official_image_tokens
 from vllm_multimodal_embeddings.server import (
@@ -329,3 +329,28 @@ def test_tiny_checkpoint_builds_byte_identical(tmp_path: Path) -> None:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     config = json.loads((first / "preprocessor_config.json").read_text())
     assert config["size"] == {"shortest_edge": 65_536, "longest_edge": 262_144}
+
+
+VIDEO = Path(__file__).parent.parent / "assets" / "moving_square.mp4"
+
+
+def test_interleaved_video_goes_on_chat_and_is_refused_by_name_on_cohere(
+    vllm_server, cases
+) -> None:
+    uri = "data:video/mp4;base64," + base64.b64encode(VIDEO.read_bytes()).decode("ascii")
+    image = _image_path(cases["odd 333x177"])
+    items = [Content.of(image, "a red square", Content(video=uri))]
+    with EmbeddingClient(base_url=vllm_server.base_url, model=vllm_server.model) as client:
+        mixed, video_first = client.embed_array(
+            [*items, Content.of(Content(video=uri), "a red square", image)]
+        )
+    # Both parts arrive, in the caller's order: the two orders give two vectors.
+    assert cosine(mixed, video_first) < 0.999
+    with (
+        EmbeddingClient(
+            base_url=vllm_server.base_url, model=vllm_server.model, protocol="cohere"
+        ) as client,
+        pytest.raises(InputError, match="video needs protocol='chat'") as info,
+    ):
+        client.embed(["fine", *items])
+    assert info.value.index == 1
