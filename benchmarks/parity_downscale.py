@@ -39,16 +39,18 @@ from vllm_multimodal_embeddings._constants import (
 from vllm_multimodal_embeddings.server._launch import SERVER_VENV
 
 
-def old_downscale(jpeg: bytes) -> bytes:
-    """The client's previous behaviour: aspect-exact fit, draft decode, LANCZOS, JPEG q95."""
-    im = Image.open(io.BytesIO(jpeg))
+def old_downscale(data: bytes) -> bytes:
+    """The client's previous behaviour: aspect-exact fit, draft decode, LANCZOS; JPEG q95 for
+    a JPEG source, PNG otherwise."""
+    im = Image.open(io.BytesIO(data))
+    fmt = "JPEG" if im.format == "JPEG" else "PNG"
     w, h = im.size
     scale = math.sqrt(DEFAULT_MAX_PIXELS / (w * h))
     target = (math.floor(w * scale), math.floor(h * scale))
     im.draft(None, target)
     out = im.convert("RGB").resize(target, Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    out.save(buf, format="JPEG", quality=95)
+    out.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buf.getvalue()
 
 
@@ -61,6 +63,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--server-python", type=Path, default=SERVER_VENV / "bin" / "python")
     parser.add_argument("--photos", type=int, default=4)
+    parser.add_argument(
+        "--format", choices=("JPEG", "PNG"), default="JPEG", help="how the photos are stored"
+    )
+    parser.add_argument("--size", default="4000x3000", help="photo size, WxH")
     args = parser.parse_args()
     base_url = os.environ["VLLM_BASE_URL"]
     tmp = Path(tempfile.mkdtemp(prefix="parity-downscale-"))
@@ -70,8 +76,10 @@ def main() -> None:
         with EmbeddingClient(base_url=base_url) as client:
             for seed in range(args.photos):
                 buf = io.BytesIO()
-                photo(4000, 3000, 100 + seed).save(buf, format="JPEG", quality=90)
-                path = tmp / f"photo-{seed}.jpg"
+                width, height = (int(v) for v in args.size.split("x"))
+                params = {"quality": 90} if args.format == "JPEG" else {}
+                photo(width, height, 100 + seed).save(buf, format=args.format, **params)
+                path = tmp / f"photo-{seed}.{args.format.lower()}"
                 path.write_bytes(buf.getvalue())
                 ref = reference.embed([(QWEN_DEFAULT_INSTRUCTION, [Part.image(path)])])[0]
                 old, new = client.embed(
@@ -84,7 +92,7 @@ def main() -> None:
     finally:
         reference.close()
     before, after = zip(*rows, strict=True)
-    print(f"min cosine to the reference, {len(rows)} photos of 4000x3000:")
+    print(f"min cosine to the reference, {len(rows)} {args.format} photos of {args.size}:")
     print(f"  before (aspect-exact LANCZOS, server resizes again): {min(before):.6f}")
     print(f"  after (official smart resize, bicubic, once):        {min(after):.6f}")
 
