@@ -385,6 +385,9 @@ class EmbeddingCore:
             "output_dimension": job.server_dimensions,
             "truncate": self.settings.truncate,
         }
+        if any(it.interleaved for it in items):
+            # Several parts in the caller's order: only ``inputs`` can say that.
+            return build_cohere_request(inputs=[self.profile.parts(it) for it in items], **common)
         if all(it.image_url is None for it in items):
             return build_cohere_request(texts=[it.text or "" for it in items], **common)
         if all(it.text is None for it in items):

@@ -16,7 +16,7 @@ from urllib.parse import unquote_to_bytes
 
 from PIL import Image, UnidentifiedImageError
 
-from ._constants import DEFAULT_MAX_SOURCE_PIXELS
+from ._constants import DEFAULT_MAX_SOURCE_PIXELS, DEFAULT_MIN_PIXELS
 from ._exceptions import ImageLoadError
 from ._redact import redact_url
 
@@ -26,6 +26,7 @@ __all__ = [
     "encode_bytes",
     "encode_pil_image",
     "parse_data_uri",
+    "smart_resize",
 ]
 
 # Formats the server decodes natively; when nothing else must change their bytes go as is.
@@ -33,6 +34,10 @@ _PASSTHROUGH_MIME = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"
 # Lossy sources are re-encoded as JPEG after downscaling; PNG would inflate a photo several-fold.
 _LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
 _JPEG_QUALITY = 95
+# Qwen-VL's vision tokens cover 32x32 pixels (patch 16 x spatial merge 2).
+_RESIZE_BLOCK = 32
+# The official embedder resizes with PIL's default filter for RGB images (bicubic).
+_RESAMPLE = Image.Resampling.BICUBIC
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -156,7 +161,7 @@ def encode_bytes(
         target = _fit(im.size, max_pixels)
         if target is not None and fmt in _LOSSY_FORMATS:
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 12 MP
-            # photo is then decoded once, at a fraction of the cost, before the LANCZOS pass.
+            # photo is then decoded once, at a fraction of the cost, before the bicubic pass.
             im.draft(None, target)
         try:
             im.load()
@@ -209,19 +214,38 @@ def _orientation(im: Image.Image) -> int:
 
 
 def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int] | None:
-    """The largest size with the same aspect ratio and at most ``max_pixels``; None if it fits."""
+    """Where an image over ``max_pixels`` is resized to; ``None`` when it is within budget.
+
+    The target is Qwen3-VL-Embedding's own smart resize (sides multiples of 32, area within
+    ``DEFAULT_MIN_PIXELS..max_pixels``), so the server finds nothing left to resize: one
+    resampling, as in the official embedder, instead of ours and then the server's.
+    """
     w, h = size
     if w * h <= max_pixels:
         return None
-    scale = math.sqrt(max_pixels / (w * h))
-    nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
-    # Float rounding can leave the product one row over; shave the longer side.
-    while nw * nh > max_pixels:
-        if nw >= nh:
-            nw -= 1
-        else:
-            nh -= 1
-    return nw, nh
+    return smart_resize(w, h, max_pixels=max_pixels)
+
+
+def smart_resize(
+    width: int, height: int, *, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int
+) -> tuple[int, int]:
+    """The (width, height) Qwen-VL's smart resize gives: multiples of 32 within the budget.
+
+    Each side goes to its nearest multiple of 32; when that leaves the budget, both are scaled
+    by the area ratio and floored (too many pixels) or ceiled (too few) to multiples of 32.
+    """
+    block = _RESIZE_BLOCK
+    w = max(block, round(width / block) * block)
+    h = max(block, round(height / block) * block)
+    if w * h > max_pixels:
+        scale = math.sqrt(width * height / max_pixels)
+        w = max(block, math.floor(width / scale / block) * block)
+        h = max(block, math.floor(height / scale / block) * block)
+    elif w * h < min_pixels:
+        scale = math.sqrt(min_pixels / (width * height))
+        w = math.ceil(width * scale / block) * block
+        h = math.ceil(height * scale / block) * block
+    return w, h
 
 
 def _normalize(
@@ -235,13 +259,13 @@ def _normalize(
     if target is not None and im.mode in _NATIVE_RESIZE_MODES and im.size != target:
         # Downscale high-depth pixels before converting them: converting an 88 MP 16-bit
         # scan first costs gigabytes (float64 per pixel) for pixels thrown away next.
-        # reducing_gap box-averages down to 3x the target first, then LANCZOS finishes;
-        # Pillow cannot box-reduce 16-bit modes, which LANCZOS takes directly.
+        # reducing_gap box-averages down to 3x the target first, then the resampler finishes;
+        # Pillow cannot box-reduce 16-bit modes, which it resamples directly.
         gap = 3.0 if im.mode in _REDUCIBLE_MODES else None
-        im = im.resize(target, Image.Resampling.LANCZOS, reducing_gap=gap)
+        im = im.resize(target, _RESAMPLE, reducing_gap=gap)
     out = _to_rgb(im, index=index, source=source)
     if target is not None and out.size != target:
-        out = out.resize(target, Image.Resampling.LANCZOS)
+        out = out.resize(target, _RESAMPLE)
     # Transposing after the resize moves fewer pixels; the budget is symmetric in w and h.
     if orientation != 1:
         out = out.transpose(_TRANSPOSE[orientation])

@@ -28,12 +28,13 @@ from ._constants import (
 )
 from ._exceptions import ImageLoadError, InputError
 from ._images import describe_source, encode_bytes, encode_pil_image, parse_data_uri
-from ._types import Content, EmbedInput, ImageInput
+from ._types import Content, ContentPart, EmbedInput, ImageInput
 
 __all__ = [
     "Fetcher",
     "ImageOptions",
     "PreparedInput",
+    "PreparedPart",
     "prepare_image",
     "prepare_input",
     "prepare_inputs",
@@ -95,6 +96,23 @@ class ImageOptions:
             raise ValueError(f"remote_timeout must be > 0, got {self.remote_timeout}")
 
 
+PartKind = Literal["text", "image", "video"]
+_KINDS: tuple[PartKind, ...] = ("text", "image", "video")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPart:
+    """One part of an interleaved item.
+
+    Attributes:
+        kind: ``text``, ``image`` or ``video``.
+        value: the text, the image's ``data:`` URI or URL, or the video URL.
+    """
+
+    kind: PartKind
+    value: str
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedInput:
     """One item ready for the wire.
@@ -103,23 +121,29 @@ class PreparedInput:
         text: the text part.
         image_url: a ``data:`` URI (inlined image) or an ``http(s)`` URL passed through.
         video_url: a video URL, passed through as given.
+        parts: for ``Content.of(...)`` items, every part in the caller's order (empty
+            otherwise). ``text``, ``image_url`` and ``video_url`` then hold the FIRST part of
+            each kind only: code that builds requests must send ``parts`` when it is set.
     """
 
     text: str | None = None
     image_url: str | None = None
     video_url: str | None = None
+    parts: tuple[PreparedPart, ...] = ()
+
+    @property
+    def interleaved(self) -> bool:
+        """Whether this item carries ordered ``parts`` (possibly several of one kind)."""
+        return bool(self.parts)
 
     @property
     def nbytes(self) -> int:
         """Approximate JSON payload size of this item, for batching by bytes."""
-        size = 0
-        if self.text is not None:
-            size += len(self.text.encode("utf-8")) + _PART_OVERHEAD
-        if self.image_url is not None:
-            size += len(self.image_url) + _PART_OVERHEAD
-        if self.video_url is not None:
-            size += len(self.video_url) + _PART_OVERHEAD
-        return size
+        if self.parts:
+            values: list[str | None] = [p.value for p in self.parts]
+        else:
+            values = [self.text, self.image_url, self.video_url]
+        return sum(len(v.encode("utf-8")) + _PART_OVERHEAD for v in values if v is not None)
 
 
 def prepare_inputs(
@@ -202,13 +226,11 @@ def _encode(data: bytes, *, index: int, options: ImageOptions, source: str) -> s
 def _prepare_content(
     item: Content, *, index: int, options: ImageOptions, fetch: Fetcher | None
 ) -> PreparedInput:
+    if item.parts:
+        return _prepare_parts(item.parts, index=index, options=options, fetch=fetch)
     text = None
     if item.text is not None:
-        if not isinstance(item.text, str):
-            raise InputError(
-                f"Content.text must be str, got {type(item.text).__name__!r}", index=index
-            )
-        text = _check_text(item.text, index=index)
+        text = _check_content_text(item.text, index=index)
     image_url = None
     if item.image is not None:
         image_url = prepare_image(item.image, index=index, options=options, fetch=fetch)
@@ -218,6 +240,51 @@ def _prepare_content(
     if text is None and image_url is None and video_url is None:
         raise InputError("empty Content: give text, image or video", index=index)
     return PreparedInput(text=text, image_url=image_url, video_url=video_url)
+
+
+def _prepare_parts(
+    parts: Sequence[ContentPart], *, index: int, options: ImageOptions, fetch: Fetcher | None
+) -> PreparedInput:
+    prepared: list[PreparedPart] = []
+    for number, part in enumerate(parts):
+        try:
+            prepared.append(_prepare_part(part, index=index, options=options, fetch=fetch))
+        except InputError as exc:
+            # Name the part as well as the item: "input 3: part 1: image file not found (...)".
+            exc.message = f"part {number}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+    first = {kind: next((p.value for p in prepared if p.kind == kind), None) for kind in _KINDS}
+    return PreparedInput(
+        text=first["text"],
+        image_url=first["image"],
+        video_url=first["video"],
+        parts=tuple(prepared),
+    )
+
+
+def _prepare_part(
+    part: ContentPart, *, index: int, options: ImageOptions, fetch: Fetcher | None
+) -> PreparedPart:
+    if isinstance(part, str):
+        return PreparedPart("text", _check_text(part, index=index))
+    if isinstance(part, Content):
+        if part.text is not None:
+            return PreparedPart("text", _check_content_text(part.text, index=index))
+        if part.video is not None:
+            return PreparedPart("video", _check_video(part.video, index=index))
+        if part.image is not None:
+            return PreparedPart(
+                "image", prepare_image(part.image, index=index, options=options, fetch=fetch)
+            )
+        raise InputError("empty Content part", index=index)
+    return PreparedPart("image", prepare_image(part, index=index, options=options, fetch=fetch))
+
+
+def _check_content_text(text: object, *, index: int) -> str:
+    if not isinstance(text, str):
+        raise InputError(f"Content.text must be str, got {type(text).__name__!r}", index=index)
+    return _check_text(text, index=index)
 
 
 def _check_text(text: str, *, index: int) -> str:

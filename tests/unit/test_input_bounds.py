@@ -161,13 +161,14 @@ def test_high_depth_is_converted_after_downscaling(monkeypatch: pytest.MonkeyPat
         return real(im)
 
     monkeypatch.setattr(_images, "_high_depth_to_rgb", spy)
-    uri = _prep(png, max_pixels=60 * 40)
-    assert seen == [(60, 40)]
+    uri = _prep(png, max_pixels=96 * 64)
+    target = _images.smart_resize(600, 400, max_pixels=96 * 64)  # the official target
+    assert seen == [target] == [(96, 64)]
     out = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
-    assert out.mode == "RGB" and out.size == (60, 40)
-    row = np.asarray(out)[20, :, 0].astype(int)
+    assert out.mode == "RGB" and out.size == target
+    row = np.asarray(out)[32, :, 0].astype(int)
     # The ramp survives: dark on the left, bright on the right, not clipped to white.
-    assert row[0] < 20 and row[-1] > 235 and 100 < row[30] < 155
+    assert row[0] < 20 and row[-1] > 235 and 100 < row[48] < 155
 
 
 def test_options_validate_caps() -> None:
