@@ -421,10 +421,12 @@ def hand_written(
 # -- the package's paths -------------------------------------------------------------------------
 
 
-def package_client(base_url: str, model: str, items: Sequence[str], kind: str) -> np.ndarray:
+def package_client(
+    base_url: str, model: str, items: Sequence[str], kind: str, **options: Any
+) -> np.ndarray:
     from vllm_multimodal_embeddings import EmbeddingClient
 
-    with EmbeddingClient(base_url=base_url, model=model) as client:
+    with EmbeddingClient(base_url=base_url, model=model, **options) as client:
         return np.asarray(client.embed(items) if kind == "text" else client.embed_images(items))
 
 
@@ -607,7 +609,7 @@ def main() -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--tokenizer", type=Path, default=None)
-    p.add_argument("--phase", choices=["main", "smallimg", "parity"], default="main")
+    p.add_argument("--phase", choices=["main", "smallimg", "parity", "tuned"], default="main")
     p.add_argument("--tag", action="append", default=[], help="KEY=VALUE added to every row")
     p.add_argument("--deadline", type=float, default=time.time() + 3600)
     p.add_argument(
@@ -689,6 +691,31 @@ def main() -> None:
                 w = by_name[name]
                 w = Workload(w.name, w.kind, w.n, w.n_naive, sweep, w.make, w.part, w.naive_part)
                 runs += plan(b, w, ("hand", "package"))
+    elif args.phase == "tuned":
+        # The package with other batch_size / max_concurrency: do its defaults hold it back?
+        for name, settings in (
+            ("texts ~30 tokens", ((16, 4), (64, 8), (128, 8), (256, 8))),
+            ("224x224 JPEG", ((16, 4), (32, 8), (64, 16))),
+        ):
+            w = by_name[name]
+            runs += plan(b, w, ("hand",))[-1:] if name == "224x224 JPEG" else []
+            for batch, conc in settings:
+                runs.append(
+                    Run(
+                        w.name,
+                        f"package EmbeddingClient batch_size={batch} max_concurrency={conc}",
+                        w.make(b.next_seed(), w.n),
+                        lambda items, batch=batch, conc=conc, w=w: package_client(
+                            b.base_url,
+                            b.model,
+                            items,
+                            w.kind,
+                            batch_size=batch,
+                            max_concurrency=conc,
+                        ),
+                        {"batch": batch, "inflight": conc},
+                    )
+                )
     warm = images.make(1, 16, (640, 480))
     par_imgs = (
         images.make(3, 4, (224, 224))

@@ -117,6 +117,12 @@ if [ "$PHASE" = main ]; then
     doctor prod
     bench --phase parity --tag server=prod || true
     save_log prod
+elif [ "$PHASE" = tuned ]; then
+    # The package's batch size / concurrency swept, on the proposed GPU server profile.
+    start_server api4 -- --api-server-count 4
+    bench --phase tuned --tag server=api4 || true
+    save_log api4
+    stop_server
 elif [ "$PHASE" = variants ]; then
     # name | server_cmd.py options and extra vLLM flags
     variants=(
@@ -127,6 +133,7 @@ elif [ "$PHASE" = variants ]; then
     )
     for v in "${variants[@]}"; do
         name=${v%%|*}; opts=${v#*|}
+        case " ${VMME_SKIP:-} " in *" $name "*) echo "skip $name (VMME_SKIP)"; continue;; esac
         if [ $(( DEADLINE - $(date +%s) )) -lt 110 ]; then echo "skip $name: deadline"; continue; fi
         # shellcheck disable=SC2086
         start_server "$name" $opts

@@ -50,14 +50,16 @@ if [ ! -s "$CACHE/vllm.tar.xz" ] || [ "$CACHE/vllm.tar.xz" -ot "$WHEEL" ]; then
 fi
 
 # 2. vLLM's dependencies the device lacks.
+# Fresh folders each time: a stale second version of a wheel would break the device's install.
 grep -v '^#' "$HERE/server-deps.txt" > "$CACHE/server-deps.req"
-(cd "$CACHE/whl" && $PY -m pip download -q --no-deps "${PLAT[@]}" -d . -r "$CACHE/server-deps.req" 2>&1 | quiet)
+rm -rf "$CACHE/whl" "$CACHE/pkgdl" && mkdir -p "$CACHE/whl" "$CACHE/pkgdl"
+(cd "$CACHE/whl" && $PY -m pip download -q --no-deps "${PLAT[@]}" -d . -r "$CACHE/server-deps.req" 2>&1 | quiet) &
 
 # 3. Our wheel (from this worktree) + LangChain/LlamaIndex cores and their dependency trees.
-rm -f "$CACHE"/pkgdl/vllm_multimodal_embeddings-*.whl
 $PY -m pip wheel -q --no-deps -w "$CACHE/pkgdl" "$WORKTREE" 2>&1 | quiet
 (cd "$CACHE/pkgdl" && $PY -m pip download -q "${PLAT[@]}" -d . \
     "langchain-core>=0.3.40" "llama-index-core>=0.12.0" 2>&1 | quiet)
+wait
 
 # 4. Stage: one version of each name; nothing the device image or the server set already holds.
 rm -rf "$CACHE/stage" && mkdir -p "$CACHE/stage/whl" "$CACHE/stage/pkg"

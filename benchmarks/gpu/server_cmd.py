@@ -9,6 +9,7 @@ the checkpoint path, the served name (the published model's, as users see it), h
 from __future__ import annotations
 
 import argparse
+import sys
 
 from vllm_multimodal_embeddings import _constants
 from vllm_multimodal_embeddings.server.flags import production_config, vllm_args
@@ -19,14 +20,17 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-template", action="store_true")
-    parser.add_argument("extra", nargs="*", help="more vLLM flags (after --)")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    # Everything after "--" goes to vLLM untouched (argparse would take its flags for ours).
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    args = parser.parse_args(argv)
     cfg = production_config(
         args.checkpoint,
         served_model_name=_constants.DEFAULT_MODEL,
         host="127.0.0.1",
         port=args.port,
-        extra_args=tuple(args.extra),
+        extra_args=tuple(extra),
     )
     if args.no_template:
         cfg = cfg.with_(chat_template=None)

@@ -15,7 +15,6 @@ batched conversations       warning   one conversation per request only (vLLM < 
 matryoshka                  error     ``dimensions`` refused or wrong length
 input_type                  error     ``query`` or ``document`` task instruction missing
 normalized                  error     a vector's norm is off 1 by more than 1e-3
-dtype                       warning   never fails: the model's dtype, read off a vector's bits
 parity image / parity text  error     ``/v2/embed`` and chat vectors differ (cosine < 0.9999)
 ==========================  ========  ====================================================
 """
@@ -49,7 +48,6 @@ __all__ = [
     "PARITY_MIN_COSINE",
     "CheckResult",
     "add_doctor_parser",
-    "infer_dtype",
     "main",
     "render_table",
     "run_checks",
@@ -131,23 +129,6 @@ def probe_image_png() -> bytes:
 
 def _cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def infer_dtype(vec: npt.NDArray[Any]) -> str:
-    """The dtype the server computed ``vec`` in, read off its float32 values.
-
-    vLLM pools and normalizes in the model's dtype and widens to float32 only to encode, so a
-    bfloat16 model leaves the low 16 bits of every float32 zero and a float16 one leaves values
-    that survive a round trip through float16.
-    """
-    v = np.ascontiguousarray(vec, dtype=np.float32)
-    if not v.size:
-        return "unknown"
-    if not np.any(v.view(np.uint32) & 0xFFFF):
-        return "bfloat16"
-    if np.array_equal(v.astype(np.float16).astype(np.float32), v):
-        return "float16"
-    return "float32"
 
 
 def _headers(api_key: str | None) -> dict[str, str]:
@@ -311,15 +292,6 @@ def _embed_checks(
             "error",
             ", ".join(f"{k} {v:.6f}" for k, v in norms.items()),
             "drop any --pooler-config that turns normalization off",
-        )
-    )
-
-    checks.append(
-        CheckResult(
-            "dtype",
-            "ok",
-            "warning",
-            f"{infer_dtype(text_vec)} (read off the vector's bits)",
         )
     )
 
