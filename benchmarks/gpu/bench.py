@@ -3,7 +3,7 @@
 Runs on the device (see README.md beside this file), or anywhere against any server:
 
     python bench.py --base-url http://127.0.0.1:8000 --data /tmp/data --out results.jsonl \
-        [--tokenizer CKPT/tokenizer.json] [--phase main|smallimg|parity] [--deadline EPOCH]
+        [--tokenizer CKPT/tokenizer.json] [--phase main|smallimg|parity|tuned] [--deadline EPOCH]
 
 Workloads: short texts (~30 tokens), 512-token texts, 224x224 JPEGs, 12 MP camera-like JPEGs.
 Strategies: a naive loop (one request at a time, floats as JSON, images sent as they are), a

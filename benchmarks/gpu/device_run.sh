@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|variants]
+#   bash .carry/bench/device_run.sh [main|variants|tuned]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -12,6 +12,7 @@
 #    bench.py (every workload and path), the parity spread and `vllm-mm-embed doctor`.
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
+#    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
 # Results go to $OUT: results.jsonl, doctor-*.txt, log.txt, server logs.
 set -uo pipefail
 PHASE=${1:-main}
