@@ -3,7 +3,8 @@
 Runs on the device (see README.md beside this file), or anywhere against any server:
 
     python bench.py --base-url http://127.0.0.1:8000 --data /tmp/data --out results.jsonl \
-        [--tokenizer CKPT/tokenizer.json] [--phase main|smallimg|parity|tuned] [--deadline EPOCH]
+        [--tokenizer CKPT/tokenizer.json] [--phase main|smallimg|parity|tuned|photos] \
+        [--deadline EPOCH]
 
 Workloads: short texts (~30 tokens), 512-token texts, 224x224 JPEGs, 12 MP camera-like JPEGs.
 Strategies: a naive loop (one request at a time, floats as JSON, images sent as they are), a
@@ -609,7 +610,9 @@ def main() -> None:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--tokenizer", type=Path, default=None)
-    p.add_argument("--phase", choices=["main", "smallimg", "parity", "tuned"], default="main")
+    p.add_argument(
+        "--phase", choices=["main", "smallimg", "parity", "tuned", "photos"], default="main"
+    )
     p.add_argument("--tag", action="append", default=[], help="KEY=VALUE added to every row")
     p.add_argument("--deadline", type=float, default=time.time() + 3600)
     p.add_argument(
@@ -691,6 +694,14 @@ def main() -> None:
                 w = by_name[name]
                 w = Workload(w.name, w.kind, w.n, w.n_naive, sweep, w.make, w.part, w.naive_part)
                 runs += plan(b, w, ("hand", "package"))
+    elif args.phase == "photos":
+        # Camera photos on this server: hand-written sweep and the package's defaults.
+        w = by_name["camera photos 12 MP JPEG"]
+        w = Workload(
+            w.name, w.kind, w.n, w.n_naive, ((8, 8), (8, 16)), w.make, w.part, w.naive_part
+        )
+        runs += plan(b, w, ("hand",))
+        runs += plan(b, w, ("package",))[:1]
     elif args.phase == "tuned":
         # The package with other batch_size / max_concurrency: do its defaults hold it back?
         for name, settings in (

@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|variants|tuned]
+#   bash .carry/bench/device_run.sh [main|variants|tuned|photos]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -118,6 +118,12 @@ if [ "$PHASE" = main ]; then
     doctor prod
     bench --phase parity --tag server=prod || true
     save_log prod
+elif [ "$PHASE" = photos ]; then
+    # Camera photos with a 4-process front end: is the server's preprocessing their limit?
+    start_server api4 -- --api-server-count 4
+    bench --phase photos --tag server=api4 || true
+    save_log api4
+    stop_server
 elif [ "$PHASE" = tuned ]; then
     # The package's batch size / concurrency swept, on the proposed GPU server profile.
     start_server api4 -- --api-server-count 4
