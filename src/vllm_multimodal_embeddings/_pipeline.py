@@ -3,8 +3,10 @@
 One call is a window of :class:`~._base_client.Chunk` tasks (``batch_size`` inputs each). A
 task prepares its inputs on the shared worker pool, then sends them; the caller takes results
 in input order, and each one taken lets one more chunk in. So, whatever the corpus size, at
-most ``2 x max_concurrency`` chunks hold prepared payloads per client (half of them sending,
-half preparing), and vectors wait only for the chunks before them.
+most ``max_concurrency + 2`` chunks hold prepared payloads per client (one per request in
+flight, and two being prepared so that the workers never wait for a straggler), and vectors
+wait only for the chunks before them. With the defaults (16 x 6) that is 96 camera photos, or
+about 100 MB of payloads.
 """
 
 from __future__ import annotations
@@ -44,8 +46,8 @@ def worker_pool(workers: int) -> ThreadPoolExecutor:
 
 
 def window_depth(max_concurrency: int) -> int:
-    """Chunks in progress per call: one sending and one preparing per request slot."""
-    return 2 * max_concurrency
+    """Chunks in progress: one per request in flight, and two being prepared."""
+    return max_concurrency + 2
 
 
 class EmbeddingStream(Iterator[Vector]):
