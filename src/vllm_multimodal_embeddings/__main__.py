@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from .bulk.cli import add_embed_parser
 from .doctor import add_doctor_parser
 from .server._cli import add_serve_parser
 from .server.flags import (
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_doctor_parser(subparsers)
     _add_server_args_parser(subparsers)
     add_serve_parser(subparsers)
+    add_embed_parser(subparsers)
     return parser
 
 
