@@ -219,6 +219,7 @@ def _one_stream(
 ) -> bool:
     """Run one client stream; True when the source is done (or stopped), False to restart."""
     fed: deque[tuple[Item, str]] = deque()
+    held: list[Item] = []
 
     def inputs() -> Iterator[Any]:
         while not (stop is not None and stop.is_set()):
@@ -227,8 +228,10 @@ def _one_stream(
                 return
             item, digest = nxt
             if item.problem is not None:
-                report(item, "source", item.problem)
-                continue
+                # End this stream here, so the item is reported after every row before it
+                # (with --on-error fail, those rows are committed first).
+                held.append(item)
+                return
             fed.append((item, digest or item.input_hash()))
             yield item.to_input()
 
@@ -250,6 +253,9 @@ def _one_stream(
                 writer.commit()
             if stop is not None and stop.is_set():
                 return True
+        if held:
+            report(held[0], "source", held[0].problem or "")
+            return False
         return True
     except VLLMEmbeddingError as exc:
         # The stream names the bad input by its index in this stream: it is the one after
@@ -257,7 +263,8 @@ def _one_stream(
         if not _skippable(exc) or getattr(exc, "index", None) != taken or not fed:
             raise
         item, _ = fed.popleft()
-        feed.push_front(fed)  # read ahead by the stream that stopped: the next one sends them
+        # Read ahead by the stream that stopped: the next one sends them.
+        feed.push_front([*fed, *((h, "") for h in held)])
         fed.clear()
         # The message without "input N": N counts within one stream, the id is what users know.
         report(item, type(exc).__name__, getattr(exc, "message", None) or str(exc))
