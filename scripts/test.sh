@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/_venv.sh
 source scripts/_venv.sh
-ensure_venv "test,cookbook"
+ensure_venv "test,cookbook,ray"
 # The CPU vLLM server's own venv; not needed when the tests use an external server.
 if [[ -z "${VLLM_BASE_URL:-}" ]]; then
     scripts/server-venv.sh

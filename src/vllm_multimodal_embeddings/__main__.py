@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ._version import __version__
+from .bulk.cli import add_embed_parser
 from .doctor import add_doctor_parser
 from .server._cli import add_serve_parser
 from .server.flags import (
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_doctor_parser(subparsers)
     _add_server_args_parser(subparsers)
     add_serve_parser(subparsers)
+    add_embed_parser(subparsers)
     return parser
 
 

@@ -1,0 +1,158 @@
+"""``vllm-mm-embed embed``: embed a folder, a glob or a manifest into Parquet or NumPy parts.
+
+The API key is read from ``VLLM_API_KEY`` only, never from the command line (where ``ps`` and
+shell histories would show it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from .._exceptions import VLLMEmbeddingError
+from .._settings import ClientSettings
+from .job import JobOptions, run_job
+from .progress import Progress
+from .sources import Source, SourceError, directory_source, glob_source, manifest_source
+
+__all__ = ["add_embed_parser"]
+
+EXIT_INTERRUPTED = 130
+
+
+def add_embed_parser(subparsers: Any) -> None:
+    """Register ``embed`` on the ``vllm-mm-embed`` sub-command parsers."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "embed",
+        help="embed a folder, glob or manifest into Parquet/NumPy parts (resumable)",
+        description=__doc__,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dir", help="a folder, read recursively (files with --ext)")
+    src.add_argument("--glob", help="a glob pattern, e.g. 'photos/**/*.jpg'")
+    src.add_argument("--manifest", help="a .csv, .jsonl or .parquet with id, text, image columns")
+    p.add_argument("--out", required=True, help="output folder (parts, failures, job.json)")
+    p.add_argument(
+        "--ext",
+        default=None,
+        help="comma-separated extensions for --dir/--glob (default: image types; "
+        ".txt and .md are read as text)",
+    )
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--text-column", default="text")
+    p.add_argument(
+        "--image-column", default="image", help="image paths (relative to the manifest) or URIs"
+    )
+    p.add_argument("--format", choices=("parquet", "numpy"), default="parquet")
+    p.add_argument("--input-type", choices=("document", "query"), default="document")
+    p.add_argument("--instruction", default=None, help="override the instruction (chat)")
+    p.add_argument("--dimensions", type=int, default=None, help="Matryoshka size")
+    p.add_argument("--protocol", choices=("chat", "cohere"), default="chat")
+    p.add_argument("--base-url", default=None, help="server root (default: $VLLM_BASE_URL)")
+    p.add_argument("--model", default=None, help="served model (default: the server's first)")
+    p.add_argument("--batch-size", type=int, default=None, help="inputs per request")
+    p.add_argument("--concurrency", type=int, default=None, help="requests in flight")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="threads preparing images (default: the CPU cores)",
+    )
+    p.add_argument(
+        "--flush-rows",
+        type=int,
+        default=1024,
+        help="rows per committed part file (what a crash can cost at most)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an earlier run in --out, skipping the ids it wrote",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=("fail", "skip"),
+        default="fail",
+        help="a bad input stops the run (fail) or is reported and skipped (skip)",
+    )
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_embed)
+
+
+def _source(args: argparse.Namespace) -> Source:
+    exts = tuple(e.strip() for e in args.ext.split(",") if e.strip()) if args.ext else None
+    if args.dir is not None:
+        return directory_source(args.dir, exts)
+    if args.glob is not None:
+        return glob_source(args.glob, exts)
+    return manifest_source(
+        args.manifest,
+        id_column=args.id_column,
+        text_column=args.text_column or None,
+        image_column=args.image_column or None,
+    )
+
+
+def _settings(args: argparse.Namespace) -> ClientSettings:
+    given = {
+        "base_url": args.base_url,
+        "model": args.model,
+        "protocol": args.protocol,
+        "batch_size": args.batch_size,
+        "max_concurrency": args.concurrency,
+        "prepare_workers": args.workers,
+    }
+    return ClientSettings.create(**{k: v for k, v in given.items() if v is not None})
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    """Run the ``embed`` command; 0 done, 1 failed, 130 stopped by Ctrl-C (resumable)."""
+    from .._client import EmbeddingClient
+
+    if args.flush_rows < 1:
+        print("error: --flush-rows must be >= 1", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        # First Ctrl-C: commit what is done and stop; a second one stops at once.
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        print("\nstopping: committing what is done (Ctrl-C again to abort)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        source = _source(args)
+        options = JobOptions(
+            input_type=args.input_type,
+            instruction=args.instruction,
+            dimensions=args.dimensions,
+            format=args.format,
+            on_error=args.on_error,
+            flush_rows=args.flush_rows,
+        )
+        progress = Progress(source.total, enabled=not args.no_progress)
+        try:
+            with EmbeddingClient(_settings(args)) as client:
+                summary = run_job(
+                    client,
+                    source,
+                    args.out,
+                    options,
+                    resume=args.resume,
+                    on_progress=progress,
+                    stop=stop,
+                )
+        finally:
+            progress.close()
+    except (VLLMEmbeddingError, SourceError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return EXIT_INTERRUPTED if summary.interrupted else 0

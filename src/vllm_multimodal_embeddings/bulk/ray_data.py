@@ -1,0 +1,143 @@
+"""Embed a ``ray.data.Dataset`` with the client, spread over several vLLM servers (extra ``ray``).
+
+::
+
+    import ray
+    from vllm_multimodal_embeddings import ClientSettings
+    from vllm_multimodal_embeddings.bulk.ray_data import embed_dataset
+
+    ds = ray.data.read_parquet("products.parquet")          # id, text, image columns
+    settings = ClientSettings(base_url="http://gpu-1:8000", batch_size=16, max_concurrency=4)
+    out = embed_dataset(ds, settings, base_urls=["http://gpu-1:8000", "http://gpu-2:8000"],
+                        concurrency=8, num_cpus=4)
+    out.write_parquet("vectors/")
+
+Each of the ``concurrency`` worker actors builds its clients once (clients hold connections
+and cannot be pickled; their settings can) and sends its batches to the servers in turn,
+starting at a server of its own: with A actors and N servers, each server sees at most about
+``A / N x max_concurrency`` requests at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._client import EmbeddingClient
+from .._settings import ClientSettings
+from .._types import Content, EmbedInput, InputType
+
+__all__ = ["EmbedBatches", "embed_dataset"]
+
+
+def _plain(settings: ClientSettings) -> dict[str, Any]:
+    """Settings as picklable keywords (``headers`` is a read-only proxy, which does not pickle)."""
+    out = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    if out["headers"] is not None:
+        out["headers"] = dict(out["headers"])
+    return out
+
+
+def _cell(values: Any, i: int) -> str | None:
+    if values is None:
+        return None
+    value = values[i]
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    text = str(value)
+    return text if text.strip() else None
+
+
+class EmbedBatches:
+    """A ``map_batches`` callable class: adds a ``vector`` column to each numpy batch.
+
+    Rows with a ``text`` and/or an ``image`` (path or URI) column become one vector each, as in
+    ``vllm-mm-embed embed``; a bad row raises, naming its position in the batch.
+    """
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        base_urls: Sequence[str],
+        *,
+        text_column: str | None = "text",
+        image_column: str | None = "image",
+        vector_column: str = "vector",
+        input_type: InputType = "document",
+        dimensions: int | None = None,
+    ) -> None:
+        self._clients = [
+            EmbeddingClient(ClientSettings(**{**settings, "base_url": url})) for url in base_urls
+        ]
+        # A different first server per actor (by process id), then round robin per batch.
+        start = os.getpid() % len(self._clients)
+        self._turn = itertools.islice(itertools.cycle(range(len(self._clients))), start, None)
+        self._text, self._image, self._vector = text_column, image_column, vector_column
+        self._input_type: InputType = input_type
+        self._dimensions = dimensions
+
+    def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+        texts = batch.get(self._text) if self._text else None
+        images = batch.get(self._image) if self._image else None
+        rows = len(next(iter(batch.values())))
+        inputs: list[EmbedInput] = []
+        for i in range(rows):
+            text, image = _cell(texts, i), _cell(images, i)
+            inputs.append(
+                text if image is None and text is not None else Content(text=text, image=image)
+            )
+        client = self._clients[next(self._turn)]
+        vectors = client.embed_array(
+            inputs, input_type=self._input_type, dimensions=self._dimensions
+        )
+        return {**batch, self._vector: vectors}
+
+    def __del__(self) -> None:
+        for client in getattr(self, "_clients", []):
+            client.close()
+
+
+def embed_dataset(
+    dataset: Any,
+    settings: ClientSettings,
+    *,
+    base_urls: Sequence[str] | None = None,
+    concurrency: int = 2,
+    batch_size: int = 64,
+    num_cpus: float = 1,
+    text_column: str | None = "text",
+    image_column: str | None = "image",
+    vector_column: str = "vector",
+    input_type: InputType = "document",
+    dimensions: int | None = None,
+) -> Any:
+    """``dataset`` with a ``vector`` column, embedded by ``concurrency`` actors.
+
+    Args:
+        settings: the clients' settings (``prepare_workers`` is best set to ``num_cpus``).
+        base_urls: the servers to spread over; default ``settings.base_url`` alone.
+        concurrency: worker actors (each with one client per server).
+        batch_size: rows per ``map_batches`` batch (the client splits it into requests).
+        num_cpus: CPUs Ray reserves per actor: image preparation runs on them.
+    """
+    urls = list(base_urls or [settings.base_url or ""])
+    return dataset.map_batches(
+        EmbedBatches,
+        fn_constructor_args=(_plain(settings), urls),
+        fn_constructor_kwargs={
+            "text_column": text_column,
+            "image_column": image_column,
+            "vector_column": vector_column,
+            "input_type": input_type,
+            "dimensions": dimensions,
+        },
+        batch_size=batch_size,
+        batch_format="numpy",
+        concurrency=concurrency,
+        num_cpus=num_cpus,
+    )

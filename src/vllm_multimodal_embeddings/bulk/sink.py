@@ -1,0 +1,213 @@
+"""Where a bulk job's vectors go: numbered part files, each committed atomically.
+
+An output folder holds ``part-NNNNN.parquet`` (or ``.npz``) files, one per flushed group of
+rows, ``failures-NNNNN.jsonl`` beside the part of the same group, and ``job.json`` (what the
+job is, checked on ``--resume``). A group is written to a temporary name, flushed to disk and
+renamed: the rename of its part file is the commit. A run killed at any moment leaves whole
+groups only; resuming reads the ids back from the parts and deletes the leftovers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Failure", "OutputFormat", "PartWriter", "read_failures", "read_vectors"]
+
+OutputFormat = Literal["parquet", "numpy"]
+_SUFFIX: dict[str, str] = {"parquet": ".parquet", "numpy": ".npz"}
+_PART = re.compile(r"^part-(\d{5,})\.(parquet|npz)$")
+_FAILURES = re.compile(r"^failures-(\d{5,})\.jsonl$")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that was not embedded, and why."""
+
+    id: str
+    reason: str
+    """A short class of failure (the exception's name, ``source``), for counting."""
+    message: str
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # not every platform opens folders
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(final: Path, write: Any) -> None:
+    """``write(file)`` to a temporary name, flush it to disk, then rename it into place."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    with tmp.open("wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+
+
+def _parts(folder: Path) -> Iterator[tuple[int, Path]]:
+    for path in sorted(folder.iterdir()):
+        m = _PART.match(path.name)
+        if m:
+            yield int(m.group(1)), path
+
+
+def _part_ids(path: Path) -> list[str]:
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            return [str(x) for x in data["id"]]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    return [str(x) for x in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
+
+
+@dataclass
+class PartWriter:
+    """Collects rows and failures; :meth:`commit` writes them as the next group."""
+
+    folder: Path
+    format: OutputFormat
+    model: str
+    instruction: str | None
+    next_part: int = 0
+    _ids: list[str] = field(default_factory=list)
+    _vectors: list[npt.NDArray[Any]] = field(default_factory=list)
+    _hashes: list[str] = field(default_factory=list)
+    _failures: list[Failure] = field(default_factory=list)
+
+    def recover(self) -> tuple[set[str], list[Failure]]:
+        """Ids already written and failures already reported; removes uncommitted leftovers."""
+        done: set[str] = set()
+        committed: set[int] = set()
+        for n, path in _parts(self.folder):
+            done.update(_part_ids(path))
+            committed.add(n)
+            self.next_part = max(self.next_part, n + 1)
+        for path in self.folder.iterdir():
+            m = _FAILURES.match(path.name)
+            if path.name.endswith(".tmp") or (m and int(m.group(1)) not in committed):
+                path.unlink()  # a group that died before its commit
+        failures = read_failures(self.folder)
+        return done | {f.id for f in failures}, failures
+
+    def add(self, id_: str, vector: npt.NDArray[Any], input_hash: str) -> None:
+        """Queue one embedded row."""
+        self._ids.append(id_)
+        self._vectors.append(vector)
+        self._hashes.append(input_hash)
+
+    def fail(self, failure: Failure) -> None:
+        """Queue one failure report."""
+        self._failures.append(failure)
+
+    @property
+    def pending(self) -> int:
+        """Rows and failures not yet committed."""
+        return len(self._ids) + len(self._failures)
+
+    def commit(self) -> int:
+        """Write the queued rows and failures as one group; returns the rows written."""
+        if not self.pending:
+            return 0
+        n = self.next_part
+        if self._failures:
+            lines = "".join(
+                json.dumps({"id": f.id, "reason": f.reason, "message": f.message}) + "\n"
+                for f in self._failures
+            ).encode("utf-8")
+            _write_atomic(self.folder / f"failures-{n:05d}.jsonl", lambda f: f.write(lines))
+        part = self.folder / f"part-{n:05d}{_SUFFIX[self.format]}"
+        if self.format == "numpy":
+            _write_atomic(part, self._write_npz)
+        else:
+            _write_atomic(part, self._write_parquet)
+        _fsync_dir(self.folder)
+        rows = len(self._ids)
+        self.next_part = n + 1
+        self._ids, self._vectors, self._hashes, self._failures = [], [], [], []
+        return rows
+
+    def _matrix(self) -> npt.NDArray[np.float32]:
+        if not self._vectors:
+            return np.empty((0, 0), dtype=np.float32)
+        return np.stack(self._vectors).astype(np.float32, copy=False)
+
+    def _write_npz(self, f: Any) -> None:
+        np.savez(
+            f,
+            id=np.array(self._ids, dtype=str),
+            vector=self._matrix(),
+            input_hash=np.array(self._hashes, dtype=str),
+        )
+
+    def _write_parquet(self, f: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        matrix = self._matrix()
+        dim = matrix.shape[1] if matrix.size else 0
+        vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), dim)
+        rows = len(self._ids)
+        table = pa.table(
+            {
+                "id": pa.array(self._ids, pa.string()),
+                "vector": vectors,
+                "model": pa.array([self.model] * rows, pa.string()),
+                "dimensions": pa.array([dim] * rows, pa.int32()),
+                "instruction": pa.array([self.instruction] * rows, pa.string()),
+                "input_hash": pa.array(self._hashes, pa.string()),
+            }
+        )
+        pq.write_table(table, f, row_group_size=max(rows, 1))
+
+
+def read_vectors(folder: str | os.PathLike[str]) -> tuple[list[str], npt.NDArray[np.float32]]:
+    """Every committed row of an output folder, in the order written: ids and a matrix."""
+    ids: list[str] = []
+    blocks: list[npt.NDArray[np.float32]] = []
+    for _, path in _parts(Path(folder)):
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                ids.extend(str(x) for x in data["id"])
+                block = data["vector"]
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path, columns=["id", "vector"])
+            ids.extend(str(x) for x in table.column("id").to_pylist())
+            flat = table.column("vector").combine_chunks().flatten().to_numpy()
+            block = flat.reshape(table.num_rows, -1) if table.num_rows else flat.reshape(0, 0)
+        if block.size:
+            blocks.append(block.astype(np.float32, copy=False))
+    matrix = np.concatenate(blocks) if blocks else np.empty((0, 0), dtype=np.float32)
+    return ids, matrix
+
+
+def read_failures(folder: str | os.PathLike[str]) -> list[Failure]:
+    """Every committed failure report of an output folder, in the order found."""
+    out: list[Failure] = []
+    for path in sorted(Path(folder).iterdir()):
+        if _FAILURES.match(path.name):
+            with path.open(encoding="utf-8") as f:
+                out.extend(Failure(**json.loads(line)) for line in f if line.strip())
+    return out
+
+
+def count_reasons(failures: list[Failure]) -> dict[str, int]:
+    """Failures by reason, most frequent first."""
+    return dict(Counter(f.reason for f in failures).most_common())

@@ -1,0 +1,244 @@
+"""Where a bulk job's inputs come from: a directory, a glob, or a manifest (CSV, JSONL, Parquet).
+
+Every source yields :class:`Item` s in a fixed order with a unique ``id``, so a resumed run sees
+the same items in the same order and can skip the ids already written.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob as globmod
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._types import Content, EmbedInput
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "TEXT_EXTENSIONS",
+    "Item",
+    "Source",
+    "SourceError",
+    "directory_source",
+    "glob_source",
+    "manifest_source",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+"""Files a directory or glob source embeds as images by default."""
+TEXT_EXTENSIONS = (".txt", ".md")
+"""Files embedded as text (their UTF-8 contents) when their extension is asked for."""
+
+_HASH_BLOCK = 1 << 20
+
+
+class SourceError(ValueError):
+    """A source cannot be read: a missing column, a duplicate id, a malformed row."""
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One thing to embed as one vector.
+
+    Attributes:
+        id: unique within the source; the key of the output row and of resuming.
+        text: the text part, if any.
+        image: the image part as a path (or URI), if any.
+        problem: why this item cannot be embedded at all (reported, never sent).
+    """
+
+    id: str
+    text: str | None = None
+    image: str | None = None
+    problem: str | None = None
+
+    def to_input(self) -> EmbedInput:
+        """What the client embeds: the bare text, or a :class:`Content`."""
+        if self.image is None and self.text is not None:
+            return self.text
+        return Content(text=self.text, image=self.image)
+
+    def input_hash(self) -> str:
+        """SHA-256 of the text and the image file's bytes: tells a changed input on re-runs."""
+        h = hashlib.sha256()
+        if self.text is not None:
+            h.update(b"text\0")
+            h.update(self.text.encode("utf-8"))
+        if self.image is not None:
+            h.update(b"\0image\0")
+            try:
+                with open(self.image, "rb") as f:
+                    while block := f.read(_HASH_BLOCK):
+                        h.update(block)
+            except OSError:
+                # Not a readable local file (a URI, or missing: the client reports that).
+                h.update(self.image.encode("utf-8"))
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Source:
+    """A described, re-iterable sequence of items."""
+
+    description: str
+    """What was asked for, stored with the output so a resume can check it is the same job."""
+    _items: Any
+    total: int | None = None
+    """How many items, when known without reading them all (for the progress bar)."""
+
+    def __iter__(self) -> Iterator[Item]:
+        seen: set[str] = set()
+        for item in self._items():
+            if item.id in seen:
+                raise SourceError(f"{self.description}: duplicate id {item.id!r}")
+            seen.add(item.id)
+            yield item
+
+
+def _file_item(path: Path, id_: str, text_exts: tuple[str, ...]) -> Item:
+    if path.suffix.lower() in text_exts:
+        try:
+            return Item(id_, text=path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            return Item(id_, problem=f"cannot read text file: {exc}")
+    return Item(id_, image=str(path))
+
+
+def _split_exts(extensions: tuple[str, ...] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    exts = tuple(
+        (e if e.startswith(".") else f".{e}").lower() for e in (extensions or IMAGE_EXTENSIONS)
+    )
+    return exts, tuple(e for e in exts if e in TEXT_EXTENSIONS)
+
+
+def directory_source(
+    root: str | os.PathLike[str], extensions: tuple[str, ...] | None = None
+) -> Source:
+    """Files under ``root`` (recursively) with one of ``extensions``, sorted; id = relative path.
+
+    Images by default; ``.txt`` / ``.md`` files, when their extensions are given, are text.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        raise SourceError(f"not a directory: {base}")
+    exts, text_exts = _split_exts(extensions)
+    paths = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+    def items() -> Iterator[Item]:
+        for p in paths:
+            yield _file_item(p, p.relative_to(base).as_posix(), text_exts)
+
+    return Source(f"dir:{base.resolve()}:{','.join(exts)}", items, total=len(paths))
+
+
+def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Source:
+    """Files matching ``pattern`` (``**`` recurses), sorted; id = the path as matched.
+
+    ``extensions`` narrows the match further and says which are text (``.txt``, ``.md``).
+    """
+    exts, text_exts = _split_exts(extensions)
+    paths = sorted(
+        p
+        for p in globmod.glob(pattern, recursive=True)
+        if os.path.isfile(p) and (extensions is None or Path(p).suffix.lower() in exts)
+    )
+
+    def items() -> Iterator[Item]:
+        for p in paths:
+            yield _file_item(Path(p), p, text_exts)
+
+    return Source(f"glob:{pattern}", items, total=len(paths))
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row) from a manifest; row numbers count from 1, as editors do."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.DictReader(f), start=1):
+                yield n, row
+    elif suffix in (".jsonl", ".ndjson"):
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise SourceError(f"{path} line {n}: not JSON ({exc})") from exc
+                if not isinstance(row, dict):
+                    raise SourceError(f"{path} line {n}: not a JSON object")
+                yield n, row
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+        n = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row
+    else:
+        raise SourceError(f"manifest must be .csv, .jsonl or .parquet, got {path.name}")
+
+
+def _manifest_total(path: Path) -> int | None:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return None
+
+
+def _cell(row: dict[str, Any], column: str | None) -> str | None:
+    if column is None:
+        return None
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return str(value)
+
+
+def manifest_source(
+    path: str | os.PathLike[str],
+    *,
+    id_column: str = "id",
+    text_column: str | None = "text",
+    image_column: str | None = "image",
+) -> Source:
+    """Rows of a CSV, JSONL or Parquet manifest with an id and a text and/or an image column.
+
+    Relative image paths are taken from the manifest's folder; URIs (``http(s)://``,
+    ``data:``, ``file://``) pass as they are. A row with neither text nor image is reported
+    as a failure, not dropped.
+    """
+    manifest = Path(path)
+    if not manifest.is_file():
+        raise SourceError(f"no manifest at {manifest}")
+    folder = manifest.resolve().parent
+
+    def items() -> Iterator[Item]:
+        for n, row in _rows(manifest):
+            if n == 1 and id_column not in row:
+                raise SourceError(f"{manifest}: no {id_column!r} column (has {sorted(row)})")
+            id_ = _cell(row, id_column)
+            if id_ is None:
+                raise SourceError(f"{manifest} row {n}: empty {id_column!r}")
+            text = _cell(row, text_column)
+            image = _cell(row, image_column)
+            if image is not None and "://" not in image and not image.startswith("data:"):
+                image = str(folder / image)
+            if text is None and image is None:
+                yield Item(id_, problem=f"row {n} has neither text nor image")
+            else:
+                yield Item(id_, text=text, image=image)
+
+    return Source(
+        f"manifest:{manifest.resolve()}:{id_column}:{text_column}:{image_column}",
+        items,
+        total=_manifest_total(manifest),
+    )

@@ -1,0 +1,30 @@
+"""The Ray Data helper's parts that need no cluster: settings travel, servers take turns."""
+
+from __future__ import annotations
+
+import pickle
+
+from vllm_multimodal_embeddings import ClientSettings
+from vllm_multimodal_embeddings.bulk.ray_data import EmbedBatches, _plain
+
+
+def test_settings_with_headers_pickle_and_rebuild() -> None:
+    settings = ClientSettings(base_url="http://a:8000", headers={"X-Team": "search"}, batch_size=3)
+    again = ClientSettings(**pickle.loads(pickle.dumps(_plain(settings))))
+    assert again == settings
+
+
+def test_each_actor_sends_batches_to_the_servers_in_turn() -> None:
+    settings = _plain(ClientSettings(base_url="http://a:8000"))
+    actor = EmbedBatches(settings, ["http://a:8000", "http://b:8000", "http://c:8000"])
+    try:
+        assert [c.base_url for c in actor._clients] == [
+            "http://a:8000",
+            "http://b:8000",
+            "http://c:8000",
+        ]
+        turns = [next(actor._turn) for _ in range(6)]
+        assert sorted(turns[:3]) == [0, 1, 2] and turns[3:] == turns[:3]
+    finally:
+        for client in actor._clients:
+            client.close()
