@@ -8,7 +8,7 @@ LangChain: ``vllm_multimodal_embeddings.langchain.VLLMMultimodalEmbeddings``;
 LlamaIndex: ``vllm_multimodal_embeddings.llama_index.VLLMMultiModalEmbedding``.
 """
 
-from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient
+from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -25,7 +25,9 @@ from ._exceptions import (
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
+from ._pipeline import AsyncEmbeddingStream, EmbeddingStream
 from ._server_info import ServerInfo
+from ._settings import ClientSettings
 from ._types import Content, EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
 from ._version import __version__
 from .profiles import ModelProfile
@@ -36,13 +38,15 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncEmbeddingClient",
+    "AsyncEmbeddingStream",
     "AuthenticationError",
     "BadRequestError",
-    "ClientOptions",
+    "ClientSettings",
     "ConfigurationError",
     "Content",
     "EmbedInput",
     "EmbeddingClient",
+    "EmbeddingStream",
     "ImageInput",
     "ImageLoadError",
     "InputError",

@@ -1,128 +1,113 @@
-"""The sync and async clients: I/O only, over :class:`ClientCore`."""
+"""The sync and async embedding clients: threads, tasks and sockets over :class:`EmbeddingCore`."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
-import time
-from collections.abc import Generator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from collections.abc import AsyncIterable, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
 import numpy.typing as npt
-from typing_extensions import Unpack
 
-from . import _constants as C
 from ._base_client import (
-    Batch,
-    Call,
-    ClientCore,
+    CallOptions,
+    Chunk,
+    ChunkResult,
+    EmbeddingCore,
     Job,
-    ProgressCallback,
-    Truncate,
+    StrAs,
     Vector,
-    next_delay,
-    settle,
-    transport_error,
+    check_not_bare,
 )
-from ._exceptions import APIError, ImageLoadError
-from ._inputs import PreparedInput
+from ._fetch_remote import RemoteImages
+from ._http import AsyncTransport, SyncTransport
+from ._pipeline import (
+    AsyncEmbeddingStream,
+    EmbeddingStream,
+    ProgressCallback,
+    arun_window,
+    cancel_all,
+    run_window,
+    window_depth,
+    worker_pool,
+)
+from ._probe import probe
 from ._server_info import ServerInfo
+from ._settings import ClientSettings
 from ._types import EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
 from .profiles import ModelProfile
 
 __all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
 
-log = logging.getLogger("vllm_multimodal_embeddings")
-T = TypeVar("T")
+
+def _stack(vectors: list[Vector]) -> npt.NDArray[Any]:
+    if not vectors:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.stack(vectors)
 
 
-class ClientOptions(TypedDict, total=False):
-    """Settings shared by :class:`EmbeddingClient` and :class:`AsyncEmbeddingClient`.
+class _Once:
+    """A thread-safe lazy value; a failure is kept too, so it is not retried by every chunk."""
 
-    Attributes:
-        base_url: server root, e.g. ``http://localhost:8000``; default ``VLLM_BASE_URL``.
-        api_key: bearer token; default ``VLLM_API_KEY``; never logged or shown.
-        model: served model name; default ``VLLM_EMBEDDING_MODEL``, else the server's first.
-        protocol: ``chat`` (``/v1/embeddings``, matches the official embedder; default) or
-            ``cohere`` (``/v2/embed``; the server's task instructions apply).
-        profile: prompt layout; default :meth:`ModelProfile.qwen3_vl_embedding`.
-        query_instruction: instruction for queries (chat only); default the profile's.
-        document_instruction: instruction for documents (chat only); default the profile's.
-        dimensions: Matryoshka output size for every call; ``None`` = full size.
-        client_side_dimensions: when the server refuses ``dimensions``, truncate and
-            re-normalize here instead of raising.
-        truncate: over-long inputs: ``NONE`` (default) raises, ``END``/``START`` cut there.
-        batch_size: most inputs per request.
-        max_batch_bytes: most encoded bytes per request (images dominate).
-        max_concurrency: most requests in flight.
-        timeout: seconds per request.
-        max_retries: retries on connection errors, timeouts, 408/409/429/5xx.
-        headers: extra headers for every request.
-        max_image_pixels: images above this many pixels are downscaled before sending.
-        fetch_remote_images: fetch ``http(s)`` images here and send the bytes, instead of
-            letting the server fetch the URL.
-    """
+    def __init__(self, make: Callable[[], Job]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._value: Job | BaseException | None = None
 
-    base_url: str | None
-    api_key: str | None
-    model: str | None
-    protocol: ProtocolName
-    profile: ModelProfile | None
-    query_instruction: str | None
-    document_instruction: str | None
-    dimensions: int | None
-    client_side_dimensions: bool
-    truncate: Truncate
-    batch_size: int
-    max_batch_bytes: int
-    max_concurrency: int
-    timeout: float
-    max_retries: int
-    headers: dict[str, str] | None
-    max_image_pixels: int
-    fetch_remote_images: bool
+    def __call__(self) -> Job:
+        with self._lock:
+            if self._value is None:
+                try:
+                    self._value = self._make()
+                except BaseException as exc:
+                    self._value = exc
+            if isinstance(self._value, BaseException):
+                raise self._value
+            return self._value
 
 
-def _make_core(options: ClientOptions) -> ClientCore:
-    return ClientCore(
-        base_url=options.get("base_url"),
-        api_key=options.get("api_key"),
-        model=options.get("model"),
-        protocol=options.get("protocol", "chat"),
-        profile=options.get("profile"),
-        query_instruction=options.get("query_instruction"),
-        document_instruction=options.get("document_instruction"),
-        dimensions=options.get("dimensions"),
-        client_side_dimensions=options.get("client_side_dimensions", False),
-        truncate=options.get("truncate", "NONE"),
-        batch_size=options.get("batch_size", C.DEFAULT_BATCH_SIZE),
-        max_batch_bytes=options.get("max_batch_bytes", C.DEFAULT_MAX_BATCH_BYTES),
-        max_concurrency=options.get("max_concurrency", C.DEFAULT_MAX_CONCURRENCY),
-        timeout=options.get("timeout", C.DEFAULT_TIMEOUT_S),
-        max_retries=options.get("max_retries", C.DEFAULT_MAX_RETRIES),
-        headers=options.get("headers"),
-        max_image_pixels=options.get("max_image_pixels", C.DEFAULT_MAX_PIXELS),
-        fetch_remote_images=options.get("fetch_remote_images", False),
-    )
+class _FirstFailure:
+    """Where the first bad input of a call was found: later chunks need not be sent, since
+    the caller stops there (their results would be dropped)."""
+
+    def __init__(self) -> None:
+        self._start: int | None = None
+
+    def at(self, chunk: Chunk) -> None:
+        # Plain assignment of ints: atomic enough across threads for a "skip work" hint.
+        if self._start is None or chunk.start < self._start:
+            self._start = chunk.start
+
+    def before(self, chunk: Chunk) -> bool:
+        return self._start is not None and self._start < chunk.start
 
 
 class _ClientBase:
-    """Properties and helpers of both clients."""
+    """What both clients hold: settings, the core, the remote-image fetcher, the probe result."""
 
-    _core: ClientCore
+    def __init__(self, settings: ClientSettings | None, options: dict[str, Any]) -> None:
+        self.settings = ClientSettings.create(settings, **options)
+        self._core = EmbeddingCore(self.settings)
+        self._remote = RemoteImages(self.settings) if self.settings.fetch_remote_images else None
+        self._info: ServerInfo | None = None
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._core!r})"
+        return f"{type(self).__name__}({self.settings!r})"
+
+    def __getstate__(self) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} holds connections and cannot be pickled; pickle its "
+            "settings (client.settings) and build a new client from them"
+        )
 
     @property
     def base_url(self) -> str:
         """The server root."""
-        return self._core.base_url
+        return self.settings.base_url or ""
 
     @property
     def model(self) -> str | None:
@@ -132,7 +117,7 @@ class _ClientBase:
     @property
     def protocol(self) -> ProtocolName:
         """The wire protocol in use."""
-        return self._core.protocol
+        return self.settings.protocol
 
     @property
     def profile(self) -> ModelProfile:
@@ -142,75 +127,88 @@ class _ClientBase:
     @property
     def dimensions(self) -> int | None:
         """The client-wide output dimension."""
-        return self._core.dimensions
+        return self.settings.dimensions
 
-    def _fetch_with(self, client: httpx.Client) -> Any:
-        """A fetcher for client-side remote images, bounded in size and time."""
-        options = self._core.image_options
+    def _adopt(self, info: ServerInfo) -> None:
+        """Use a probe result found by another client of the same settings (adapters)."""
+        self._info = info
+        self._core.model = info.model
 
-        def fetch(url: str) -> bytes:
-            with client.stream(
-                "GET", url, timeout=options.remote_timeout, follow_redirects=True
-            ) as response:
-                response.raise_for_status()
-                chunks: list[bytes] = []
-                total = 0
-                for chunk in response.iter_bytes():
-                    total += len(chunk)
-                    if total > options.remote_max_bytes:
-                        raise ImageLoadError(
-                            f"image larger than {options.remote_max_bytes} bytes", source=url
-                        )
-                    chunks.append(chunk)
-                return b"".join(chunks)
+    def _start(
+        self,
+        inputs: object,
+        *,
+        str_as: StrAs,
+        input_type: InputType,
+        instruction: str | None,
+        dimensions: int | None,
+        embedding_type: OutputDType,
+    ) -> CallOptions:
+        check_not_bare(inputs)
+        return self._core.start(
+            str_as=str_as,
+            input_type=input_type,
+            instruction=instruction,
+            dimensions=dimensions,
+            embedding_type=embedding_type,
+        )
 
-        return fetch
-
-
-def _drive_sync(step: Generator[Call, httpx.Response, T], send: Any) -> T:
-    """Run a core generator, making each request it yields with ``send``."""
-    try:
-        call = next(step)
-        while True:
-            try:
-                response = send(call)
-            except APIError as exc:
-                call = step.throw(exc)
-                continue
-            call = step.send(response)
-    except StopIteration as stop:
-        result: T = stop.value
-        return result
+    def _prepare_all(
+        self, str_as: StrAs, chunk: Chunk, pool: ThreadPoolExecutor
+    ) -> list[Future[Any]]:
+        fetch = self._remote.fetch if self._remote is not None else None
+        return [
+            pool.submit(self._core.prepare, item, chunk.start + k, str_as, fetch)
+            for k, item in enumerate(chunk.items)
+        ]
 
 
 class EmbeddingClient(_ClientBase):
     """Synchronous client for a vLLM server hosting a multimodal embedding model.
 
+    Settings are those of :class:`ClientSettings`, given as keywords or as an object::
+
+        client = EmbeddingClient(base_url="http://localhost:8000", dimensions=512)
+        client = EmbeddingClient(settings)                    # a ClientSettings
+        client = EmbeddingClient(settings, batch_size=32)     # ... with changes
+
     Example:
         >>> with EmbeddingClient(base_url="http://localhost:8000") as client:  # doctest: +SKIP
         ...     docs = client.embed(["A cat in the snow.", Content(image="cat.jpg")])
         ...     query = client.embed_query("snowy cat")
+        ...     for vector in client.iter_embed_images(Path("photos").glob("*.jpg")):
+        ...         ...  # one vector per photo, in order, in bounded memory
     """
 
     def __init__(
-        self, *, http_client: httpx.Client | None = None, **options: Unpack[ClientOptions]
+        self,
+        settings: ClientSettings | None = None,
+        /,
+        *,
+        http_client: httpx.Client | None = None,
+        **options: Any,
     ) -> None:
-        """Create a client; the settings are those of :class:`ClientOptions`.
+        """Create a client.
 
         Args:
-            http_client: an ``httpx.Client`` to use (proxies, TLS, transports); not closed
-                by :meth:`close`.
+            settings: a :class:`ClientSettings`; keywords change or give single settings.
+            http_client: an ``httpx.Client`` for the server (proxies, TLS, transports); not
+                closed by :meth:`close`, and never used for remote images.
         """
-        self._core = _make_core(options)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=self._core.timeout)
-        self._fetch = self._fetch_with(self._http)
-        self._info_lock = threading.Lock()
+        super().__init__(settings, options)
+        self._transport = SyncTransport(self.settings, http_client)
+        self._lock = threading.Lock()
+        self._chunk_pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
-        """Close the HTTP connection pool, unless it was passed in."""
-        if self._owns_http:
-            self._http.close()
+        """Close the connection pool (unless passed in) and stop this client's threads."""
+        with self._lock:
+            pool, self._chunk_pool = self._chunk_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._transport.close()
+        if self._remote is not None:
+            self._remote.close()
 
     def __enter__(self) -> EmbeddingClient:
         return self
@@ -227,42 +225,89 @@ class EmbeddingClient(_ClientBase):
 
     def server_info(self, *, refresh: bool = False) -> ServerInfo:
         """What the server and model support; probed once, then cached."""
-        with self._info_lock:
-            info = self._core.info
-            if info is None or refresh:
-                info = _drive_sync(self._core.probe(), self._send)
-            return info
+        with self._lock:
+            if self._info is None or refresh:
+                self._adopt(self._transport.drive(probe(self._core.model)))
+            assert self._info is not None
+            return self._info
 
-    def embed(
+    def iter_embed(
         self,
-        inputs: Sequence[EmbedInput],
+        inputs: Iterable[EmbedInput],
         *,
         input_type: InputType = "document",
         instruction: str | None = None,
         dimensions: int | None = None,
+        embedding_type: OutputDType = "float",
         on_progress: ProgressCallback | None = None,
-    ) -> list[list[float]]:
-        """One vector per input, in input order.
+    ) -> EmbeddingStream:
+        """Stream one vector per input, in input order, as they complete, in bounded memory.
+
+        ``inputs`` may be any iterable, a generator included: it is read as the pipeline
+        needs more. Preparing images runs on ``prepare_workers`` threads while requests are
+        in flight. A bad input raises, naming its index, after every vector before it.
 
         Args:
             inputs: texts (``str``), :class:`Content` items, or images (paths, bytes, PIL, ...).
             input_type: ``document`` (indexed items) or ``query`` (search queries).
             instruction: overrides the instruction for this call (chat protocol).
             dimensions: Matryoshka size for this call; default the client's.
-            on_progress: called with the number of inputs done as each request completes.
+            embedding_type: ``float``, or with protocol ``cohere`` ``binary`` / ``ubinary``.
+            on_progress: called with the number of inputs done as their vectors come out.
         """
-        vectors: list[list[float]] = self.embed_array(
+        options = self._start(
+            inputs,
+            str_as="text",
+            input_type=input_type,
+            instruction=instruction,
+            dimensions=dimensions,
+            embedding_type=embedding_type,
+        )
+        return EmbeddingStream(self._run(inputs, options, on_progress))
+
+    def iter_embed_images(
+        self,
+        images: Iterable[ImageInput],
+        *,
+        input_type: InputType = "document",
+        instruction: str | None = None,
+        dimensions: int | None = None,
+        embedding_type: OutputDType = "float",
+        on_progress: ProgressCallback | None = None,
+    ) -> EmbeddingStream:
+        """:meth:`iter_embed` where a ``str`` is an image path or URI, not text."""
+        options = self._start(
+            images,
+            str_as="image",
+            input_type=input_type,
+            instruction=instruction,
+            dimensions=dimensions,
+            embedding_type=embedding_type,
+        )
+        return EmbeddingStream(self._run(images, options, on_progress))
+
+    def embed(
+        self,
+        inputs: Iterable[EmbedInput],
+        *,
+        input_type: InputType = "document",
+        instruction: str | None = None,
+        dimensions: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[list[float]]:
+        """One vector per input, in input order (see :meth:`iter_embed`)."""
+        with self.iter_embed(
             inputs,
             input_type=input_type,
             instruction=instruction,
             dimensions=dimensions,
             on_progress=on_progress,
-        ).tolist()
-        return vectors
+        ) as stream:
+            return [vector.tolist() for vector in stream]
 
     def embed_array(
         self,
-        inputs: Sequence[EmbedInput],
+        inputs: Iterable[EmbedInput],
         *,
         input_type: InputType = "document",
         instruction: str | None = None,
@@ -276,62 +321,28 @@ class EmbeddingClient(_ClientBase):
             embedding_type: ``float`` (float32), or with protocol ``cohere`` ``binary``
                 (int8) / ``ubinary`` (uint8) sign bits packed eight per byte.
         """
-        return self._embed_array(
+        with self.iter_embed(
             inputs,
-            str_as="text",
             input_type=input_type,
             instruction=instruction,
             dimensions=dimensions,
             embedding_type=embedding_type,
             on_progress=on_progress,
-        )
-
-    def _embed_array(
-        self,
-        inputs: Sequence[Any],
-        *,
-        str_as: Literal["text", "image"],
-        input_type: InputType = "document",
-        instruction: str | None = None,
-        dimensions: int | None = None,
-        embedding_type: OutputDType = "float",
-        on_progress: ProgressCallback | None = None,
-    ) -> npt.NDArray[Any]:
-        """Validate, prepare, plan and run one call; ``str_as`` says what a ``str`` is."""
-        core = self._core
-        dims = core.check_call(
-            input_type=input_type,
-            dimensions=dimensions,
-            embedding_type=embedding_type,
-            instruction=instruction,
-        )
-        prepared = core.prepare(inputs, str_as=str_as, fetch=self._fetch)
-        if not prepared:
-            return np.empty((0, 0), dtype=np.float32)
-        job = core.plan(
-            prepared,
-            info=self.server_info(),
-            input_type=input_type,
-            instruction=instruction,
-            dimensions=dims,
-            embedding_type=embedding_type,
-        )
-        return core.finish(job, self._run(job, on_progress))
+        ) as stream:
+            return _stack(list(stream))
 
     def embed_texts(
-        self, texts: Sequence[str], *, input_type: InputType = "document", **kwargs: Any
+        self, texts: Iterable[str], *, input_type: InputType = "document", **kwargs: Any
     ) -> list[list[float]]:
         """Embed texts; every ``str`` is text."""
         return self.embed(texts, input_type=input_type, **kwargs)
 
     def embed_images(
-        self, images: Sequence[ImageInput], *, input_type: InputType = "document", **kwargs: Any
+        self, images: Iterable[ImageInput], *, input_type: InputType = "document", **kwargs: Any
     ) -> list[list[float]]:
         """Embed images; a ``str`` is a path or a ``file://``, ``http(s)://`` or ``data:`` URI."""
-        vectors: list[list[float]] = self._embed_array(
-            images, str_as="image", input_type=input_type, **kwargs
-        ).tolist()
-        return vectors
+        with self.iter_embed_images(images, input_type=input_type, **kwargs) as stream:
+            return [vector.tolist() for vector in stream]
 
     def embed_query(self, query: EmbedInput, **kwargs: Any) -> list[float]:
         """One query vector (the query instruction applies)."""
@@ -339,83 +350,89 @@ class EmbeddingClient(_ClientBase):
 
     # -- I/O --------------------------------------------------------------------------------
 
-    def _run(
-        self, job: Job, on_progress: ProgressCallback | None
-    ) -> list[tuple[Batch, list[Vector]]]:
-        def one(batch: Batch) -> tuple[Batch, list[Vector]]:
-            vectors = _drive_sync(self._core.run_batch(job, batch), self._send)
-            if on_progress is not None:
-                on_progress(len(batch.items))
-            return batch, vectors
-
-        workers = min(self._core.max_concurrency, len(job.batches))
-        if workers <= 1:
-            return [one(b) for b in job.batches]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vmme") as pool:
-            futures = [pool.submit(one, b) for b in job.batches]
-            _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            for f in pending:
-                f.cancel()
-            for f in futures:
-                if f.done() and not f.cancelled() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
-            return [f.result() for f in futures]
-
-    def _send(self, call: Call) -> httpx.Response:
-        core = self._core
-        attempts = core.max_retries + 1 if call.retry else 1
-        for attempt in range(1, attempts + 1):
-            outcome: httpx.Response | httpx.TransportError
-            try:
-                outcome = self._http.request(
-                    call.method,
-                    core.url(call.path),
-                    json=call.json,
-                    headers=core.headers(),
-                    timeout=core.timeout,
+    def _chunks_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._chunk_pool is None:
+                self._chunk_pool = ThreadPoolExecutor(
+                    max_workers=window_depth(self.settings.max_concurrency),
+                    thread_name_prefix="vmme-chunk",
                 )
-            except httpx.TransportError as exc:
-                outcome = exc
-            delay = next_delay(call, attempt, attempts, outcome)
-            if delay is not None:
-                time.sleep(delay)
-                continue
-            if isinstance(outcome, httpx.TransportError):
-                raise transport_error(call, core.base_url, outcome) from outcome
-            return settle(call, outcome)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            return self._chunk_pool
+
+    def _run(
+        self, inputs: Iterable[Any], options: CallOptions, on_progress: ProgressCallback | None
+    ) -> Any:
+        core = self._core
+        chunks = core.chunks(inputs, self.settings.batch_size)
+        pool = self._chunks_pool()
+        closed = threading.Event()
+        preparing: list[Future[Any]] = []
+        plan = _Once(lambda: core.plan(options, self.server_info()))
+        failed = _FirstFailure()
+
+        def run_chunk(chunk: Chunk) -> ChunkResult:
+            if closed.is_set() or failed.before(chunk):
+                return ChunkResult([])
+            futures = self._prepare_all(options.str_as, chunk, worker_pool(self._workers))
+            preparing.extend(futures)
+            wait(futures)
+            if closed.is_set() or failed.before(chunk):
+                return ChunkResult([])
+            good, error = core.triage(chunk, [f.result() for f in futures])
+            if error is not None:
+                failed.at(chunk)
+            if not good:
+                return ChunkResult([], error)
+            return self._transport.drive(core.send_chunk(plan(), chunk.start, good, error))
+
+        def on_close() -> None:
+            closed.set()
+            cancel_all(preparing)
+
+        return run_window(
+            chunks,
+            lambda chunk: pool.submit(run_chunk, chunk),
+            window_depth(self.settings.max_concurrency),
+            on_progress,
+            on_close,
+        )
+
+    @property
+    def _workers(self) -> int:
+        return self.settings.prepare_workers or 1
 
 
 class AsyncEmbeddingClient(_ClientBase):
-    """Asynchronous twin of :class:`EmbeddingClient`; image encoding runs off the event loop.
+    """Asynchronous twin of :class:`EmbeddingClient`; image preparation runs on worker threads.
 
     Its ``httpx.AsyncClient`` belongs to the event loop that first uses it: create one client
     per loop (per ``asyncio.run``) and close it with ``aclose()`` or ``async with``.
     """
 
     def __init__(
-        self, *, http_client: httpx.AsyncClient | None = None, **options: Unpack[ClientOptions]
+        self,
+        settings: ClientSettings | None = None,
+        /,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        **options: Any,
     ) -> None:
-        """Create a client; the settings are those of :class:`ClientOptions`.
+        """Create a client; see :class:`EmbeddingClient`.
 
         Args:
-            http_client: an ``httpx.AsyncClient`` to use; not closed by :meth:`aclose`.
+            http_client: an ``httpx.AsyncClient`` for the server; not closed by :meth:`aclose`.
         """
-        self._core = _make_core(options)
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self._core.timeout)
-        # Client-side image fetching runs in worker threads, next to the image decoding.
-        self._fetch_http: httpx.Client | None = None
+        super().__init__(settings, options)
+        self._transport = AsyncTransport(self.settings, http_client)
         # Created on first use, inside the event loop that owns this client.
         self._info_lock: asyncio.Lock | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pools, unless passed in."""
-        if self._owns_http:
-            await self._http.aclose()
-        if self._fetch_http is not None:
-            self._fetch_http.close()
+        """Close the connection pool, unless it was passed in."""
+        await self._transport.aclose()
+        if self._remote is not None:
+            self._remote.close()
 
     async def __aenter__(self) -> AsyncEmbeddingClient:
         return self
@@ -433,14 +450,60 @@ class AsyncEmbeddingClient(_ClientBase):
         if self._info_lock is None:
             self._info_lock = asyncio.Lock()
         async with self._info_lock:
-            info = self._core.info
-            if info is None or refresh:
-                info = await self._drive(self._core.probe())
-            return info
+            if self._info is None or refresh:
+                self._adopt(await self._transport.drive(probe(self._core.model)))
+            assert self._info is not None
+            return self._info
+
+    def iter_embed(
+        self,
+        inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
+        *,
+        input_type: InputType = "document",
+        instruction: str | None = None,
+        dimensions: int | None = None,
+        embedding_type: OutputDType = "float",
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncEmbeddingStream:
+        """Stream vectors with ``async for``; see :meth:`EmbeddingClient.iter_embed`.
+
+        ``inputs`` may also be an async iterable. Cancelling the iterating task stops the
+        preparation of inputs not yet started.
+        """
+        options = self._start(
+            inputs,
+            str_as="text",
+            input_type=input_type,
+            instruction=instruction,
+            dimensions=dimensions,
+            embedding_type=embedding_type,
+        )
+        return AsyncEmbeddingStream(self._run(inputs, options, on_progress))
+
+    def iter_embed_images(
+        self,
+        images: Iterable[ImageInput] | AsyncIterable[ImageInput],
+        *,
+        input_type: InputType = "document",
+        instruction: str | None = None,
+        dimensions: int | None = None,
+        embedding_type: OutputDType = "float",
+        on_progress: ProgressCallback | None = None,
+    ) -> AsyncEmbeddingStream:
+        """:meth:`iter_embed` where a ``str`` is an image path or URI, not text."""
+        options = self._start(
+            images,
+            str_as="image",
+            input_type=input_type,
+            instruction=instruction,
+            dimensions=dimensions,
+            embedding_type=embedding_type,
+        )
+        return AsyncEmbeddingStream(self._run(images, options, on_progress))
 
     async def embed(
         self,
-        inputs: Sequence[EmbedInput],
+        inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
         *,
         input_type: InputType = "document",
         instruction: str | None = None,
@@ -448,18 +511,18 @@ class AsyncEmbeddingClient(_ClientBase):
         on_progress: ProgressCallback | None = None,
     ) -> list[list[float]]:
         """One vector per input, in input order; see :meth:`EmbeddingClient.embed`."""
-        array = await self.embed_array(
+        async with self.iter_embed(
             inputs,
             input_type=input_type,
             instruction=instruction,
             dimensions=dimensions,
             on_progress=on_progress,
-        )
-        return array.tolist()  # type: ignore[no-any-return]
+        ) as stream:
+            return [vector.tolist() async for vector in stream]
 
     async def embed_array(
         self,
-        inputs: Sequence[EmbedInput],
+        inputs: Iterable[EmbedInput] | AsyncIterable[EmbedInput],
         *,
         input_type: InputType = "document",
         instruction: str | None = None,
@@ -467,93 +530,33 @@ class AsyncEmbeddingClient(_ClientBase):
         embedding_type: OutputDType = "float",
         on_progress: ProgressCallback | None = None,
     ) -> npt.NDArray[Any]:
-        """Like :meth:`embed`, as a ``(len(inputs), dim)`` numpy array.
-
-        Args:
-            embedding_type: ``float`` (float32), or with protocol ``cohere`` ``binary``
-                (int8) / ``ubinary`` (uint8) sign bits packed eight per byte.
-        """
-        return await self._embed_array(
+        """Like :meth:`embed`, as a ``(len(inputs), dim)`` numpy array."""
+        async with self.iter_embed(
             inputs,
-            str_as="text",
             input_type=input_type,
             instruction=instruction,
             dimensions=dimensions,
             embedding_type=embedding_type,
             on_progress=on_progress,
-        )
-
-    async def _embed_array(
-        self,
-        inputs: Sequence[Any],
-        *,
-        str_as: Literal["text", "image"],
-        input_type: InputType = "document",
-        instruction: str | None = None,
-        dimensions: int | None = None,
-        embedding_type: OutputDType = "float",
-        on_progress: ProgressCallback | None = None,
-    ) -> npt.NDArray[Any]:
-        """Validate, prepare (in a worker thread), plan and run one call."""
-        core = self._core
-        dims = core.check_call(
-            input_type=input_type,
-            dimensions=dimensions,
-            embedding_type=embedding_type,
-            instruction=instruction,
-        )
-        fetch = None
-        if core.image_options.fetch_remote:
-            if self._fetch_http is None:
-                self._fetch_http = httpx.Client(timeout=core.timeout)
-            fetch = self._fetch_with(self._fetch_http)
-        # Decoding and resizing images is CPU work: keep it off the event loop.
-        prepared: list[PreparedInput] = await asyncio.to_thread(
-            core.prepare, inputs, str_as=str_as, fetch=fetch
-        )
-        if not prepared:
-            return np.empty((0, 0), dtype=np.float32)
-        job = core.plan(
-            prepared,
-            info=await self.server_info(),
-            input_type=input_type,
-            instruction=instruction,
-            dimensions=dims,
-            embedding_type=embedding_type,
-        )
-        # One bound for every call on this client: frameworks start many calls at once.
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(core.max_concurrency)
-        semaphore = self._semaphore
-
-        async def one(batch: Batch) -> tuple[Batch, list[Vector]]:
-            async with semaphore:
-                vectors: list[Vector] = await self._drive(core.run_batch(job, batch))
-            if on_progress is not None:
-                on_progress(len(batch.items))
-            return batch, vectors
-
-        tasks = [asyncio.ensure_future(one(b)) for b in job.batches]
-        try:
-            results = await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            raise
-        return core.finish(job, list(results))
+        ) as stream:
+            return _stack([vector async for vector in stream])
 
     async def embed_texts(
-        self, texts: Sequence[str], *, input_type: InputType = "document", **kwargs: Any
+        self, texts: Iterable[str], *, input_type: InputType = "document", **kwargs: Any
     ) -> list[list[float]]:
         """Embed texts; every ``str`` is text."""
         return await self.embed(texts, input_type=input_type, **kwargs)
 
     async def embed_images(
-        self, images: Sequence[ImageInput], *, input_type: InputType = "document", **kwargs: Any
+        self,
+        images: Iterable[ImageInput] | AsyncIterable[ImageInput],
+        *,
+        input_type: InputType = "document",
+        **kwargs: Any,
     ) -> list[list[float]]:
         """Embed images; a ``str`` is a path or a ``file://``, ``http(s)://`` or ``data:`` URI."""
-        array = await self._embed_array(images, str_as="image", input_type=input_type, **kwargs)
-        return array.tolist()  # type: ignore[no-any-return]
+        async with self.iter_embed_images(images, input_type=input_type, **kwargs) as stream:
+            return [vector.tolist() async for vector in stream]
 
     async def embed_query(self, query: EmbedInput, **kwargs: Any) -> list[float]:
         """One query vector (the query instruction applies)."""
@@ -561,40 +564,56 @@ class AsyncEmbeddingClient(_ClientBase):
 
     # -- I/O --------------------------------------------------------------------------------
 
-    async def _drive(self, step: Generator[Call, httpx.Response, T]) -> T:
-        try:
-            call = next(step)
-            while True:
-                try:
-                    response = await self._send(call)
-                except APIError as exc:
-                    call = step.throw(exc)
-                    continue
-                call = step.send(response)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-
-    async def _send(self, call: Call) -> httpx.Response:
+    async def _run(
+        self,
+        inputs: Iterable[Any] | AsyncIterable[Any],
+        options: CallOptions,
+        on_progress: ProgressCallback | None,
+    ) -> Any:
         core = self._core
-        attempts = core.max_retries + 1 if call.retry else 1
-        for attempt in range(1, attempts + 1):
-            outcome: httpx.Response | httpx.TransportError
-            try:
-                outcome = await self._http.request(
-                    call.method,
-                    core.url(call.path),
-                    json=call.json,
-                    headers=core.headers(),
-                    timeout=core.timeout,
+        size = self.settings.batch_size
+        chunks: Any = (
+            core.achunks(inputs, size)
+            if isinstance(inputs, AsyncIterable)
+            else core.chunks(inputs, size)
+        )
+        if self._slots is None:
+            # One bound for every call on this client: frameworks start many calls at once.
+            self._slots = asyncio.Semaphore(window_depth(self.settings.max_concurrency))
+        slots = self._slots
+        planned: list[Job] = []
+        plan_lock = asyncio.Lock()
+        failed = _FirstFailure()
+
+        async def plan() -> Job:
+            async with plan_lock:
+                if not planned:
+                    planned.append(core.plan(options, await self.server_info()))
+                return planned[0]
+
+        async def run_chunk(chunk: Chunk) -> ChunkResult:
+            async with slots:
+                loop = asyncio.get_running_loop()
+                pool = worker_pool(self.settings.prepare_workers or 1)
+                futures = self._prepare_all(options.str_as, chunk, pool)
+                # wrap_future: cancelling the gather cancels the preparations not yet started.
+                prepared = await asyncio.gather(
+                    *(asyncio.wrap_future(f, loop=loop) for f in futures)
                 )
-            except httpx.TransportError as exc:
-                outcome = exc
-            delay = next_delay(call, attempt, attempts, outcome)
-            if delay is not None:
-                await asyncio.sleep(delay)
-                continue
-            if isinstance(outcome, httpx.TransportError):
-                raise transport_error(call, core.base_url, outcome) from outcome
-            return settle(call, outcome)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                if failed.before(chunk):
+                    return ChunkResult([])
+                good, error = core.triage(chunk, prepared)
+                if error is not None:
+                    failed.at(chunk)
+                if not good:
+                    return ChunkResult([], error)
+                job = await plan()
+                return await self._transport.drive(core.send_chunk(job, chunk.start, good, error))
+
+        async for vector in arun_window(
+            chunks,
+            lambda chunk: asyncio.ensure_future(run_chunk(chunk)),
+            window_depth(self.settings.max_concurrency),
+            on_progress,
+        ):
+            yield vector

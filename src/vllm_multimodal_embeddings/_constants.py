@@ -41,4 +41,6 @@ DEFAULT_REMOTE_IMAGE_TIMEOUT_S: Final = 30.0
 
 RETRY_BASE_DELAY_S: Final = 0.5
 RETRY_MAX_DELAY_S: Final = 8.0
+# The longest Retry-After honoured; a server asking for more gets this.
+RETRY_MAX_AFTER_S: Final = 60.0
 RETRYABLE_STATUS: Final = frozenset({408, 409, 429, 500, 502, 503, 504})

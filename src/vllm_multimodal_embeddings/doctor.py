@@ -35,11 +35,11 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from ._base_client import resolve_base_url
 from ._client import EmbeddingClient
 from ._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
 from ._server_info import ServerInfo
+from ._settings import resolve_base_url
 from ._types import Content
 from .protocol.cohere import CohereEmbedResponse, build_cohere_request
 from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS

@@ -111,7 +111,7 @@ class FakeVLLM:
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record retry delays instead of sleeping them."""
     delays: list[float] = []
-    monkeypatch.setattr("vllm_multimodal_embeddings._client.time.sleep", delays.append)
+    monkeypatch.setattr("vllm_multimodal_embeddings._http.time.sleep", delays.append)
     return delays
 
 
@@ -255,7 +255,7 @@ def test_a_refused_batch_is_split_until_the_bad_input_is_named() -> None:
             return httpx.Response(400, json={"error": {"message": "too long"}})
         return original(request)
 
-    client._http = httpx.Client(transport=httpx.MockTransport(refuse_poison))
+    client._transport._http = httpx.Client(transport=httpx.MockTransport(refuse_poison))
     with pytest.raises(BadRequestError, match="too long") as info:
         client.embed(["a", "b", "c", "d", "poison", "f"])
     assert info.value.index == 4
@@ -303,7 +303,7 @@ def test_async_client_retries_and_orders(monkeypatch: pytest.MonkeyPatch) -> Non
         await http.aclose()
         return result
 
-    monkeypatch.setattr("vllm_multimodal_embeddings._client.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("vllm_multimodal_embeddings._http.asyncio.sleep", fake_sleep)
     got = asyncio.run(run())
     np.testing.assert_allclose(got, np.stack([vector_for(f"t{i}") for i in range(5)]), atol=1e-6)
     assert len(sleeps) == 1

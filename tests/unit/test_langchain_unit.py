@@ -12,7 +12,8 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 from pydantic import ValidationError
 
 from vllm_multimodal_embeddings import InputError
-from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings, _to_inputs
+from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings
+from vllm_multimodal_embeddings.langchain.embeddings import _to_inputs
 
 SECRET = "sk-unit-test-secret-4f9a"
 URL = "http://vllm.invalid:8000"

@@ -7,22 +7,22 @@ Every request goes through :class:`~vllm_multimodal_embeddings.EmbeddingClient` 
 
 from __future__ import annotations
 
-import importlib
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 import httpx
 from llama_index.core.base.embeddings.base import Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
-from llama_index.core.callbacks.schema import CBEventType, EventPayload
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageDocument, ImageNode, ImageType, MetadataMode
 
-from . import _constants as C
-from ._adapter_clients import AdapterClients
-from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient
-from ._exceptions import APIError, InputError
-from ._types import Content, EmbedInput, ImageInput
+from .._adapter_clients import AdapterClients, settings_from
+from .._client import AsyncEmbeddingClient, EmbeddingClient
+from .._exceptions import APIError, InputError
+from .._settings import ClientSettings, safe_url
+from .._types import Content, EmbedInput, ImageInput
+from ..profiles import ModelProfile
 
 __all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding"]
 
@@ -30,6 +30,14 @@ __all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding"]
 #: ``ImageNode`` in llama-index-core >= 0.12 (it wraps a ``MediaResource``) but offers the same
 #: ``image`` / ``image_path`` / ``image_url`` / ``image_mimetype`` properties.
 ImageNodeLike = ImageNode | ImageDocument
+
+# Defaults come from ClientSettings, the one place that declares them.
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ClientSettings)}
+# LlamaIndex's default (10) would stop the pipeline every 10 inputs: the client streams a
+# list of any length in bounded memory, so hand it more at once.
+_EMBED_BATCH_SIZE = 256
+#: ClientSettings names this adapter spells differently (LlamaIndex's conventions).
+RENAMED = {"model": "model_name"}
 
 
 class VLLMMultiModalEmbedding(MultiModalEmbedding):
@@ -55,8 +63,11 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         image. :meth:`embed_image_nodes` takes ``ImageNode``/``ImageDocument`` objects.
 
     Batching:
-        ``embed_batch_size`` is the most inputs per HTTP request. An image batch goes to the
-        core client as one call, which sends its requests ``max_concurrency`` at a time.
+        LlamaIndex hands ``embed_batch_size`` inputs (default 256) to each call of the client,
+        which streams them: ``batch_size`` per request, ``max_concurrency`` requests in flight,
+        images prepared on ``prepare_workers`` threads meanwhile. An error's ``index`` counts
+        within the list given to the public method (``get_image_embedding_batch``,
+        :meth:`embed_image_nodes`, ...).
     """
 
     base_url: str | None = Field(
@@ -76,6 +87,9 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         default="chat",
         description="chat: /v1/embeddings (matches the official embedder); cohere: /v2/embed.",
     )
+    profile: ModelProfile | None = Field(
+        default=None, description="Prompt layout; None = Qwen3-VL-Embedding's.", exclude=True
+    )
     query_instruction: str | None = Field(
         default=None, description="Instruction for queries (chat protocol); None = the model's."
     )
@@ -94,22 +108,28 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         default="NONE", description="Over-long inputs: NONE raises, START/END cut there."
     )
     embed_batch_size: int = Field(
-        default=C.DEFAULT_BATCH_SIZE,
-        ge=1,
+        default=_EMBED_BATCH_SIZE,
+        gt=0,
         le=2048,
-        description="Most inputs per HTTP request.",
+        description="Inputs LlamaIndex hands over per call; the client streams them.",
+    )
+    batch_size: int = Field(
+        default=_DEFAULT["batch_size"], ge=1, description="Most inputs per HTTP request."
     )
     max_batch_bytes: int = Field(
-        default=C.DEFAULT_MAX_BATCH_BYTES,
+        default=_DEFAULT["max_batch_bytes"],
         ge=1,
         description="Most encoded bytes per request (images dominate).",
     )
     max_concurrency: int = Field(
-        default=C.DEFAULT_MAX_CONCURRENCY, ge=1, description="Most requests in flight per call."
+        default=_DEFAULT["max_concurrency"], ge=1, description="Most requests in flight."
     )
-    timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0, description="Seconds per request.")
+    prepare_workers: int | None = Field(
+        default=None, ge=1, description="Threads preparing images; None = the CPU cores."
+    )
+    timeout: float = Field(default=_DEFAULT["timeout"], gt=0, description="Seconds per request.")
     max_retries: int = Field(
-        default=C.DEFAULT_MAX_RETRIES,
+        default=_DEFAULT["max_retries"],
         ge=0,
         description="Retries on connection errors, timeouts, 408/409/429/5xx.",
     )
@@ -120,7 +140,7 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         repr=False,
     )
     max_image_pixels: int = Field(
-        default=C.DEFAULT_MAX_PIXELS,
+        default=_DEFAULT["max_image_pixels"],
         ge=1,
         description="Images above this many pixels are downscaled before sending.",
     )
@@ -152,34 +172,26 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     def class_name(cls) -> str:
         return "VLLMMultiModalEmbedding"
 
+    @field_serializer("base_url")
+    def _dump_base_url(self, base_url: str | None) -> str | None:
+        # Dumps and to_json never carry URL credentials.
+        return safe_url(base_url) if base_url else base_url
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, safe_url(value) if name == "base_url" and value else value
+
     # -- clients ----------------------------------------------------------------------------
 
-    def _options(self) -> ClientOptions:
-        return ClientOptions(
-            base_url=self.base_url,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-            model=self.model_name or None,
-            protocol=self.protocol,
-            query_instruction=self.query_instruction,
-            document_instruction=self.document_instruction,
-            dimensions=self.dimensions,
-            client_side_dimensions=self.client_side_dimensions,
-            truncate=self.truncate,
-            batch_size=self.embed_batch_size,
-            max_batch_bytes=self.max_batch_bytes,
-            max_concurrency=self.max_concurrency,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            headers=self.headers,
-            max_image_pixels=self.max_image_pixels,
-            fetch_remote_images=self.fetch_remote_images,
-        )
+    def settings(self) -> ClientSettings:
+        """The client settings these fields stand for."""
+        return settings_from(self, RENAMED)
 
     def _sync_client(self) -> EmbeddingClient:
-        return self._clients.sync(self._options(), self.http_client)
+        return self._clients.sync(self.settings(), self.http_client)
 
     def _async_client(self) -> AsyncEmbeddingClient:
-        return self._clients.async_(self._options(), self.async_http_client)
+        return self._clients.async_(self.settings(), self.async_http_client)
 
     def _remember_model(self, client: EmbeddingClient | AsyncEmbeddingClient) -> None:
         # Observability payloads carry model_name: fill it in once the server named it. The
@@ -199,26 +211,34 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         """What callbacks and instrumentation events see: no key, no headers."""
         return {
             **super().to_payload(),
-            "base_url": self.base_url,
+            "base_url": safe_url(self.base_url) if self.base_url else None,
             "protocol": self.protocol,
             "dimensions": self.dimensions,
         }
 
-    # -- text -------------------------------------------------------------------------------
+    # -- the hooks LlamaIndex calls (it owns batching, callbacks and instrumentation) ------
 
     def _embed(
-        self, inputs: Sequence[EmbedInput], input_type: Literal["query", "document"]
+        self, inputs: Sequence[Any], input_type: Literal["query", "document"]
     ) -> list[Embedding]:
         client = self._sync_client()
-        vectors = client.embed(inputs, input_type=input_type)
+        try:
+            vectors = client.embed(inputs, input_type=input_type)
+        except (InputError, APIError) as exc:
+            _remember_item(exc, inputs)
+            raise
         self._remember_model(client)
         return vectors
 
     async def _aembed(
-        self, inputs: Sequence[EmbedInput], input_type: Literal["query", "document"]
+        self, inputs: Sequence[Any], input_type: Literal["query", "document"]
     ) -> list[Embedding]:
         client = self._async_client()
-        vectors = await client.embed(inputs, input_type=input_type)
+        try:
+            vectors = await client.embed(inputs, input_type=input_type)
+        except (InputError, APIError) as exc:
+            _remember_item(exc, inputs)
+            raise
         self._remember_model(client)
         return vectors
 
@@ -240,56 +260,40 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await self._aembed(texts, "document")
 
-    # -- images -----------------------------------------------------------------------------
-
-    def _images(self, images: Sequence[ImageType], show_progress: bool) -> list[Embedding]:
-        client = self._sync_client()
-        vectors = client.embed_images(
-            list(images), input_type="document", on_progress=_progress(show_progress, len(images))
-        )
-        self._remember_model(client)
-        return vectors
-
-    async def _aimages(self, images: Sequence[ImageType], show_progress: bool) -> list[Embedding]:
-        client = self._async_client()
-        vectors = await client.embed_images(
-            list(images), input_type="document", on_progress=_progress(show_progress, len(images))
-        )
-        self._remember_model(client)
-        return vectors
-
     def _get_image_embedding(self, img_file_path: ImageType) -> Embedding:
-        return self._images([img_file_path], False)[0]
+        return self._embed([_image(img_file_path)], "document")[0]
 
     async def _aget_image_embedding(self, img_file_path: ImageType) -> Embedding:
-        return (await self._aimages([img_file_path], False))[0]
+        return (await self._aembed([_image(img_file_path)], "document"))[0]
 
     def _get_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
-        return self._images(img_file_paths, False)
+        return self._embed([_image(p) for p in img_file_paths], "document")
 
     async def _aget_image_embeddings(self, img_file_paths: list[ImageType]) -> list[Embedding]:
-        return await self._aimages(img_file_paths, False)
+        return await self._aembed([_image(p) for p in img_file_paths], "document")
+
+    # -- public batch methods: errors name the position in the caller's list -------------
 
     def get_image_embedding_batch(
         self, img_file_paths: list[ImageType], show_progress: bool = False
     ) -> list[Embedding]:
-        """Embed images in one core call: ``embed_batch_size`` per request, run concurrently.
-
-        One callback event per ``embed_batch_size`` chunk, as in the base class; an error's
-        ``index`` is the position in ``img_file_paths``.
-        """
-        return self._with_events(
-            img_file_paths, lambda: self._images(img_file_paths, show_progress)
+        """The base class's batching, with an error's ``index`` counted in ``img_file_paths``."""
+        return _indexed(
+            img_file_paths,
+            lambda: super(VLLMMultiModalEmbedding, self).get_image_embedding_batch(
+                img_file_paths, show_progress
+            ),
         )
 
     async def aget_image_embedding_batch(
         self, img_file_paths: list[ImageType], show_progress: bool = False
     ) -> list[Embedding]:
         """Async twin of :meth:`get_image_embedding_batch`."""
-        events = self._start_events(img_file_paths)
-        vectors = await self._aimages(img_file_paths, show_progress)
-        self._end_events(events, vectors)
-        return vectors
+        try:
+            return await super().aget_image_embedding_batch(img_file_paths, show_progress)
+        except (InputError, APIError) as exc:
+            _reindex(exc, img_file_paths)
+            raise
 
     # -- image nodes ------------------------------------------------------------------------
 
@@ -316,35 +320,22 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     ) -> list[Embedding]:
         """One vector per image node, in order; errors name the node's position and id."""
         inputs = _node_inputs(self, nodes)
-        client = self._sync_client()
-        return self._with_events(
-            inputs,
-            lambda: _named(
-                nodes,
-                lambda: client.embed(
-                    inputs,
-                    input_type="document",
-                    on_progress=_progress(show_progress, len(inputs)),
-                ),
-            ),
-        )
+        try:
+            return self.get_image_embedding_batch(inputs, show_progress)  # type: ignore[arg-type]
+        except (InputError, APIError) as exc:
+            _annotate(exc, nodes)
+            raise
 
     async def aembed_image_nodes(
         self, nodes: Sequence[ImageNodeLike], show_progress: bool = False
     ) -> list[Embedding]:
         """Async twin of :meth:`embed_image_nodes`."""
         inputs = _node_inputs(self, nodes)
-        client = self._async_client()
-        events = self._start_events(inputs)
         try:
-            vectors = await client.embed(
-                inputs, input_type="document", on_progress=_progress(show_progress, len(inputs))
-            )
+            return await self.aget_image_embedding_batch(inputs, show_progress)  # type: ignore[arg-type]
         except (InputError, APIError) as exc:
             _annotate(exc, nodes)
             raise
-        self._end_events(events, vectors)
-        return vectors
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """Embed nodes in a pipeline: image nodes by their image, the rest by their text."""
@@ -382,40 +373,39 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
                 nodes[i].embedding = vector
         return nodes
 
-    # -- callback events --------------------------------------------------------------------
 
-    def _start_events(self, items: Sequence[Any]) -> list[tuple[str, list[Any]]]:
-        # One event per embed_batch_size chunk, opened before the call, as the base class does.
-        payload: dict[str, Any] = {EventPayload.SERIALIZED: self.to_payload()}
-        step = self.embed_batch_size
-        return [
-            (
-                self.callback_manager.on_event_start(CBEventType.EMBEDDING, payload=payload),
-                list(items[i : i + step]),
-            )
-            for i in range(0, len(items), step)
-        ]
+def _image(item: Any) -> Any:
+    """An image as the client takes it: a ``str`` is a path or URI here, never text."""
+    return Content(image=item) if isinstance(item, str) else item
 
-    def _end_events(self, events: list[tuple[str, list[Any]]], vectors: list[Embedding]) -> None:
-        start = 0
-        for event_id, chunk in events:
-            self.callback_manager.on_event_end(
-                CBEventType.EMBEDDING,
-                payload={
-                    EventPayload.CHUNKS: chunk,
-                    EventPayload.EMBEDDINGS: vectors[start : start + len(chunk)],
-                },
-                event_id=event_id,
-            )
-            start += len(chunk)
 
-    def _with_events(
-        self, items: Sequence[Any], run: Callable[[], list[Embedding]]
-    ) -> list[Embedding]:
-        events = self._start_events(items)
-        vectors = run()
-        self._end_events(events, vectors)
-        return vectors
+def _remember_item(exc: InputError | APIError, inputs: Sequence[Any]) -> None:
+    # A hook sees one embed_batch_size chunk: keep the item itself, so that the public method
+    # can find its position in the caller's whole list.
+    if exc.index is not None and 0 <= exc.index < len(inputs):
+        exc.__dict__["_vmme_item"] = inputs[exc.index]
+
+
+def _reindex(exc: InputError | APIError, items: Sequence[Any]) -> None:
+    item = exc.__dict__.pop("_vmme_item", None)
+    if item is None:
+        return
+    for position, candidate in enumerate(items):
+        if (
+            candidate is item
+            or _image(candidate) is item
+            or (isinstance(item, Content) and item.image is candidate)
+        ):
+            exc.index = position
+            return
+
+
+def _indexed(items: Sequence[Any], run: Callable[[], list[Embedding]]) -> list[Embedding]:
+    try:
+        return run()
+    except (InputError, APIError) as exc:
+        _reindex(exc, items)
+        raise
 
 
 def _node_image(node: ImageNodeLike) -> ImageInput:
@@ -449,14 +439,6 @@ def _annotate(exc: InputError | APIError, nodes: Sequence[BaseNode]) -> None:
         exc.message = f"node {nodes[exc.index].node_id!r}: {exc.message}"
 
 
-def _named(nodes: Sequence[BaseNode], run: Callable[[], list[Embedding]]) -> list[Embedding]:
-    try:
-        return run()
-    except (InputError, APIError) as exc:
-        _annotate(exc, nodes)
-        raise
-
-
 def _has_image(node: BaseNode) -> bool:
     return isinstance(node, (ImageNode, ImageDocument)) and bool(
         node.image or node.image_path or node.image_url
@@ -467,22 +449,3 @@ def _split(nodes: Sequence[BaseNode]) -> tuple[list[int], list[int]]:
     images = [i for i, n in enumerate(nodes) if _has_image(n)]
     image_set = set(images)
     return images, [i for i in range(len(nodes)) if i not in image_set]
-
-
-def _progress(show: bool, total: int) -> Callable[[int], None] | None:
-    """A tqdm bar fed by the core's per-request progress, when asked for and installed."""
-    if not show:
-        return None
-    try:
-        # tqdm is optional and untyped: bind it as Any.
-        tqdm: Any = importlib.import_module("tqdm.auto").tqdm
-    except ImportError:
-        return None
-    bar = tqdm(total=total, desc="Generating embeddings")
-
-    def update(n: int) -> None:
-        bar.update(n)
-        if bar.n >= total:
-            bar.close()
-
-    return update

@@ -8,6 +8,7 @@ adapter over :class:`~vllm_multimodal_embeddings.EmbeddingClient` and
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -24,15 +25,18 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    field_serializer,
     model_validator,
 )
 from typing_extensions import Self
 
-from . import _constants as C
-from ._adapter_clients import AdapterClients
-from ._client import AsyncEmbeddingClient, ClientOptions, EmbeddingClient, _make_core
-from ._exceptions import InputError
-from ._types import Content, EmbedInput, InputType, ProtocolName
+from .. import _constants as C
+from .._adapter_clients import AdapterClients, settings_from
+from .._client import AsyncEmbeddingClient, EmbeddingClient
+from .._exceptions import InputError
+from .._settings import ClientSettings, safe_url
+from .._types import Content, EmbedInput, InputType, ProtocolName
+from ..profiles import ModelProfile
 
 __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
 
@@ -41,6 +45,10 @@ __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
 MultimodalItem = Content | Mapping[str, Any] | str
 
 _CONTENT_KEYS = frozenset({"text", "image", "video"})
+# Defaults come from ClientSettings, the one place that declares them.
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ClientSettings)}
+#: ClientSettings names this adapter spells differently (LangChain's conventions).
+RENAMED = {"headers": "default_headers"}
 
 
 class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
@@ -155,20 +163,30 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     protocol: ProtocolName = Field(
         default="chat", description="'chat' (/v1/embeddings) or 'cohere' (/v2/embed)."
     )
-    batch_size: int = Field(default=C.DEFAULT_BATCH_SIZE, ge=1, description="Inputs per request.")
-    max_concurrency: int = Field(
-        default=C.DEFAULT_MAX_CONCURRENCY, ge=1, description="Requests in flight."
+    profile: ModelProfile | None = Field(
+        default=None, description="Prompt layout; None: Qwen3-VL-Embedding's."
     )
-    timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0, description="Seconds per request.")
+    batch_size: int = Field(default=_DEFAULT["batch_size"], ge=1, description="Inputs per request.")
+    max_batch_bytes: int = Field(
+        default=_DEFAULT["max_batch_bytes"], ge=1, description="Encoded bytes per request."
+    )
+    max_concurrency: int = Field(
+        default=_DEFAULT["max_concurrency"], ge=1, description="Requests in flight."
+    )
+    prepare_workers: int | None = Field(
+        default=None, ge=1, description="Threads preparing images; None: the CPU cores."
+    )
+    timeout: float = Field(default=_DEFAULT["timeout"], gt=0, description="Seconds per request.")
     max_retries: int = Field(
-        default=C.DEFAULT_MAX_RETRIES,
+        default=_DEFAULT["max_retries"],
         ge=0,
         description="Retries on connection errors, timeouts, 408/409/429/5xx.",
     )
     default_headers: dict[str, str] | None = Field(
-        # Headers may carry credentials: keep them out of reprs.
+        # Headers may carry credentials: keep them out of reprs, dumps and serialization.
         default=None,
         repr=False,
+        exclude=True,
         description="Extra headers for every request.",
     )
     client_side_dimensions: bool = Field(
@@ -179,7 +197,9 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
         default="NONE", description="Over-long inputs: NONE raises, START/END cut there."
     )
     max_image_pixels: int = Field(
-        default=C.DEFAULT_MAX_PIXELS, ge=1, description="Larger images are downscaled first."
+        default=_DEFAULT["max_image_pixels"],
+        ge=1,
+        description="Larger images are downscaled first.",
     )
     fetch_remote_images: bool = Field(
         default=False, description="Fetch http(s) images here instead of on the server."
@@ -201,11 +221,20 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
 
     @model_validator(mode="after")
     def _check_settings(self) -> VLLMMultimodalEmbeddings:
-        # The core validates (protocol, instructions, URL) without I/O: fail at construction,
-        # not at the first embed call. Its ConfigurationError is a ValueError, which pydantic
-        # reports as a ValidationError.
-        _make_core(self._options())
+        # ClientSettings validates (protocol, instructions, URL) without I/O: fail at
+        # construction, not at the first embed call. Its ConfigurationError is a ValueError,
+        # which pydantic reports as a ValidationError.
+        self.settings()
         return self
+
+    @field_serializer("base_url")
+    def _dump_base_url(self, base_url: str) -> str:
+        # Dumps and serialized forms never carry URL credentials.
+        return safe_url(base_url)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, safe_url(value) if name == "base_url" and value else value
 
     def __copy__(self) -> Self:
         # A copy (model_copy, maybe with changed settings) makes its own clients: sharing them
@@ -224,31 +253,15 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
 
     # -- clients ----------------------------------------------------------------------------
 
-    def _options(self) -> ClientOptions:
-        return ClientOptions(
-            base_url=self.base_url,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-            model=self.model,
-            protocol=self.protocol,
-            query_instruction=self.query_instruction,
-            document_instruction=self.document_instruction,
-            dimensions=self.dimensions,
-            client_side_dimensions=self.client_side_dimensions,
-            truncate=self.truncate,
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            headers=self.default_headers,
-            max_image_pixels=self.max_image_pixels,
-            fetch_remote_images=self.fetch_remote_images,
-        )
+    def settings(self) -> ClientSettings:
+        """The client settings these fields stand for."""
+        return settings_from(self, RENAMED)
 
     def _sync_client(self) -> EmbeddingClient:
-        return self._clients.sync(self._options(), self.http_client)
+        return self._clients.sync(self.settings(), self.http_client)
 
     def _aclient(self) -> AsyncEmbeddingClient:
-        return self._clients.async_(self._options(), self.http_async_client)
+        return self._clients.async_(self.settings(), self.http_async_client)
 
     def close(self) -> None:
         """Close the sync client's connections (not an injected ``http_client``)."""

@@ -1,0 +1,288 @@
+"""The one HTTP layer: requests as data, sync and async transports, retries and error mapping.
+
+The I/O-free steps of the package are generators ("sans-I/O"): they yield a :class:`Call` and
+receive the ``httpx.Response`` (or have the mapped :class:`APIError` thrown in). A transport
+only makes the request, retries it when that is safe, and maps failures to the package's
+exceptions; :meth:`SyncTransport.drive` and :meth:`AsyncTransport.drive` run such a generator.
+The embedding client and the reranking client share this layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from . import _constants as C
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    RateLimitError,
+)
+from ._settings import ClientSettings, safe_url
+from .protocol import parse_error_message
+
+__all__ = [
+    "AsyncTransport",
+    "Call",
+    "Step",
+    "SyncTransport",
+    "json_or_text",
+    "map_status_error",
+]
+
+log = logging.getLogger("vllm_multimodal_embeddings")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One HTTP request a sans-I/O step wants made."""
+
+    method: Literal["GET", "POST"]
+    path: str
+    json: dict[str, Any] | None = None
+    #: Probes read error statuses themselves instead of having them raised.
+    raise_for_status: bool = True
+    #: Probes of optional endpoints are not retried.
+    retry: bool = True
+
+
+#: A sans-I/O step: yields calls, receives responses, returns a result.
+Step = Generator[Call, httpx.Response, T]
+
+
+def json_or_text(response: httpx.Response) -> Any:
+    """The body as JSON when it parses, else as text."""
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def map_status_error(response: httpx.Response) -> APIStatusError:
+    """The exception for a non-2xx response, carrying the server's own message."""
+    body = json_or_text(response)
+    message = parse_error_message(body, response.reason_phrase or "error")
+    status = response.status_code
+    cls: type[APIStatusError]
+    if status in (400, 422):
+        cls = BadRequestError
+    elif status in (401, 403):
+        cls = AuthenticationError
+    elif status == 404:
+        cls = NotFoundError
+    elif status == 429:
+        cls = RateLimitError
+    elif status >= 500:
+        cls = InternalServerError
+    else:
+        cls = APIStatusError
+    return cls(message, response=response, body=body)
+
+
+def retry_after(response: httpx.Response | None) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``), or ``None`` when absent or bad."""
+    if response is None:
+        return None
+    header = response.headers.get("retry-after", "").strip()
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):  # "nan" and "inf" parse as floats
+        return None
+    return min(max(seconds, 0.0), C.RETRY_MAX_AFTER_S)
+
+
+def retry_delay(attempt: int, response: httpx.Response | None) -> float:
+    """Seconds before retry ``attempt`` (1-based): ``Retry-After``, else backoff with jitter."""
+    asked = retry_after(response)
+    if asked is not None:
+        return asked
+    backoff = min(C.RETRY_BASE_DELAY_S * 2 ** (attempt - 1), C.RETRY_MAX_DELAY_S)
+    # Full jitter spreads out clients that failed together.
+    return float(random.uniform(0.0, backoff))
+
+
+def is_retryable_status(status: int) -> bool:
+    """Transient statuses worth retrying: 408, 409, 429 and 5xx."""
+    return status in C.RETRYABLE_STATUS or status >= 500
+
+
+def _transport_error(
+    call: Call, base_url: str, exc: httpx.TransportError | httpx.DecodingError
+) -> APIConnectionError:
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"request to {call.path} timed out")
+    # The URL is shown without credentials; httpx's own message may repeat it, so strip it.
+    detail = str(exc).replace(base_url, safe_url(base_url))
+    return APIConnectionError(f"cannot reach {safe_url(base_url)}: {type(exc).__name__}: {detail}")
+
+
+def _next_delay(
+    call: Call, attempt: int, attempts: int, outcome: httpx.Response | Exception
+) -> float | None:
+    """Seconds to wait before trying ``call`` again, or ``None`` when done with it."""
+    if attempt >= attempts:
+        return None
+    if isinstance(outcome, httpx.Response):
+        if outcome.is_success or not is_retryable_status(outcome.status_code):
+            return None
+        log.debug("retrying %s after HTTP %s", call.path, outcome.status_code)
+        return retry_delay(attempt, outcome)
+    log.debug("retrying %s after %s", call.path, type(outcome).__name__)
+    return retry_delay(attempt, None)
+
+
+def _settle(call: Call, response: httpx.Response) -> httpx.Response:
+    if response.is_success or not call.raise_for_status:
+        return response
+    raise map_status_error(response)
+
+
+# Failures that mean "no usable response": retried like a dropped connection. A body cut short
+# or mangled in transit surfaces as a decoding or protocol error when it is read.
+_TRANSIENT = (httpx.TransportError, httpx.DecodingError)
+
+
+class SyncTransport:
+    """Blocking requests to one server, with retries, at most ``max_concurrency`` at a time
+    across every thread that uses it."""
+
+    def __init__(self, settings: ClientSettings, http_client: httpx.Client | None) -> None:
+        self.settings = settings
+        self._owns = http_client is None
+        self._http = http_client or httpx.Client(timeout=settings.timeout)
+        self._limit = threading.BoundedSemaphore(settings.max_concurrency)
+
+    def close(self) -> None:
+        """Close the connection pool, unless it was passed in."""
+        if self._owns:
+            self._http.close()
+
+    def send(self, call: Call) -> httpx.Response:
+        """Make ``call``, retrying transient failures; raise the package's error otherwise."""
+        s = self.settings
+        attempts = s.max_retries + 1 if call.retry else 1
+        url = f"{s.base_url}{call.path}"
+        for attempt in range(1, attempts + 1):
+            outcome: httpx.Response | Exception
+            try:
+                with self._limit:  # held for the request only, never while backing off
+                    outcome = self._http.request(
+                        call.method,
+                        url,
+                        json=call.json,
+                        headers=s.request_headers(),
+                        timeout=s.timeout,
+                    )
+            except _TRANSIENT as exc:
+                outcome = exc
+            delay = _next_delay(call, attempt, attempts, outcome)
+            if delay is not None:
+                time.sleep(delay)
+                continue
+            if isinstance(outcome, Exception):
+                raise _transport_error(call, url, outcome) from outcome
+            return _settle(call, outcome)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def drive(self, step: Generator[Call, httpx.Response, T]) -> T:
+        """Run a sans-I/O step to its result, making each request it yields."""
+        try:
+            call = next(step)
+            while True:
+                try:
+                    response = self.send(call)
+                except APIError as exc:
+                    call = step.throw(exc)
+                    continue
+                call = step.send(response)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+
+
+class AsyncTransport:
+    """Awaitable requests to one server, with retries, at most ``max_concurrency`` at a time;
+    bound to the event loop that first uses it (its connection pool and semaphore are)."""
+
+    def __init__(self, settings: ClientSettings, http_client: httpx.AsyncClient | None) -> None:
+        self.settings = settings
+        self._owns = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=settings.timeout)
+        # Created lazily: before Python 3.10 a semaphore bound itself to the loop at creation.
+        self._limit: asyncio.Semaphore | None = None
+
+    async def aclose(self) -> None:
+        """Close the connection pool, unless it was passed in."""
+        if self._owns:
+            await self._http.aclose()
+
+    async def send(self, call: Call) -> httpx.Response:
+        """Make ``call``, retrying transient failures; raise the package's error otherwise."""
+        s = self.settings
+        attempts = s.max_retries + 1 if call.retry else 1
+        url = f"{s.base_url}{call.path}"
+        for attempt in range(1, attempts + 1):
+            outcome: httpx.Response | Exception
+            if self._limit is None:
+                self._limit = asyncio.Semaphore(s.max_concurrency)
+            try:
+                async with self._limit:  # held for the request only, never while backing off
+                    outcome = await self._http.request(
+                        call.method,
+                        url,
+                        json=call.json,
+                        headers=s.request_headers(),
+                        timeout=s.timeout,
+                    )
+            except _TRANSIENT as exc:
+                outcome = exc
+            delay = _next_delay(call, attempt, attempts, outcome)
+            if delay is not None:
+                await asyncio.sleep(delay)
+                continue
+            if isinstance(outcome, Exception):
+                raise _transport_error(call, url, outcome) from outcome
+            return _settle(call, outcome)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def drive(self, step: Generator[Call, httpx.Response, T]) -> T:
+        """Run a sans-I/O step to its result, awaiting each request it yields."""
+        try:
+            call = next(step)
+            while True:
+                try:
+                    response = await self.send(call)
+                except APIError as exc:
+                    call = step.throw(exc)
+                    continue
+                call = step.send(response)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result

@@ -1,0 +1,103 @@
+"""Probing a server: which model, how large its vectors, which features it has (sans-I/O)."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import httpx
+
+from ._exceptions import APIError, NotFoundError
+from ._http import Call, Step, json_or_text, map_status_error
+from ._server_info import ServerInfo
+from .protocol import ChatEmbeddingResponse, ModelList, parse_error_message
+
+__all__ = ["probe"]
+
+log = logging.getLogger("vllm_multimodal_embeddings")
+
+# Sent only by probes: no input_type is ever called this, so the 400 lists the real ones.
+_PROBE_INPUT_TYPE = "__vmme_probe__"
+_SUPPORTED_TYPES_RE = re.compile(r"Supported values:\s*(.+?)\s*$")
+# Statuses that say "this request's content is wrong" rather than "the server failed".
+_CONTENT_STATUS = frozenset({400, 413, 422})
+
+
+def _model_list(response: httpx.Response) -> ModelList:
+    try:
+        return ModelList.model_validate(response.json())
+    except ValueError as exc:  # bad JSON or a body of another shape (an HTML proxy page)
+        raise APIError(f"GET /v1/models returned no model list: {exc}") from exc
+
+
+def probe(model: str | None) -> Step[ServerInfo]:
+    """Find the model (``model``, else the first served), its vector size and the features."""
+    models = _model_list((yield Call("GET", "/v1/models")))
+    if not models.data:
+        raise NotFoundError("the server serves no model", response=httpx.Response(404))
+    card = next((m for m in models.data if m.id == model), None)
+    if model is None:
+        card = models.data[0]
+        model = card.id
+
+    version_resp = yield Call("GET", "/version", raise_for_status=False, retry=False)
+    body = json_or_text(version_resp) if version_resp.is_success else None
+    version = str(body["version"]) if isinstance(body, dict) and "version" in body else None
+
+    plain = {"model": model, "input": "probe", "encoding_format": "float"}
+    first = yield Call("POST", "/v1/embeddings", plain)
+    try:
+        embedding_size = int(ChatEmbeddingResponse.model_validate(first.json()).vectors(1)[0].size)
+    except ValueError as exc:
+        raise APIError(f"POST /v1/embeddings returned no usable vector: {exc}") from exc
+
+    batch_body = {
+        "model": model,
+        "messages": [[{"role": "user", "content": [{"type": "text", "text": "probe"}]}]],
+        "encoding_format": "float",
+    }
+    batch_resp = yield Call("POST", "/v1/embeddings", batch_body, raise_for_status=False)
+    batched = batch_resp.is_success
+    if not batched and batch_resp.status_code not in _CONTENT_STATUS:
+        raise map_status_error(batch_resp)
+
+    dims_resp = yield Call(
+        "POST", "/v1/embeddings", {**plain, "dimensions": 1}, raise_for_status=False
+    )
+    # A model with a fixed list of Matryoshka sizes refuses 1 but names the list instead.
+    matryoshka = dims_resp.is_success or (
+        dims_resp.status_code == 400
+        and "does not support matryoshka"
+        not in parse_error_message(json_or_text(dims_resp), "").lower()
+    )
+
+    types_resp = yield Call(
+        "POST",
+        "/v2/embed",
+        {"model": model, "texts": ["probe"], "input_type": _PROBE_INPUT_TYPE},
+        raise_for_status=False,
+        retry=False,
+    )
+    input_types: tuple[str, ...] | None
+    if types_resp.status_code in (404, 405):
+        input_types = None
+    else:
+        message = parse_error_message(json_or_text(types_resp), "")
+        match = _SUPPORTED_TYPES_RE.search(message)
+        input_types = (
+            tuple(sorted(t.strip() for t in match.group(1).split(",") if t.strip()))
+            if match
+            else ()
+        )
+
+    info = ServerInfo(
+        model=model,
+        max_model_len=card.max_model_len if card else None,
+        version=version,
+        embedding_size=embedding_size,
+        batched_conversations=batched,
+        matryoshka=matryoshka,
+        input_types=input_types,
+    )
+    log.debug("probed: %s", info)
+    return info
