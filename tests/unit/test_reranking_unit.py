@@ -206,3 +206,12 @@ def test_rank_breaks_ties_by_input_order() -> None:
 
 def test_prepared_text_only_goes_as_a_plain_string() -> None:
     assert wire_item(PreparedInput(text="hello")) == "hello"
+
+
+def test_reranker_base_url_variable_comes_before_vllm_base_url(monkeypatch) -> None:
+    monkeypatch.setenv("VLLM_BASE_URL", "http://embedder.test:8000")
+    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", "http://reranker.test:8001/v1")
+    assert RerankClient(model="m").settings.base_url == "http://reranker.test:8001"
+    monkeypatch.delenv("VLLM_RERANKER_BASE_URL")
+    assert RerankClient(model="m").settings.base_url == "http://embedder.test:8000"
+    assert RerankClient(model="m", base_url=URL).settings.base_url == URL

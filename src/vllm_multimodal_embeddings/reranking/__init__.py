@@ -6,9 +6,10 @@ errors, retries and input preparation.
 """
 
 from ._client import AsyncRerankClient, RerankClient
-from ._core import ENV_RERANKER_MODEL, RerankInput, RerankResult
+from ._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL, RerankInput, RerankResult
 
 __all__ = [
+    "ENV_RERANKER_BASE_URL",
     "ENV_RERANKER_MODEL",
     "AsyncRerankClient",
     "RerankClient",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -17,6 +18,7 @@ from .._inputs import PreparedInput
 from .._pipeline import worker_pool
 from .._settings import ClientSettings
 from ._core import (
+    ENV_RERANKER_BASE_URL,
     RerankCore,
     RerankInput,
     RerankResult,
@@ -38,6 +40,9 @@ class _RerankBase:
         instruction: str | None,
         options: dict[str, Any],
     ) -> None:
+        if settings is None and options.get("base_url") is None:
+            # The reranker usually has its own server: its variable first, then VLLM_BASE_URL.
+            options["base_url"] = os.environ.get(ENV_RERANKER_BASE_URL) or None
         self.settings = ClientSettings.create(settings, **options)
         self._core = RerankCore(self.settings, model, instruction)
         self._remote = RemoteImages(self.settings) if self.settings.fetch_remote_images else None
@@ -94,7 +99,8 @@ class RerankClient(_RerankBase):
 
     Settings are those of :class:`~vllm_multimodal_embeddings.ClientSettings` (``base_url``,
     ``api_key``, ``timeout``, ``max_retries``, ``batch_size``, ``max_concurrency``, image
-    options, ...); the embedding-only ones are ignored. The model is ``model``, else
+    options, ...); the embedding-only ones are ignored. The server is ``base_url``, else
+    ``VLLM_RERANKER_BASE_URL``, else ``VLLM_BASE_URL``; the model is ``model``, else
     ``VLLM_RERANKER_MODEL``, else the server's first model (never ``VLLM_EMBEDDING_MODEL``).
 
     Queries and documents take every input form the embedder takes: ``str`` (text), images

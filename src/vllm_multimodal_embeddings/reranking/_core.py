@@ -27,6 +27,7 @@ from ..protocol.models import ModelList
 from ..protocol.rerank import RerankResponse, build_rerank_request
 
 __all__ = [
+    "ENV_RERANKER_BASE_URL",
     "ENV_RERANKER_MODEL",
     "RerankCore",
     "RerankInput",
@@ -37,6 +38,8 @@ __all__ = [
 
 ENV_RERANKER_MODEL = "VLLM_RERANKER_MODEL"
 """Served reranker name when ``model`` is not given (else the server's first model)."""
+ENV_RERANKER_BASE_URL = "VLLM_RERANKER_BASE_URL"
+"""Reranker server root when ``base_url`` is not given (else ``VLLM_BASE_URL``)."""
 
 #: A query or document: the embedder's input forms (text, image, ``Content`` pair, ...).
 RerankInput = EmbedInput
