@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -172,3 +174,93 @@ def test_unknown_model_is_not_found(vllm_reranker_server):
     c = RerankClient(base_url=vllm_reranker_server.base_url, model="no-such-reranker")
     with c, pytest.raises(NotFoundError, match="no-such-reranker"):
         c.score("q", ["d"])
+
+
+# -- parity with the reference, through the client -----------------------------------------------
+
+REFERENCE = Path(__file__).resolve().parents[1] / "reference" / "reranker.py"
+
+
+def reference_scores(server, query: dict, documents: list[dict]) -> list[float]:
+    """The reference reranker's scores (the recipe, in transformers) on the served weights."""
+    if server.checkpoint is None:
+        pytest.skip("the reference needs the served checkpoint: only for the local CPU server")
+    request = {
+        "checkpoint": str(server.checkpoint),
+        "cases": [{"instruction": None, "query": query, "documents": documents}],
+    }
+    proc = subprocess.run(
+        [str(server.python), str(REFERENCE)],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    scores: list[float] = json.loads(proc.stdout)["cases"][0]["scores"]
+    return scores
+
+
+@pytest.fixture(scope="module")
+def awkward_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Images vLLM would resize itself: odd sides, too small, too large, JPEG, transparency."""
+    folder = tmp_path_factory.mktemp("rerank-awkward")
+    out = {}
+    for name, seed, size in (
+        ("odd", 4, (100, 75)),
+        ("small", 5, (40, 30)),
+        ("big", 6, (1600, 1280)),
+    ):
+        out[name] = folder / f"{name}.png"
+        out[name].write_bytes(image_png(seed, size))
+    with Image.open(out["odd"]) as im:
+        im.resize((333, 257)).save(folder / "photo.jpg", quality=90)
+    out["jpeg"] = folder / "photo.jpg"
+    rgba = Image.new("RGBA", (90, 70), (200, 30, 30, 255))
+    rgba.paste((0, 0, 0, 0), (20, 20, 60, 50))  # a transparent hole
+    rgba.save(folder / "rgba.png")
+    out["rgba"] = folder / "rgba.png"
+    return out
+
+
+def test_client_scores_awkward_images_like_the_reference(vllm_reranker_server, awkward_images):
+    names = ["odd", "small", "big", "jpeg", "rgba"]
+    documents = [awkward_images[n] for n in names] + [
+        Content(text="a red photo", image=awkward_images["jpeg"])
+    ]
+    reference_docs = [{"image": str(awkward_images[n])} for n in names] + [
+        {"text": "a red photo", "image": str(awkward_images["jpeg"])}
+    ]
+    want = reference_scores(vllm_reranker_server, {"text": "a picture"}, reference_docs)
+    with RerankClient(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model
+    ) as client:
+        got = client.score("a picture", documents)
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert abs(g - w) <= 1e-4, f"document {i} ({documents[i]}): {g:.6f} vs {w:.6f}"
+    with RerankClient(
+        base_url=vllm_reranker_server.base_url,
+        model=vllm_reranker_server.model,
+        recipe_images=False,
+    ) as vllm_sized:
+        # Leaving the resizing to vLLM is what drifts: the reason recipe_images is the default.
+        unsized = vllm_sized.score("a picture", documents)
+        drift = max(abs(g - w) for g, w in zip(unsized, want, strict=True))
+        assert drift > 1e-4
+
+
+def test_image_query_through_the_client_matches_the_reference(vllm_reranker_server, awkward_images):
+    want = reference_scores(
+        vllm_reranker_server,
+        {"text": "which one?", "image": str(awkward_images["odd"])},
+        [{"text": "a red circle"}, {"image": str(awkward_images["small"])}],
+    )
+    with RerankClient(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model
+    ) as client:
+        got = client.score(
+            Content(text="which one?", image=awkward_images["odd"]),
+            ["a red circle", awkward_images["small"]],
+        )
+    assert got == pytest.approx(want, abs=1e-4)

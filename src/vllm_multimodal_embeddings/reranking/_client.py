@@ -38,13 +38,14 @@ class _RerankBase:
         settings: ClientSettings | None,
         model: str | None,
         instruction: str | None,
+        recipe_images: bool,
         options: dict[str, Any],
     ) -> None:
         if settings is None and options.get("base_url") is None:
             # The reranker usually has its own server: its variable first, then VLLM_BASE_URL.
             options["base_url"] = os.environ.get(ENV_RERANKER_BASE_URL) or None
         self.settings = ClientSettings.create(settings, **options)
-        self._core = RerankCore(self.settings, model, instruction)
+        self._core = RerankCore(self.settings, model, instruction, recipe_images)
         self._remote = RemoteImages(self.settings) if self.settings.fetch_remote_images else None
 
     def __repr__(self) -> str:
@@ -120,6 +121,7 @@ class RerankClient(_RerankBase):
         *,
         model: str | None = None,
         instruction: str | None = None,
+        recipe_images: bool = True,
         http_client: httpx.Client | None = None,
         **options: Any,
     ) -> None:
@@ -130,9 +132,15 @@ class RerankClient(_RerankBase):
             model: the served reranker name (see the class docstring for the fallbacks).
             instruction: the task instruction for every call; ``None`` leaves the server's
                 (the official "Given a search query, retrieve relevant candidates ...").
+            recipe_images: resize images here exactly as the official recipe does (sides
+                multiples of 32 within 4,096..1,843,200 pixels, bicubic) and send them
+                losslessly, so vLLM scores the recipe's pixels; ``False`` sends them as the
+                embedder prepares them (downscaled to ``max_image_pixels``) and lets vLLM
+                resize, which drifts from the recipe by up to ~1e-3. ``http(s)`` images the
+                server fetches itself are never resized here (see ``fetch_remote_images``).
             http_client: an ``httpx.Client`` for the server; not closed by :meth:`close`.
         """
-        super().__init__(settings, model, instruction, options)
+        super().__init__(settings, model, instruction, recipe_images, options)
         self._transport = SyncTransport(self.settings, http_client)
 
     def close(self) -> None:
@@ -202,11 +210,12 @@ class AsyncRerankClient(_RerankBase):
         *,
         model: str | None = None,
         instruction: str | None = None,
+        recipe_images: bool = True,
         http_client: httpx.AsyncClient | None = None,
         **options: Any,
     ) -> None:
         """Create a client; the arguments are :class:`RerankClient`'s."""
-        super().__init__(settings, model, instruction, options)
+        super().__init__(settings, model, instruction, recipe_images, options)
         self._transport = AsyncTransport(self.settings, http_client)
 
     async def aclose(self) -> None:

@@ -13,6 +13,7 @@ the best ``n``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .._settings import ClientSettings
 from .._types import EmbedInput
 from ..protocol.models import ModelList
 from ..protocol.rerank import RerankResponse, build_rerank_request
+from ._recipe import recipe_image_uri
 
 __all__ = [
     "ENV_RERANKER_BASE_URL",
@@ -44,6 +46,8 @@ ENV_RERANKER_BASE_URL = "VLLM_RERANKER_BASE_URL"
 #: A query or document: the embedder's input forms (text, image, ``Content`` pair, ...).
 RerankInput = EmbedInput
 
+# Larger than any image Pillow agrees to decode: "never downscale" for the input preparation.
+_NO_DOWNSCALE = 1 << 40
 # Statuses that say "this request's content is wrong": narrow a batch down to the culprit.
 _BISECT_STATUS = frozenset({400, 413, 422})
 
@@ -99,22 +103,34 @@ class RerankCore:
     """The non-I/O half of both reranking clients."""
 
     def __init__(
-        self, settings: ClientSettings, model: str | None, instruction: str | None
+        self,
+        settings: ClientSettings,
+        model: str | None,
+        instruction: str | None,
+        recipe_images: bool = True,
     ) -> None:
         check_instruction(instruction)
         self.settings = settings
         # Not settings.model: that falls back to VLLM_EMBEDDING_MODEL, the wrong server's name.
         self.model = model or os.environ.get(ENV_RERANKER_MODEL) or None
         self.instruction = instruction
+        self.recipe_images = recipe_images
         self.image_options = ImageOptions(
-            max_pixels=settings.max_image_pixels, fetch_remote=settings.fetch_remote_images
+            # With recipe sizing the recipe's resize must start from the original pixels: the
+            # input preparation must not downscale first (it still validates and makes RGB).
+            max_pixels=_NO_DOWNSCALE if recipe_images else settings.max_image_pixels,
+            fetch_remote=settings.fetch_remote_images,
         )
 
     def prepare(self, item: RerankInput, index: int, fetch: Fetcher | None) -> PreparedInput:
         """One document, ready for the wire; bad input raises ``InputError`` with its index."""
-        return prepare_input(
+        prepared = prepare_input(
             item, index=index, options=self.image_options, str_as="text", fetch=fetch
         )
+        url = prepared.image_url
+        if self.recipe_images and url is not None and url[:5].lower() == "data:":
+            prepared = dataclasses.replace(prepared, image_url=recipe_image_uri(url, index=index))
+        return prepared
 
     def prepare_query(self, item: RerankInput, fetch: Fetcher | None) -> PreparedInput:
         """The query, ready for the wire; bad input raises ``InputError`` naming the query."""
