@@ -131,6 +131,7 @@ class AdapterClients:
     def close(self) -> None:
         """Close the sync client's pool (an injected httpx client stays open)."""
         with self._lock:
+            self._remember()
             held, self._sync = self._sync, None
         if held is not None:
             held[0].close()
@@ -139,6 +140,7 @@ class AdapterClients:
         """Close both clients' pools (injected httpx clients stay open)."""
         self.close()
         with self._lock:
+            self._remember()
             held, self._async = self._async, None
         if held is not None:
             await held[0].aclose()

@@ -290,7 +290,7 @@ class EmbeddingCore:
         vectors: list[Vector] = []
         try:
             for batch in self._batches(job, start, items):
-                vectors.extend((yield from self._run_batch(job, batch, whole=batch)))
+                yield from self._run_batch(job, batch, whole=batch, out=vectors)
         except VLLMEmbeddingError as exc:
             return ChunkResult(vectors, exc)
         if job.local_dimensions is not None and vectors:
@@ -319,8 +319,11 @@ class EmbeddingCore:
         if batch.items:
             yield batch
 
-    def _run_batch(self, job: Job, batch: _Batch, *, whole: _Batch) -> Step[list[Vector]]:
-        """Embed one batch; when the server refuses it, split it to name the input at fault.
+    def _run_batch(
+        self, job: Job, batch: _Batch, *, whole: _Batch, out: list[Vector]
+    ) -> Step[None]:
+        """Embed one batch into ``out``; when the server refuses it, split it to name the input
+        at fault (the vectors before it stay in ``out``).
 
         Halves that pass are kept: the batch may have failed only for its size. When the
         input found is the first of ``whole`` and another input alone fails the same way,
@@ -336,9 +339,9 @@ class EmbeddingCore:
                 mid = len(batch.items) // 2
                 left = _Batch(batch.indices[:mid], batch.items[:mid])
                 right = _Batch(batch.indices[mid:], batch.items[mid:])
-                first = yield from self._run_batch(job, left, whole=whole)
-                second = yield from self._run_batch(job, right, whole=whole)
-                return first + second
+                yield from self._run_batch(job, left, whole=whole, out=out)
+                yield from self._run_batch(job, right, whole=whole, out=out)
+                return
             index = batch.indices[0]
             if index == whole.indices[0] and len(whole.items) > 1:
                 other = _Batch(whole.indices[-1:], whole.items[-1:])
@@ -349,7 +352,7 @@ class EmbeddingCore:
                         raise _request_wide(exc) from exc
             exc.index = index
             raise
-        return self._decode(job, batch, response)
+        out.extend(self._decode(job, batch, response))
 
     def call_for(self, job: Job, batch: _Batch) -> Call:
         """The request for one batch."""

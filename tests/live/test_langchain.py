@@ -380,3 +380,31 @@ async def test_async_image_error_names_the_item(
     assert info.value.index == 2
     assert "gone.png" in str(info.value)
     await emb.aclose()
+
+
+def test_one_probe_whatever_the_number_of_event_loops(
+    vllm_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vllm_multimodal_embeddings._client as client_module
+
+    probes: list[str | None] = []
+    real = client_module.probe
+
+    def counting(model: str | None) -> Any:
+        probes.append(model)
+        return real(model)
+
+    monkeypatch.setattr(client_module, "probe", counting)
+    emb = VLLMMultimodalEmbeddings(base_url=vllm_server.base_url)
+
+    async def query(i: int) -> list[float]:
+        try:
+            return await emb.aembed_query(f"query {i}")
+        finally:
+            await emb.aclose()  # this loop's connections end with it
+
+    vectors = [asyncio.run(query(i)) for i in range(10)]
+    vectors.append(emb.embed_query("query 0"))
+    emb.close()
+    assert len(probes) == 1
+    assert np.allclose(vectors[0], vectors[-1], atol=1e-5)

@@ -1,0 +1,282 @@
+"""The I/O-free core, driven by hand: feed it canned responses, assert the requests it asks for.
+
+No socket, no transport: as h11 tests its connection object, these tests hold the generator
+and play the server.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import itertools
+import json
+from collections.abc import Callable, Generator
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from vllm_multimodal_embeddings import (
+    APIError,
+    BadRequestError,
+    ClientSettings,
+    InputError,
+    UnsupportedFeatureError,
+)
+from vllm_multimodal_embeddings._base_client import Chunk, EmbeddingCore, Job
+from vllm_multimodal_embeddings._http import Call, map_status_error
+from vllm_multimodal_embeddings._inputs import PreparedInput
+from vllm_multimodal_embeddings._probe import probe
+from vllm_multimodal_embeddings._server_info import ServerInfo
+
+DIM = 4
+INFO = ServerInfo(
+    model="m",
+    max_model_len=512,
+    version="0.32.0",
+    embedding_size=DIM,
+    batched_conversations=True,
+    matryoshka=True,
+    input_types=("document", "query"),
+)
+
+
+def response(call: Call, status: int = 200, body: Any = None) -> httpx.Response:
+    request = httpx.Request(call.method, f"http://vllm.test{call.path}", json=call.json)
+    return httpx.Response(status, json=body if body is not None else {}, request=request)
+
+
+def vectors_body(n: int, dim: int = DIM, value: float = 0.5) -> dict[str, Any]:
+    vec = np.full(dim, value, dtype="<f4")
+    data = [{"index": i, "embedding": base64.b64encode(vec.tobytes()).decode()} for i in range(n)]
+    return {"data": data, "model": "m"}
+
+
+Server = Callable[[Call], httpx.Response]
+
+
+def play(step: Generator[Call, httpx.Response, Any], server: Server) -> tuple[Any, list[Call]]:
+    """Run a sans-I/O step against ``server``; errors are thrown in as the transports do."""
+    calls: list[Call] = []
+    try:
+        call = next(step)
+        while True:
+            calls.append(call)
+            answer = server(call)
+            if answer.is_success or not call.raise_for_status:
+                call = step.send(answer)
+            else:
+                call = step.throw(map_status_error(answer))
+    except StopIteration as stop:
+        return stop.value, calls
+
+
+def core(**changes: Any) -> EmbeddingCore:
+    c = EmbeddingCore(ClientSettings(base_url="http://vllm.test", **changes))
+    c.model = "m"
+    return c
+
+
+def texts(*items: str) -> list[PreparedInput]:
+    return [PreparedInput(text=t) for t in items]
+
+
+def job_for(c: EmbeddingCore, info: ServerInfo = INFO, **call: Any) -> Job:
+    options = c.start(
+        str_as="text",
+        input_type=call.get("input_type", "document"),
+        instruction=None,
+        dimensions=call.get("dimensions"),
+        embedding_type="float",
+    )
+    return c.plan(options, info)
+
+
+# -- probe -------------------------------------------------------------------------------------
+
+
+def a_vllm_server(*, batched: bool = True, matryoshka: bool = True, v2: bool = True) -> Server:
+    def server(call: Call) -> httpx.Response:
+        body = call.json or {}
+        if call.path == "/v1/models":
+            return response(call, body={"data": [{"id": "served", "max_model_len": 2048}]})
+        if call.path == "/version":
+            return response(call, body={"version": "0.32.0"})
+        if call.path == "/v2/embed":
+            if not v2:
+                return response(call, 404, {"detail": "Not Found"})
+            msg = "Unsupported input_type '__vmme_probe__'. Supported values: query, document"
+            return response(call, 400, {"error": {"message": msg}})
+        if "messages" in body and not batched:
+            return response(call, 400, {"error": {"message": "bad messages"}})
+        if "dimensions" in body and not matryoshka:
+            msg = "Model does not support matryoshka representation"
+            return response(call, 400, {"error": {"message": msg}})
+        return response(call, body={"data": [{"index": 0, "embedding": [0.6, 0.8, 0, 0, 0]}]})
+
+    return server
+
+
+def test_probe_asks_in_order_and_reads_every_feature() -> None:
+    info, calls = play(probe(None), a_vllm_server())
+    assert [c.path for c in calls] == [
+        "/v1/models",
+        "/version",
+        "/v1/embeddings",
+        "/v1/embeddings",
+        "/v1/embeddings",
+        "/v2/embed",
+    ]
+    assert info == ServerInfo(
+        model="served",
+        max_model_len=2048,
+        version="0.32.0",
+        embedding_size=5,
+        batched_conversations=True,
+        matryoshka=True,
+        input_types=("document", "query"),
+    )
+
+
+def test_probe_of_an_old_bare_server() -> None:
+    info, _ = play(probe("served"), a_vllm_server(batched=False, matryoshka=False, v2=False))
+    assert (info.batched_conversations, info.matryoshka, info.input_types) == (False, False, None)
+
+
+def test_probe_refuses_a_model_list_that_is_not_one() -> None:
+    def html(call: Call) -> httpx.Response:
+        request = httpx.Request(call.method, f"http://vllm.test{call.path}")
+        return httpx.Response(200, text="<html>login</html>", request=request)
+
+    with pytest.raises(APIError, match="no model list"):
+        play(probe(None), html)
+
+
+# -- planning -----------------------------------------------------------------------------------
+
+
+def test_plan_decides_dimensions_and_batching() -> None:
+    c = core(batch_size=8)
+    assert job_for(c, dimensions=2).server_dimensions == 2
+    assert job_for(c).expected_size == DIM
+    old = dataclasses.replace(INFO, batched_conversations=False, matryoshka=False)
+    assert job_for(c, old).batch_size == 1
+    with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
+        job_for(c, old, dimensions=2)
+    local = job_for(core(client_side_dimensions=True), old, dimensions=2)
+    assert (local.server_dimensions, local.local_dimensions) == (None, 2)
+    with pytest.raises(InputError, match="exceeds"):
+        job_for(c, dimensions=DIM + 1)
+    no_types = dataclasses.replace(INFO, input_types=())
+    with pytest.raises(UnsupportedFeatureError, match="task_instructions"):
+        job_for(core(protocol="cohere"), no_types)
+
+
+def test_chunks_read_lazily() -> None:
+    pulled = []
+
+    def source() -> Any:
+        for i in itertools.count():
+            pulled.append(i)
+            yield f"t{i}"
+
+    chunks = EmbeddingCore.chunks(source(), 3)
+    first = next(chunks)
+    assert (first.start, list(first.items), len(pulled)) == (0, ["t0", "t1", "t2"], 3)
+    assert next(chunks).start == 3
+    with pytest.raises(InputError, match="single str"):
+        next(EmbeddingCore.chunks("abc", 3))
+
+
+# -- sending: splitting, bisection, validation ------------------------------------------------
+
+
+def texts_in(call: Call) -> list[str]:
+    return [m[1]["content"][0]["text"] for m in (call.json or {})["messages"]]
+
+
+def refusing(poison: Callable[[str], bool], message: str = "too long") -> Server:
+    def server(call: Call) -> httpx.Response:
+        items = texts_in(call)
+        if any(poison(t) for t in items):
+            return response(call, 400, {"error": {"message": message}})
+        return response(call, body=vectors_body(len(items)))
+
+    return server
+
+
+def test_send_chunk_splits_by_count_and_bytes() -> None:
+    c = core(batch_size=3, max_batch_bytes=200)
+    job = job_for(c)
+    items = texts("a", "b", "c", "d", "x" * 150, "e")
+    result, calls = play(c.send_chunk(job, 10, items), refusing(lambda t: False))
+    # "d" fits no more beside the long text, nor "e" after it (about 48 bytes of framing each).
+    assert [texts_in(call) for call in calls] == [["a", "b", "c"], ["d"], ["x" * 150], ["e"]]
+    assert len(result.vectors) == 6 and result.error is None
+
+
+def test_a_refused_input_is_narrowed_down_and_the_halves_that_pass_are_kept() -> None:
+    c = core(batch_size=8)
+    items = texts("a", "b", "c", "poison", "e", "f")
+    result, calls = play(c.send_chunk(job_for(c), 20, items), refusing(lambda t: t == "poison"))
+    # 6 refused; a-c pass; poison-f refused; poison alone refused: stop there (e, f are after
+    # the first bad input, where the caller's stream ends).
+    assert [len(texts_in(call)) for call in calls] == [6, 3, 3, 1]
+    assert len(result.vectors) == 3  # a, b, c came back before the culprit
+    assert isinstance(result.error, BadRequestError)
+    assert result.error.index == 23 and str(result.error).startswith("input 23:")
+
+
+def test_a_request_refused_as_a_whole_blames_no_input() -> None:
+    c = core(batch_size=8)
+    items = texts("a", "b", "c", "d")
+    server = refusing(lambda t: True, "dimensions must be positive")
+    result, calls = play(c.send_chunk(job_for(c), 0, items), server)
+    assert result.error.index is None
+    assert "as a whole" in str(result.error) and "dimensions must be positive" in str(result.error)
+    assert len(calls) == 4  # 4 -> 2 -> 1, then one other input alone to tell
+
+
+def test_a_prepared_error_is_reported_after_the_inputs_before_it() -> None:
+    c = core()
+    error = InputError("empty text", index=7)
+    good, found = c.triage(Chunk(5, ["a", "b", "", "c"]), [*texts("a", "b"), error, *texts("c")])
+    assert [g.text for g in good] == ["a", "b"] and found is error
+
+
+@pytest.mark.parametrize(
+    ("vector", "match"),
+    [
+        (np.array([np.nan, 0, 0, 1], dtype="<f4"), "NaN or infinity"),
+        (np.array([np.inf, 0, 0, 1], dtype="<f4"), "NaN or infinity"),
+        (np.array([1, 0, 0], dtype="<f4"), "expected 4"),
+    ],
+)
+def test_vectors_no_caller_should_get_are_refused(vector: np.ndarray, match: str) -> None:
+    c = core()
+    body = {"data": [{"index": 0, "embedding": base64.b64encode(vector.tobytes()).decode()}]}
+
+    def server(call: Call) -> httpx.Response:
+        return response(call, body=body)
+
+    result, _ = play(c.send_chunk(job_for(c), 0, texts("a")), server)
+    assert isinstance(result.error, APIError) and match in str(result.error)
+
+
+def test_the_request_is_the_official_recipe() -> None:
+    c = core()
+    job = job_for(c, input_type="query")
+    result, calls = play(
+        c.send_chunk(job, 0, texts("hello")), lambda call: response(call, body=vectors_body(1))
+    )
+    body = calls[0].json or {}
+    assert body["messages"][0][0] == {
+        "role": "system",
+        "content": [
+            {"type": "text", "text": "Retrieve images or text relevant to the user's query."}
+        ],
+    }
+    assert body["continue_final_message"] is True and body["encoding_format"] == "base64"
+    assert json.loads(json.dumps(body)) == body  # plain JSON, nothing exotic
+    assert len(result.vectors) == 1
