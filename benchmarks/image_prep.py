@@ -5,14 +5,24 @@ and PNG sent byte-for-byte, and a PIL image (encoded as PNG). No server needed.
 
 Run:
     python benchmarks/image_prep.py --repeat 7
+    python benchmarks/image_prep.py --big-16bit   # peak RSS and time for an 88 MP 16-bit PNG
+
+``--big-16bit`` prepares one 10880x8160 16-bit grayscale PNG (a smooth ramp, ~0.2 MB on disk)
+in a fresh child process and reports its peak RSS above the baseline and the wall time. Point
+``PYTHONPATH`` at another checkout's ``src`` to compare versions.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -35,10 +45,54 @@ def encoded(im: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+BIG_16BIT_SIZE = (10880, 8160)  # 88.8 MP, just under Pillow's warning limit
+
+
+def big_16bit_png() -> Path:
+    """The 88 MP 16-bit test PNG, made once and cached in the temp directory."""
+    path = Path(tempfile.gettempdir()) / "vmme-bench-88mp-16bit.png"
+    if not path.exists():
+        width, height = BIG_16BIT_SIZE
+        ramp = np.linspace(0, 65535, width, dtype=np.float32).astype(np.uint16)
+        pixels = np.broadcast_to(ramp, (height, width))
+        Image.fromarray(np.ascontiguousarray(pixels)).save(path, format="PNG")
+    return path
+
+
+def _peak_rss_mib() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def measure_big_16bit_child(path: str) -> None:
+    """Run in a child: prepare the big PNG once, print RSS growth and time."""
+    data = Path(path).read_bytes()
+    before = _peak_rss_mib()
+    start = time.perf_counter()
+    uri = prepare_image(data, index=0, options=ImageOptions())
+    elapsed = time.perf_counter() - start
+    print(
+        f"88 MP 16-bit PNG ({len(data) / 1024:.0f} KiB): +{_peak_rss_mib() - before:.0f} MiB "
+        f"peak RSS, {elapsed:.2f} s, data URI {len(uri):,} chars"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--big-16bit", action="store_true", help="88 MP 16-bit PNG: RSS, time")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        measure_big_16bit_child(args.child)
+        return 0
+    if args.big_16bit:
+        path = big_16bit_png()
+        # A fresh process each run: peak RSS never goes down within one.
+        for _ in range(args.repeat if args.repeat < 7 else 3):
+            subprocess.run([sys.executable, __file__, "--child", str(path)], check=True)
+        return 0
     options = ImageOptions()
     cases = {
         "12 MP JPEG (4000x3000), downscaled": encoded(photo(4000, 3000), "JPEG"),

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.reference.embedder import ReferenceEmbedder
 from vllm_multimodal_embeddings._constants import ENV_BASE_URL, ENV_MODEL
 from vllm_multimodal_embeddings.server import (
     LocalServer,
@@ -116,7 +117,9 @@ def vllm_server_factory(tmp_path_factory: pytest.TempPathFactory) -> ServerFacto
 def bare_vllm_server(vllm_server_factory: ServerFactory) -> Iterator[LiveServer]:
     """One CPU server with none of our flags: no Matryoshka, no chat template, no task
     instructions. Shared by every test that proves a flag matters (a start costs ~60 s)."""
-    with vllm_server_factory(matryoshka=False, chat_template=None, task_instructions={}) as server:
+    with vllm_server_factory(
+        matryoshka=False, chat_template=None, task_instructions={}, mm_processor_kwargs={}
+    ) as server:
         yield server
 
 
@@ -166,3 +169,22 @@ def vllm_reranker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         yield RerankerServer(
             base_url=srv.base_url, model=srv.model, checkpoint=checkpoint, python=python
         )
+
+
+@pytest.fixture(scope="session")
+def reference_embedder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceEmbedder]:
+    """The official recipe on transformers (``tests/reference``), on the tiny checkpoint.
+
+    It needs the checkpoint the local CPU servers run: with ``VLLM_BASE_URL`` set the server
+    may run another model, so the parity tests are skipped then.
+    """
+    if os.environ.get(ENV_BASE_URL):
+        pytest.skip(f"reference parity needs the local tiny checkpoint ({ENV_BASE_URL} is set)")
+    python = _server_python()
+    checkpoint = ensure_tiny_checkpoint(python)
+    log = tmp_path_factory.mktemp("reference") / "reference.log"
+    embedder = ReferenceEmbedder(python, checkpoint, log)
+    try:
+        yield embedder
+    finally:
+        embedder.close()

@@ -33,7 +33,7 @@ from ._exceptions import (
     VLLMEmbeddingError,
 )
 from ._http import Call, Step
-from ._inputs import Fetcher, ImageOptions, PreparedInput, prepare_input
+from ._inputs import Fetcher, PreparedInput, prepare_input
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
 from ._types import InputType, OutputDType
@@ -42,6 +42,7 @@ from .protocol import (
     CohereEmbedResponse,
     build_chat_request,
     build_cohere_request,
+    parse_body,
     parse_error_message,
 )
 from .protocol.cohere import CohereEmbeddingType, CohereTruncate
@@ -130,9 +131,7 @@ class EmbeddingCore:
         #: The served model: the setting, else what the probe found.
         self.model = settings.model
         self.profile = settings.effective_profile()
-        self.image_options = ImageOptions(
-            max_pixels=settings.max_image_pixels, fetch_remote=settings.fetch_remote_images
-        )
+        self.image_options = settings.image_options()
 
     # -- 1. per-call arguments --------------------------------------------------------------
 
@@ -386,6 +385,9 @@ class EmbeddingCore:
             "output_dimension": job.server_dimensions,
             "truncate": self.settings.truncate,
         }
+        if any(it.interleaved for it in items):
+            # Several parts in the caller's order: only ``inputs`` can say that.
+            return build_cohere_request(inputs=[self.profile.parts(it) for it in items], **common)
         if all(it.image_url is None for it in items):
             return build_cohere_request(texts=[it.text or "" for it in items], **common)
         if all(it.text is None for it in items):
@@ -397,30 +399,18 @@ class EmbeddingCore:
         expected = len(batch.items)
         try:
             if self.settings.protocol == "chat":
-                vectors = ChatEmbeddingResponse.model_validate(response.json()).vectors(expected)
-            else:
-                etype: CohereEmbeddingType = (
-                    "base64" if job.embedding_type == "float" else job.embedding_type
-                )
-                vectors = CohereEmbedResponse.model_validate(response.json()).vectors(
-                    etype, expected
-                )
-        except ValueError as exc:  # includes pydantic.ValidationError and bad JSON
-            raise APIError(f"malformed response from {response.request.url.path}: {exc}") from exc
-        _check_vectors(vectors, job, batch)
-        return vectors
-
-
-def _check_vectors(vectors: list[Vector], job: Job, batch: _Batch) -> None:
-    """Refuse vectors no caller should get: wrong length, NaN or infinity."""
-    for index, vector in zip(batch.indices, vectors, strict=True):
-        if job.expected_size is not None and vector.shape != (job.expected_size,):
-            raise APIError(
-                f"the server returned {vector.size} values for input {index}, "
-                f"expected {job.expected_size}"
+                chat = parse_body(ChatEmbeddingResponse, response.content)
+                return chat.vectors(expected, job.expected_size)
+            etype: CohereEmbeddingType = (
+                "base64" if job.embedding_type == "float" else job.embedding_type
             )
-        if vector.dtype.kind == "f" and not np.isfinite(vector).all():
-            raise APIError(f"the server returned a vector with NaN or infinity for input {index}")
+            cohere = parse_body(CohereEmbedResponse, response.content)
+            return cohere.vectors(etype, expected, job.expected_size)
+        except ValueError as exc:  # MalformedResponseError: bad JSON, base64, NaN, sizes
+            path = response.request.url.path
+            raise APIError(
+                f"malformed response from {path} (inputs {batch.indices}): {exc}"
+            ) from exc
 
 
 def _request_wide(exc: APIStatusError) -> APIStatusError:

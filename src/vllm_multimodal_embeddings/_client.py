@@ -23,7 +23,7 @@ from ._base_client import (
     Vector,
     check_not_bare,
 )
-from ._fetch_remote import RemoteImages
+from ._fetch import RemoteFetcher
 from ._http import AsyncTransport, SyncTransport
 from ._pipeline import (
     AsyncEmbeddingStream,
@@ -92,7 +92,12 @@ class _ClientBase:
     def __init__(self, settings: ClientSettings | None, options: dict[str, Any]) -> None:
         self.settings = ClientSettings.create(settings, **options)
         self._core = EmbeddingCore(self.settings)
-        self._remote = RemoteImages(self.settings) if self.settings.fetch_remote_images else None
+        # Its own HTTP client: the server's key and headers never go to an image host.
+        self._remote = (
+            RemoteFetcher.from_options(self._core.image_options)
+            if self.settings.fetch_remote_images
+            else None
+        )
         self._info: ServerInfo | None = None
 
     def __repr__(self) -> str:
@@ -156,7 +161,7 @@ class _ClientBase:
     def _prepare_all(
         self, str_as: StrAs, chunk: Chunk, pool: ThreadPoolExecutor
     ) -> list[Future[Any]]:
-        fetch = self._remote.fetch if self._remote is not None else None
+        fetch = self._remote
         return [
             pool.submit(self._core.prepare, item, chunk.start + k, str_as, fetch)
             for k, item in enumerate(chunk.items)

@@ -30,10 +30,21 @@ DEFAULT_MAX_PIXELS: Final = 1_843_200
 DEFAULT_MIN_PIXELS: Final = 4_096
 
 DEFAULT_TIMEOUT_S: Final = 120.0
-DEFAULT_MAX_RETRIES: Final = 2
+# Enough for a 3000-item job through a link failing 16% of attempts to lose nothing (_retry.py).
+DEFAULT_MAX_RETRIES: Final = 8
 DEFAULT_BATCH_SIZE: Final = 16
 DEFAULT_MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY: Final = 4
+
+# Default cap on an image's pixel count, read from its header before any decoding: twice
+# Pillow's ``MAX_IMAGE_PIXELS`` (2 x 89,478,485), the point where Pillow itself refuses to
+# open a file. It admits 108 MP phone photos and 150 MP medium-format scans; an 88 MP 16-bit
+# PNG costs ~50 MiB since modes are converted after downscaling (benchmarks/image_prep.py).
+DEFAULT_MAX_SOURCE_PIXELS: Final = 178_956_970
+
+# Largest encoded image read from a file, stream or data: URI. A 200 MP phone JPEG is
+# 20-60 MB; anything bigger is a mistake (a video, a disk image) or hostile input.
+DEFAULT_MAX_IMAGE_BYTES: Final = 100 * 1024 * 1024
 
 # Remote images fetched client-side (opt-in).
 DEFAULT_REMOTE_IMAGE_MAX_BYTES: Final = 20 * 1024 * 1024
@@ -41,6 +52,6 @@ DEFAULT_REMOTE_IMAGE_TIMEOUT_S: Final = 30.0
 
 RETRY_BASE_DELAY_S: Final = 0.5
 RETRY_MAX_DELAY_S: Final = 8.0
-# The longest Retry-After honoured; a server asking for more gets this.
-RETRY_MAX_AFTER_S: Final = 60.0
+# Wall time one request may spend on all its attempts and waits (see _retry.py for why).
+DEFAULT_MAX_RETRY_TIME_S: Final = 120.0
 RETRYABLE_STATUS: Final = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -26,6 +26,8 @@ from typing import Any
 
 import httpx
 
+from ._redact import redact_url
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -76,14 +78,19 @@ class ImageLoadError(InputError):
     """An image could not be read or decoded.
 
     Attributes:
-        source: a short description of where the image came from (path, URL, type).
+        source: a short description of where the image came from (path, URL, type), with
+            URL credentials and query strings (the signature of a pre-signed URL) redacted.
     """
 
     def __init__(
         self, message: str, *, index: int | None = None, source: str | None = None
     ) -> None:
+        if source is not None:
+            source = redact_url(source)
         self.source = source
-        super().__init__(f"{message} ({source})" if source else message, index=index)
+        # The source is named once: a message that already quotes it needs no suffix.
+        suffix = f" ({source})" if source and source not in message else ""
+        super().__init__(message + suffix, index=index)
 
 
 class UnsupportedFeatureError(VLLMEmbeddingError):

@@ -10,10 +10,7 @@ The embedding client and the reranking client share this layer.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
-import random
 import threading
 import time
 from collections.abc import Generator
@@ -22,7 +19,6 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from . import _constants as C
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -34,7 +30,9 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
-from ._settings import ClientSettings, safe_url
+from ._redact import redact_url
+from ._retry import RetryState
+from ._settings import ClientSettings
 from .protocol import parse_error_message
 
 __all__ = [
@@ -96,66 +94,16 @@ def map_status_error(response: httpx.Response) -> APIStatusError:
     return cls(message, response=response, body=body)
 
 
-def retry_after(response: httpx.Response | None) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After``), or ``None`` when absent or bad."""
-    if response is None:
-        return None
-    header = response.headers.get("retry-after", "").strip()
-    if not header:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    if not math.isfinite(seconds):  # "nan" and "inf" parse as floats
-        return None
-    return min(max(seconds, 0.0), C.RETRY_MAX_AFTER_S)
-
-
-def retry_delay(attempt: int, response: httpx.Response | None) -> float:
-    """Seconds before retry ``attempt`` (1-based): ``Retry-After``, else backoff with jitter."""
-    asked = retry_after(response)
-    if asked is not None:
-        return asked
-    backoff = min(C.RETRY_BASE_DELAY_S * 2 ** (attempt - 1), C.RETRY_MAX_DELAY_S)
-    # Full jitter spreads out clients that failed together.
-    return float(random.uniform(0.0, backoff))
-
-
-def is_retryable_status(status: int) -> bool:
-    """Transient statuses worth retrying: 408, 409, 429 and 5xx."""
-    return status in C.RETRYABLE_STATUS or status >= 500
-
-
 def _transport_error(
     call: Call, base_url: str, exc: httpx.TransportError | httpx.DecodingError
 ) -> APIConnectionError:
     if isinstance(exc, httpx.TimeoutException):
         return APITimeoutError(f"request to {call.path} timed out")
     # The URL is shown without credentials; httpx's own message may repeat it, so strip it.
-    detail = str(exc).replace(base_url, safe_url(base_url))
-    return APIConnectionError(f"cannot reach {safe_url(base_url)}: {type(exc).__name__}: {detail}")
-
-
-def _next_delay(
-    call: Call, attempt: int, attempts: int, outcome: httpx.Response | Exception
-) -> float | None:
-    """Seconds to wait before trying ``call`` again, or ``None`` when done with it."""
-    if attempt >= attempts:
-        return None
-    if isinstance(outcome, httpx.Response):
-        if outcome.is_success or not is_retryable_status(outcome.status_code):
-            return None
-        log.debug("retrying %s after HTTP %s", call.path, outcome.status_code)
-        return retry_delay(attempt, outcome)
-    log.debug("retrying %s after %s", call.path, type(outcome).__name__)
-    return retry_delay(attempt, None)
+    detail = str(exc).replace(base_url, redact_url(base_url))
+    return APIConnectionError(
+        f"cannot reach {redact_url(base_url)}: {type(exc).__name__}: {detail}"
+    )
 
 
 def _settle(call: Call, response: httpx.Response) -> httpx.Response:
@@ -164,9 +112,23 @@ def _settle(call: Call, response: httpx.Response) -> httpx.Response:
     raise map_status_error(response)
 
 
-# Failures that mean "no usable response": retried like a dropped connection. A body cut short
-# or mangled in transit surfaces as a decoding or protocol error when it is read.
-_TRANSIENT = (httpx.TransportError, httpx.DecodingError)
+# Failures that mean "no usable response". A body cut short or mangled in transit surfaces as
+# a decoding or protocol error when it is read; the retry policy decides which are transient.
+_NO_RESPONSE = (httpx.TransportError, httpx.DecodingError)
+
+
+def _attempt_outcome(
+    call: Call, state: RetryState | None, outcome: httpx.Response | Exception
+) -> float | None:
+    """Seconds to wait before trying ``call`` again, or ``None`` when done with it (a success,
+    a failure another try cannot mend, or the retries and time budget spent)."""
+    if state is None:
+        return None
+    delay = state.next_delay(outcome)
+    if delay is not None:
+        what = outcome.status_code if isinstance(outcome, httpx.Response) else type(outcome)
+        log.debug("retrying %s after %s in %.2f s", call.path, what, delay)
+    return delay
 
 
 class SyncTransport:
@@ -178,6 +140,7 @@ class SyncTransport:
         self._owns = http_client is None
         self._http = http_client or httpx.Client(timeout=settings.timeout)
         self._limit = threading.BoundedSemaphore(settings.max_concurrency)
+        self._policy = settings.retry_policy()
 
     def close(self) -> None:
         """Close the connection pool, unless it was passed in."""
@@ -187,9 +150,9 @@ class SyncTransport:
     def send(self, call: Call) -> httpx.Response:
         """Make ``call``, retrying transient failures; raise the package's error otherwise."""
         s = self.settings
-        attempts = s.max_retries + 1 if call.retry else 1
+        state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
-        for attempt in range(1, attempts + 1):
+        while True:
             outcome: httpx.Response | Exception
             try:
                 with self._limit:  # held for the request only, never while backing off
@@ -200,16 +163,15 @@ class SyncTransport:
                         headers=s.request_headers(),
                         timeout=s.timeout,
                     )
-            except _TRANSIENT as exc:
+            except _NO_RESPONSE as exc:
                 outcome = exc
-            delay = _next_delay(call, attempt, attempts, outcome)
+            delay = _attempt_outcome(call, state, outcome)
             if delay is not None:
                 time.sleep(delay)
                 continue
             if isinstance(outcome, Exception):
                 raise _transport_error(call, url, outcome) from outcome
             return _settle(call, outcome)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def drive(self, step: Generator[Call, httpx.Response, T]) -> T:
         """Run a sans-I/O step to its result, making each request it yields."""
@@ -237,6 +199,7 @@ class AsyncTransport:
         self._http = http_client or httpx.AsyncClient(timeout=settings.timeout)
         # Created lazily: before Python 3.10 a semaphore bound itself to the loop at creation.
         self._limit: asyncio.Semaphore | None = None
+        self._policy = settings.retry_policy()
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in."""
@@ -246,9 +209,9 @@ class AsyncTransport:
     async def send(self, call: Call) -> httpx.Response:
         """Make ``call``, retrying transient failures; raise the package's error otherwise."""
         s = self.settings
-        attempts = s.max_retries + 1 if call.retry else 1
+        state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
-        for attempt in range(1, attempts + 1):
+        while True:
             outcome: httpx.Response | Exception
             if self._limit is None:
                 self._limit = asyncio.Semaphore(s.max_concurrency)
@@ -261,16 +224,15 @@ class AsyncTransport:
                         headers=s.request_headers(),
                         timeout=s.timeout,
                     )
-            except _TRANSIENT as exc:
+            except _NO_RESPONSE as exc:
                 outcome = exc
-            delay = _next_delay(call, attempt, attempts, outcome)
+            delay = _attempt_outcome(call, state, outcome)
             if delay is not None:
                 await asyncio.sleep(delay)
                 continue
             if isinstance(outcome, Exception):
                 raise _transport_error(call, url, outcome) from outcome
             return _settle(call, outcome)
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def drive(self, step: Generator[Call, httpx.Response, T]) -> T:
         """Run a sans-I/O step to its result, awaiting each request it yields."""

@@ -11,11 +11,14 @@ import base64
 import binascii
 import io
 import math
+import warnings
 from urllib.parse import unquote_to_bytes
 
 from PIL import Image, UnidentifiedImageError
 
+from ._constants import DEFAULT_MAX_SOURCE_PIXELS, DEFAULT_MIN_PIXELS
 from ._exceptions import ImageLoadError
+from ._redact import redact_url
 
 __all__ = [
     "build_data_uri",
@@ -23,6 +26,7 @@ __all__ = [
     "encode_bytes",
     "encode_pil_image",
     "parse_data_uri",
+    "smart_resize",
 ]
 
 # Formats the server decodes natively; when nothing else must change their bytes go as is.
@@ -30,6 +34,10 @@ _PASSTHROUGH_MIME = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp"
 # Lossy sources are re-encoded as JPEG after downscaling; PNG would inflate a photo several-fold.
 _LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
 _JPEG_QUALITY = 95
+# Qwen-VL's vision tokens cover 32x32 pixels (patch 16 x spatial merge 2).
+_RESIZE_BLOCK = 32
+# The official embedder resizes with PIL's default filter for RGB images (bicubic).
+_RESAMPLE = Image.Resampling.BICUBIC
 _EXIF_ORIENTATION = 0x0112
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -41,12 +49,21 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _WHITE = (255, 255, 255)
+# Single-channel high-depth modes Pillow resamples as they are (16-bit ints, 32-bit ints, float).
+_NATIVE_RESIZE_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+# Modes Image.reduce (the cheap box pre-pass of reducing_gap) accepts among those.
+_REDUCIBLE_MODES = frozenset({"I", "F"})
 _MAX_SOURCE_CHARS = 40
 
 
 def describe_source(source: str) -> str:
-    """Shorten a source for messages: data URIs (and absurdly long URLs) are cut."""
-    limit = _MAX_SOURCE_CHARS if source[:5].lower() == "data:" else 200
+    """Shorten a source for messages: data URIs (and absurdly long URLs) are cut, and URL
+    credentials and query strings (signatures of pre-signed URLs) are redacted."""
+    if source[:5].lower() == "data:":
+        limit = _MAX_SOURCE_CHARS
+    else:
+        source = redact_url(source)
+        limit = 200
     if len(source) <= limit:
         return source
     return f"{source[:limit]}... ({len(source)} chars)"
@@ -57,20 +74,32 @@ def build_data_uri(data: bytes, subtype: str) -> str:
     return f"data:image/{subtype};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def parse_data_uri(uri: str, *, index: int) -> bytes:
-    """Decode the payload of a ``data:`` URI (base64 or percent-encoded)."""
+def parse_data_uri(uri: str, *, index: int, max_bytes: int | None = None) -> bytes:
+    """Decode the payload of a ``data:`` URI (base64 or percent-encoded).
+
+    With ``max_bytes``, a payload that must decode to more is refused before decoding.
+    """
     source = describe_source(uri)
     header, sep, payload = uri.partition(",")
     if not sep:
         raise ImageLoadError("malformed data URI: no ',' separator", index=index, source=source)
+    too_big = ImageLoadError(
+        f"data URI payload over the limit of {max_bytes} bytes", index=index, source=source
+    )
     params = header[5:].split(";")
     mime = params[0].strip().lower()
     if mime and not mime.startswith("image/"):
         raise ImageLoadError(f"data URI is not an image ({mime})", index=index, source=source)
     if "base64" not in (p.strip().lower() for p in params[1:]):
-        return unquote_to_bytes(payload)
+        data = unquote_to_bytes(payload)  # never longer than the payload already in memory
+        if max_bytes is not None and len(data) > max_bytes:
+            raise too_big
+        return data
     # Line breaks and padding slips are common in hand-built URIs; anything else is corruption.
     compact = "".join(payload.split())
+    # Checked before decoding: base64 packs 3 bytes in 4 characters.
+    if max_bytes is not None and len(compact) // 4 * 3 > max_bytes:
+        raise too_big
     compact += "=" * (-len(compact) % 4)
     try:
         return base64.b64decode(compact, validate=True)
@@ -80,12 +109,20 @@ def parse_data_uri(uri: str, *, index: int) -> bytes:
         ) from exc
 
 
-def encode_bytes(data: bytes, *, max_pixels: int, index: int, source: str) -> str:
+def encode_bytes(
+    data: bytes,
+    *,
+    max_pixels: int,
+    index: int,
+    source: str,
+    max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS,
+) -> str:
     """Validate encoded image bytes and return the data URI to send.
 
     The original bytes are kept when the format is JPEG/PNG/WEBP, the mode RGB, no EXIF
     rotation is pending and the pixel count is within ``max_pixels``; otherwise the image is
-    re-encoded (JPEG q95 for a downscaled JPEG, lossless PNG for everything else).
+    re-encoded (JPEG q95 for a downscaled JPEG, lossless PNG for everything else). Images
+    whose header declares more than ``max_source_pixels`` are refused before decoding.
     """
     if not data:
         raise ImageLoadError("empty image data", index=index, source=source)
@@ -93,24 +130,38 @@ def encode_bytes(data: bytes, *, max_pixels: int, index: int, source: str) -> st
         im = _open(data)
     except UnidentifiedImageError as exc:
         raise ImageLoadError("not a recognized image", index=index, source=source) from exc
-    # Pillow refuses images over 2 * Image.MAX_IMAGE_PIXELS from the header alone (and warns
-    # above 1x; the warning is an exception where warnings are errors). That limit stays the
-    # process-wide knob: 100+ MP phone photos are legitimate and JPEG draft decoding keeps
-    # them cheap here.
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    # Pillow refuses images over 2 * Image.MAX_IMAGE_PIXELS from the header alone (a global
+    # we must not flip per call: other threads decode too). Our cap defaults to that limit.
+    except Image.DecompressionBombError as exc:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        hint = (
+            f"; max_source_pixels={max_source_pixels:,} also needs PIL.Image.MAX_IMAGE_PIXELS "
+            "raised"
+            if max_source_pixels > pillow_limit
+            else ""
+        )
         raise ImageLoadError(
-            f"image too large to decode: {exc}", index=index, source=source
+            f"image too large to decode: {exc}{hint}", index=index, source=source
         ) from exc
     # Pillow's decoders raise a zoo of types on malformed headers (OSError, SyntaxError,
     # struct.error, ...); all mean the same thing to the caller.
     except Exception as exc:
         raise ImageLoadError(f"cannot open image: {exc}", index=index, source=source) from exc
+    width, height = im.size
+    if width * height > max_source_pixels:
+        im.close()
+        raise ImageLoadError(
+            f"image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_source_pixels:,} (max_source_pixels)",
+            index=index,
+            source=source,
+        )
     with im:
         fmt = im.format or ""
         target = _fit(im.size, max_pixels)
         if target is not None and fmt in _LOSSY_FORMATS:
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 12 MP
-            # photo is then decoded once, at a fraction of the cost, before the LANCZOS pass.
+            # photo is then decoded once, at a fraction of the cost, before the bicubic pass.
             im.draft(None, target)
         try:
             im.load()
@@ -149,8 +200,12 @@ def encode_pil_image(im: Image.Image, *, max_pixels: int, index: int, source: st
 
 
 def _open(data: bytes) -> Image.Image:
-    # Image.open reads only the header; pixels are decoded once, later, by load().
-    return Image.open(io.BytesIO(data))
+    # Image.open reads only the header; pixels are decoded once, later, by load(). Pillow
+    # warns between 1x and 2x MAX_IMAGE_PIXELS; the caller's own cap replaces that warning
+    # (which would be an exception wherever warnings are errors).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
 
 
 def _orientation(im: Image.Image) -> int:
@@ -159,19 +214,38 @@ def _orientation(im: Image.Image) -> int:
 
 
 def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int] | None:
-    """The largest size with the same aspect ratio and at most ``max_pixels``; None if it fits."""
+    """Where an image over ``max_pixels`` is resized to; ``None`` when it is within budget.
+
+    The target is Qwen3-VL-Embedding's own smart resize (sides multiples of 32, area within
+    ``DEFAULT_MIN_PIXELS..max_pixels``), so the server finds nothing left to resize: one
+    resampling, as in the official embedder, instead of ours and then the server's.
+    """
     w, h = size
     if w * h <= max_pixels:
         return None
-    scale = math.sqrt(max_pixels / (w * h))
-    nw, nh = max(1, math.floor(w * scale)), max(1, math.floor(h * scale))
-    # Float rounding can leave the product one row over; shave the longer side.
-    while nw * nh > max_pixels:
-        if nw >= nh:
-            nw -= 1
-        else:
-            nh -= 1
-    return nw, nh
+    return smart_resize(w, h, max_pixels=max_pixels)
+
+
+def smart_resize(
+    width: int, height: int, *, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int
+) -> tuple[int, int]:
+    """The (width, height) Qwen-VL's smart resize gives: multiples of 32 within the budget.
+
+    Each side goes to its nearest multiple of 32; when that leaves the budget, both are scaled
+    by the area ratio and floored (too many pixels) or ceiled (too few) to multiples of 32.
+    """
+    block = _RESIZE_BLOCK
+    w = max(block, round(width / block) * block)
+    h = max(block, round(height / block) * block)
+    if w * h > max_pixels:
+        scale = math.sqrt(width * height / max_pixels)
+        w = max(block, math.floor(width / scale / block) * block)
+        h = max(block, math.floor(height / scale / block) * block)
+    elif w * h < min_pixels:
+        scale = math.sqrt(min_pixels / (width * height))
+        w = math.ceil(width * scale / block) * block
+        h = math.ceil(height * scale / block) * block
+    return w, h
 
 
 def _normalize(
@@ -182,9 +256,16 @@ def _normalize(
     index: int,
     source: str,
 ) -> Image.Image:
+    if target is not None and im.mode in _NATIVE_RESIZE_MODES and im.size != target:
+        # Downscale high-depth pixels before converting them: converting an 88 MP 16-bit
+        # scan first costs gigabytes (float64 per pixel) for pixels thrown away next.
+        # reducing_gap box-averages down to 3x the target first, then the resampler finishes;
+        # Pillow cannot box-reduce 16-bit modes, which it resamples directly.
+        gap = 3.0 if im.mode in _REDUCIBLE_MODES else None
+        im = im.resize(target, _RESAMPLE, reducing_gap=gap)
     out = _to_rgb(im, index=index, source=source)
     if target is not None and out.size != target:
-        out = out.resize(target, Image.Resampling.LANCZOS)
+        out = out.resize(target, _RESAMPLE)
     # Transposing after the resize moves fewer pixels; the budget is symmetric in w and h.
     if orientation != 1:
         out = out.transpose(_TRANSPOSE[orientation])

@@ -13,15 +13,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from . import _constants as C
 from ._exceptions import ConfigurationError
+from ._inputs import ImageOptions
+from ._redact import redact_url
+from ._retry import RetryPolicy
 from ._types import ProtocolName
 from .profiles import ModelProfile
 from .protocol.cohere import CohereTruncate
 
-__all__ = ["ClientSettings", "default_workers", "resolve_base_url", "safe_url"]
+__all__ = ["ClientSettings", "default_workers", "resolve_base_url"]
 
 _TRUNCATE = get_args(CohereTruncate)
 _PROTOCOLS = get_args(ProtocolName)
@@ -47,27 +50,16 @@ def resolve_base_url(base_url: str | None) -> str:
         url = url[: -len("/v1")]
     if not url.startswith(("http://", "https://")):
         raise ConfigurationError(
-            f"base_url must start with http:// or https://, got {safe_url(url)!r}"
+            f"base_url must start with http:// or https://, got {redact_url(url)!r}"
         )
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises on a malformed port
     except ValueError as exc:
-        raise ConfigurationError(f"base_url is not a valid URL: {safe_url(url)!r}") from exc
+        raise ConfigurationError(f"base_url is not a valid URL: {redact_url(url)!r}") from exc
     if not parts.hostname:
-        raise ConfigurationError(f"base_url has no host: {safe_url(url)!r}")
+        raise ConfigurationError(f"base_url has no host: {redact_url(url)!r}")
     return url
-
-
-def safe_url(url: str) -> str:
-    """``url`` without credentials (``user:pw@``) or query string, fit for messages and reprs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid URL>"
-    netloc = parts.netloc.rpartition("@")[2]
-    query = "<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 @dataclass(frozen=True)
@@ -110,13 +102,28 @@ class ClientSettings:
     timeout: float = C.DEFAULT_TIMEOUT_S
     """Seconds per request."""
     max_retries: int = C.DEFAULT_MAX_RETRIES
-    """Retries on connection errors, timeouts, 408/409/429 and 5xx."""
+    """Retries on connection errors, timeouts, mangled bodies, 408/409/429 and 5xx."""
+    max_retry_time: float = C.DEFAULT_MAX_RETRY_TIME_S
+    """Seconds one request may spend on all its attempts and waits together."""
     headers: Mapping[str, str] | None = field(default=None, repr=False)
     """Extra headers for every request to the server (never for remote image hosts)."""
     max_image_pixels: int = C.DEFAULT_MAX_PIXELS
     """Images with more pixels are downscaled before sending."""
+    max_source_pixels: int = C.DEFAULT_MAX_SOURCE_PIXELS
+    """Images whose header declares more pixels are refused before decoding."""
+    max_image_bytes: int = C.DEFAULT_MAX_IMAGE_BYTES
+    """Largest encoded image read from a file, a stream or a ``data:`` URI."""
     fetch_remote_images: bool = False
     """Fetch ``http(s)`` images here and send the bytes, instead of passing the URL on."""
+    remote_image_max_bytes: int = C.DEFAULT_REMOTE_IMAGE_MAX_BYTES
+    """Largest image fetched client-side, counted on the wire."""
+    remote_image_timeout: float = C.DEFAULT_REMOTE_IMAGE_TIMEOUT_S
+    """Seconds for one whole client-side fetch, redirects included."""
+    remote_allowed_hosts: tuple[str, ...] = ()
+    """Hosts, addresses or networks client-side fetching may reach although they are
+    loopback, private or link-local (refused otherwise)."""
+    allow_private_networks: bool = False
+    """Let client-side fetching reach any address (trusted networks only)."""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: fill in the environment fallbacks once
@@ -129,6 +136,8 @@ class ClientSettings:
             set_(self, "prepare_workers", default_workers())
         if self.headers is not None:
             set_(self, "headers", MappingProxyType(dict(self.headers)))
+        hosts = self.remote_allowed_hosts
+        set_(self, "remote_allowed_hosts", (hosts,) if isinstance(hosts, str) else tuple(hosts))
         self._check()
 
     def _check(self) -> None:
@@ -142,6 +151,9 @@ class ClientSettings:
             "max_concurrency": self.max_concurrency,
             "prepare_workers": self.prepare_workers,
             "max_image_pixels": self.max_image_pixels,
+            "max_source_pixels": self.max_source_pixels,
+            "max_image_bytes": self.max_image_bytes,
+            "remote_image_max_bytes": self.remote_image_max_bytes,
         }
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -156,8 +168,14 @@ class ClientSettings:
             )
         if isinstance(self.max_retries, bool) or self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
-        if not self.timeout > 0:
-            raise ConfigurationError(f"timeout must be > 0, got {self.timeout!r}")
+        for name in ("timeout", "max_retry_time", "remote_image_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigurationError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_source_pixels < self.max_image_pixels:
+            raise ConfigurationError(
+                f"max_source_pixels ({self.max_source_pixels}) must be >= max_image_pixels "
+                f"({self.max_image_pixels})"
+            )
         if self.protocol == "cohere" and (self.query_instruction or self.document_instruction):
             # /v2/embed takes only the server's task_instructions, by input_type name.
             raise ConfigurationError(
@@ -176,7 +194,7 @@ class ClientSettings:
             for f in dataclasses.fields(self)
             if f.repr and f.name != "base_url" and getattr(self, f.name) != f.default
         )
-        base = f"base_url={safe_url(self.base_url or '')!r}"
+        base = f"base_url={redact_url(self.base_url or '')!r}"
         return f"ClientSettings({base}{', ' if shown else ''}{shown})"
 
     @classmethod
@@ -195,6 +213,23 @@ class ClientSettings:
         if base is None:
             return cls(**changes)
         return dataclasses.replace(base, **changes)
+
+    def image_options(self) -> ImageOptions:
+        """How inputs are read, bounded and prepared."""
+        return ImageOptions(
+            max_pixels=self.max_image_pixels,
+            fetch_remote=self.fetch_remote_images,
+            remote_max_bytes=self.remote_image_max_bytes,
+            remote_timeout=self.remote_image_timeout,
+            max_source_pixels=self.max_source_pixels,
+            max_image_bytes=self.max_image_bytes,
+            remote_allowed_hosts=self.remote_allowed_hosts,
+            allow_private_networks=self.allow_private_networks,
+        )
+
+    def retry_policy(self) -> RetryPolicy:
+        """When and how long requests to the server are retried."""
+        return RetryPolicy(max_retries=self.max_retries, max_retry_time=self.max_retry_time)
 
     def effective_profile(self) -> ModelProfile:
         """The profile with this client's instructions applied."""

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Content",
+    "ContentPart",
     "EmbedInput",
     "ImageInput",
     "InputType",
@@ -40,22 +41,66 @@ class Content:
     """One item to embed as a single vector: text, an image, a video, or several together.
 
     ``Content(text="A cat", image="cat.jpg")`` embeds the pair as one vector, the way
-    Qwen3-VL-Embedding embeds multimodal documents.
+    Qwen3-VL-Embedding embeds multimodal documents (video, image, text, in that order).
+
+    For several images, videos and texts in an order of your choosing, use :meth:`of`:
+    ``Content.of("Compare", Path("a.png"), Path("b.png"))``.
 
     Attributes:
         text: the text part.
         image: the image part, in any :data:`ImageInput` form.
         video: a video URL (``http(s)://``, ``data:`` or ``file://``), sent as is.
+        parts: interleaved parts, in order (see :meth:`of`); excludes the three fields above.
     """
 
     text: str | None = None
     image: ImageInput | None = None
     video: str | None = None
+    parts: tuple[ContentPart, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.text is None and self.image is None and self.video is None:
+        if self.parts:
+            if self.text is not None or self.image is not None or self.video is not None:
+                raise ValueError("Content takes either parts or text/image/video, not both")
+            # A list is accepted for convenience; a tuple keeps the dataclass hashable.
+            object.__setattr__(self, "parts", tuple(self.parts))
+            for i, part in enumerate(self.parts):
+                if isinstance(part, Content) and part.kind is None:
+                    raise ValueError(
+                        f"Content part {i} must hold exactly one of text, image or video"
+                    )
+        elif self.text is None and self.image is None and self.video is None:
             raise ValueError("Content needs at least one of text, image or video")
 
+    @classmethod
+    def of(cls, *parts: ContentPart) -> Content:
+        """Several texts, images and videos embedded together as one vector, in this order.
+
+        A ``str`` is text; ``pathlib.Path``, bytes, streams and PIL images are images; wrap an
+        image reference given as ``str`` in ``Content(image=...)`` and a video URL in
+        ``Content(video=...)``. The chat protocol keeps the order; ``/v2/embed`` keeps it for
+        images and texts and takes no video.
+        """
+        if not parts:
+            raise ValueError("Content.of needs at least one part")
+        return cls(parts=parts)
+
+    @property
+    def kind(self) -> Literal["text", "image", "video"] | None:
+        """``text``, ``image`` or ``video`` when exactly one single part is set, else ``None``."""
+        if self.parts:
+            return None
+        given: list[Literal["text", "image", "video"]] = [
+            k for k in ("text", "image", "video") if getattr(self, k) is not None
+        ]
+        return given[0] if len(given) == 1 else None
+
+
+#: One part of :meth:`Content.of`: a ``str`` is text, a single-field :class:`Content` is that
+#: part (use it for image paths given as ``str`` and for videos), anything else is an image.
+ContentPart = Union[
+    str, "Content", "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"
+]
 
 #: One item for :meth:`EmbeddingClient.embed`. A ``str`` is text; wrap an image reference
 #: given as ``str`` in ``Content(image=...)`` (or use ``embed_images``). ``pathlib.Path``,

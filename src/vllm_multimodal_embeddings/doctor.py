@@ -10,6 +10,8 @@ reachable                   error     ``GET /health`` does not answer 200
 model                       error     ``/v1/models`` or the probe fails (wrong model, key)
 version                     warning   ``GET /version`` does not answer
 chat protocol               error     ``/v1/embeddings`` with ``messages`` fails
+image preprocessing         error     probe images get another number of image tokens than
+                                      the official embedder gives them (processor limits)
 /v2/embed                   warning   the endpoint is missing (vLLM < 0.18)
 batched conversations       warning   one conversation per request only (vLLM < 0.24)
 matryoshka                  error     ``dimensions`` refused or wrong length
@@ -35,20 +37,28 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from ._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from ._client import EmbeddingClient
-from ._constants import ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from ._constants import DEFAULT_MAX_PIXELS, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
 from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
+from ._http import Call, SyncTransport
+from ._images import smart_resize
+from ._redact import redact_url
 from ._server_info import ServerInfo
 from ._settings import resolve_base_url
 from ._types import Content
+from .protocol import parse_body
 from .protocol.cohere import CohereEmbedResponse, build_cohere_request
-from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS
+from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS, OFFICIAL_PROCESSOR_KWARGS
 
 __all__ = [
     "PARITY_MIN_COSINE",
+    "PREPROCESSING_PROBES",
     "CheckResult",
     "add_doctor_parser",
+    "gradient_png",
     "main",
+    "official_image_tokens",
     "render_table",
     "run_checks",
     "run_doctor",
@@ -73,10 +83,20 @@ FIX_CHAT_TEMPLATE = (
     f"--chat-template .../{CHAT_TEMPLATE_PATH.name} (packaged at "
     "vllm_multimodal_embeddings.server.CHAT_TEMPLATE_PATH; docker/compose.yaml mounts it)"
 )
+FIX_PROCESSOR = (
+    f"--mm-processor-kwargs '{json.dumps(dict(OFFICIAL_PROCESSOR_KWARGS))}' (vLLM otherwise "
+    "resizes images with the checkpoint's preprocessor_config.json limits)"
+)
 FIX_VERSION_V2 = "upgrade vLLM to >= 0.18 (docker/compose.yaml pins a tested one)"
 FIX_VERSION_BATCH = "upgrade vLLM to >= 0.24; the client falls back to one request per input"
 
 _PROBE_TEXT = "vllm-mm-embed doctor: a short probe text."
+# One image under the official minimum (4,096 px) and one over the maximum (1,843,200 px):
+# a checkpoint's own limits usually differ on one side (Qwen3-VL-Instruct's start at 65,536).
+PREPROCESSING_PROBES: tuple[tuple[int, int], ...] = ((40, 30), (1920, 1080))
+_TOKEN_BLOCK = 32  # one image token per 32x32 pixels after resizing
+# <|vision_start|> and <|vision_end|> around the image tokens (Qwen-VL chat templates).
+_VISION_MARKERS = 2
 
 
 @dataclass(frozen=True)
@@ -118,8 +138,13 @@ def _skip(name: str, severity: Severity, why: str) -> CheckResult:
 
 def probe_image_png() -> bytes:
     """A small deterministic RGB PNG (a colour gradient), sent unchanged by the client."""
-    x = np.linspace(0, 255, 96, dtype=np.float32)
-    y = np.linspace(0, 255, 64, dtype=np.float32)
+    return gradient_png(96, 64)
+
+
+def gradient_png(width: int, height: int) -> bytes:
+    """A deterministic RGB gradient PNG of the given size."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)
     xx, yy = np.meshgrid(x, y)
     rgb = np.stack([xx, yy, 255 - (xx + yy) / 2], axis=-1).astype(np.uint8)
     buf = io.BytesIO()
@@ -127,26 +152,60 @@ def probe_image_png() -> bytes:
     return buf.getvalue()
 
 
+def official_image_tokens(width: int, height: int) -> int:
+    """Image tokens the official embedder makes of a ``width`` x ``height`` image."""
+    w, h = smart_resize(width, height, max_pixels=DEFAULT_MAX_PIXELS)
+    return (w // _TOKEN_BLOCK) * (h // _TOKEN_BLOCK)
+
+
 def _cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def _v2_raw(
-    base_url: str,
-    api_key: str | None,
-    model: str,
-    part: dict[str, Any],
-    timeout: float,
-) -> npt.NDArray[Any]:
+def _v2_raw(transport: SyncTransport, model: str, part: dict[str, Any]) -> npt.NDArray[Any]:
     """``/v2/embed`` ``inputs`` without ``input_type``: rendered by the server's template alone."""
     body = build_cohere_request(model=model, inputs=[[part]], input_type=None)
-    resp = httpx.post(f"{base_url}/v2/embed", json=body, headers=_headers(api_key), timeout=timeout)
-    resp.raise_for_status()
-    return CohereEmbedResponse.model_validate(resp.json()).vectors("base64", 1)[0]
+    resp = transport.send(Call("POST", "/v2/embed", body))
+    return parse_body(CohereEmbedResponse, resp.content).vectors("base64", 1)[0]
+
+
+def _prompt_tokens(transport: SyncTransport, model: str, content: list[dict[str, Any]]) -> int:
+    """``usage.prompt_tokens`` of one chat embedding request (float-encoded, sent as is)."""
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": content}],
+        "encoding_format": "float",
+        "add_special_tokens": True,
+    }
+    resp = transport.send(Call("POST", "/v1/embeddings", body))
+    return int(resp.json()["usage"]["prompt_tokens"])
+
+
+def _preprocessing_check(transport: SyncTransport, model: str) -> CheckResult:
+    """Count the image tokens the server makes of probe images; compare with the official."""
+    name = "image preprocessing"
+    text = {"type": "text", "text": _PROBE_TEXT}
+    # Hand-built bodies through the client's transport, not its input pipeline: the client
+    # would resize the large probe itself and hide what the server does to other clients'.
+    try:
+        base = _prompt_tokens(transport, model, [text])
+        found: list[tuple[int, int, int, int]] = []
+        for width, height in PREPROCESSING_PROBES:
+            uri = "data:image/png;base64," + base64.b64encode(gradient_png(width, height)).decode(
+                "ascii"
+            )
+            image = {"type": "image_url", "image_url": {"url": uri}}
+            total = _prompt_tokens(transport, model, [image, text])
+            got = total - base - _VISION_MARKERS
+            found.append((width, height, got, official_image_tokens(width, height)))
+    except (VLLMEmbeddingError, KeyError, TypeError, ValueError) as exc:
+        return _result(name, False, "error", f"probe failed: {exc}", "see the server log")
+    detail = ", ".join(
+        f"{w}x{h}: {got} image tokens" + ("" if got == want else f" (official {want})")
+        for w, h, got, want in found
+    )
+    ok = all(got == want for _, _, got, want in found)
+    return _result(name, ok, "error", detail if not ok else detail + " (official)", FIX_PROCESSOR)
 
 
 def run_checks(
@@ -163,30 +222,6 @@ def run_checks(
         base_url = resolve_base_url(base_url)
     except ConfigurationError as exc:
         return [_result("reachable", False, "error", str(exc), "check --base-url")]
-    try:
-        health = httpx.get(f"{base_url}/health", timeout=timeout)
-        checks.append(
-            _result(
-                "reachable",
-                health.status_code == 200,
-                "error",
-                f"GET /health -> {health.status_code}",
-                "start the server, or check --base-url",
-            )
-        )
-    except httpx.HTTPError as exc:
-        checks.append(
-            _result(
-                "reachable",
-                False,
-                "error",
-                f"{base_url}: {exc}",
-                "start the server, or check --base-url",
-            )
-        )
-    if checks[-1].status != "ok":
-        return checks
-
     options: dict[str, Any] = {
         "base_url": base_url,
         "api_key": api_key,
@@ -194,7 +229,29 @@ def run_checks(
         "timeout": timeout,
         "max_retries": 0,
     }
+    # Every request goes through the client's one HTTP layer: its key handling, timeouts,
+    # error mapping and redaction apply to the doctor too.
     with EmbeddingClient(**options) as chat:
+        try:
+            health = chat._transport.send(Call("GET", "/health", raise_for_status=False))
+            reachable = _result(
+                "reachable",
+                health.status_code == 200,
+                "error",
+                f"GET /health -> {health.status_code}",
+                "start the server, or check --base-url",
+            )
+        except VLLMEmbeddingError as exc:
+            reachable = _result(
+                "reachable",
+                False,
+                "error",
+                f"{redact_url(base_url)}: {exc}",
+                "start the server, or check --base-url",
+            )
+        checks.append(reachable)
+        if reachable.status != "ok":
+            return checks
         try:
             info = chat.server_info()
         except AuthenticationError as exc:
@@ -204,7 +261,7 @@ def run_checks(
                     False,
                     "error",
                     str(exc),
-                    f"pass the server's key (--api-key / {ENV_API_KEY})",
+                    f"pass the server's key ({ENV_API_KEY} or --ask-api-key)",
                 )
             )
             return checks
@@ -265,6 +322,7 @@ def _embed_checks(
     checks.append(
         CheckResult("chat protocol", "ok", "error", "/v1/embeddings with messages: text, image")
     )
+    checks.append(_preprocessing_check(chat._transport, info.model))
 
     checks.append(_matryoshka_check(chat, info))
 
@@ -316,15 +374,9 @@ def _embed_checks(
                     how = "input_type=document"
                 else:
                     # No task instructions: the template's default instruction is the same one.
-                    v2_vec = _v2_raw(
-                        options["base_url"],
-                        options["api_key"],
-                        info.model,
-                        part,
-                        options["timeout"],
-                    )
+                    v2_vec = _v2_raw(chat._transport, info.model, part)
                     how = "no input_type"
-            except (VLLMEmbeddingError, httpx.HTTPError) as exc:
+            except (VLLMEmbeddingError, ValueError) as exc:
                 checks.append(
                     _result(name, False, "error", f"/v2/embed failed: {exc}", "see the server log")
                 )
@@ -393,7 +445,7 @@ def exit_code(checks: Sequence[CheckResult]) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-url", default=None, help=f"server root (default: ${ENV_BASE_URL})")
-    parser.add_argument("--api-key", default=None, help=f"bearer token (default: ${ENV_API_KEY})")
+    add_api_key_arguments(parser)
     parser.add_argument(
         "--model", default=None, help=f"served model name (default: ${ENV_MODEL}, else the first)"
     )
@@ -415,30 +467,54 @@ def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    """Run the checks for parsed arguments, print them, return the exit code."""
+    """Run the checks for parsed arguments, print them, return the exit code.
+
+    Usage errors and anything the checks could not turn into a result (a malformed URL, a
+    body that is HTML or invalid JSON) print one ``error:`` line and return 2, no traceback.
+    """
     import os
 
+    try:
+        api_key = resolve_api_key(args)
+    except CLIKeyError as exc:
+        print(f"error: {exc}", flush=True)
+        return 2
     base_url = args.base_url or os.environ.get(ENV_BASE_URL)
     if not base_url:
         print(f"error: pass --base-url or set {ENV_BASE_URL}", flush=True)
         return 2
-    checks = run_checks(
-        base_url,
-        api_key=args.api_key or os.environ.get(ENV_API_KEY) or None,
-        model=args.model or os.environ.get(ENV_MODEL) or None,
-        timeout=args.timeout,
-    )
+    shown_url = redact_url(base_url)
+    try:
+        checks = run_checks(
+            base_url,
+            api_key=api_key,
+            model=args.model or os.environ.get(ENV_MODEL) or None,
+            timeout=args.timeout,
+        )
+    # The CLI boundary: ValueError covers invalid JSON and pydantic's ValidationError,
+    # httpx.InvalidURL a URL like "http://[::1". Each becomes one line, never a traceback.
+    except (VLLMEmbeddingError, httpx.InvalidURL, ValueError) as exc:
+        print(f"error: {shown_url}: {_one_line(exc, api_key)}", flush=True)
+        return 2
     code = exit_code(checks)
     if args.json:
         out = {
-            "base_url": base_url,
+            "base_url": shown_url,
             "exit_code": code,
             "checks": [{**asdict(c), "is_error": c.is_error} for c in checks],
         }
         print(json.dumps(out, indent=2))
     else:
-        print(render_table(checks, base_url))
+        print(render_table(checks, shown_url))
     return code
+
+
+def _one_line(exc: BaseException, api_key: str | None) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if api_key:
+        first = first.replace(api_key, "<redacted>")
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

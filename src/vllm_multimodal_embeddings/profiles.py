@@ -30,7 +30,17 @@ def normalize_instruction(instruction: str) -> str:
     return text
 
 
+def _wire_part(kind: str, value: str) -> dict[str, Any]:
+    if kind == "text":
+        return {"type": "text", "text": value}
+    key = f"{kind}_url"
+    return {"type": key, key: {"url": value}}
+
+
 def _content_parts(item: PreparedInput, order: tuple[str, ...]) -> list[dict[str, Any]]:
+    if item.parts:
+        # Content.of(...): the caller chose the order; the model's layout applies to plain items.
+        return [_wire_part(p.kind, p.value) for p in item.parts]
     parts: dict[str, dict[str, Any]] = {}
     if item.video_url is not None:
         parts["video"] = {"type": "video_url", "video_url": {"url": item.video_url}}

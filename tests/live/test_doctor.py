@@ -8,6 +8,7 @@ from vllm_multimodal_embeddings.__main__ import main
 from vllm_multimodal_embeddings.doctor import (
     FIX_CHAT_TEMPLATE,
     FIX_MATRYOSHKA,
+    FIX_PROCESSOR,
     PARITY_MIN_COSINE,
     exit_code,
     render_table,
@@ -21,6 +22,7 @@ ALL_CHECKS = [
     "/v2/embed",
     "batched conversations",
     "chat protocol",
+    "image preprocessing",
     "matryoshka",
     "input_type",
     "normalized",
@@ -63,7 +65,7 @@ def test_doctor_names_the_fix_for_each_missing_flag(bare_vllm_server, capsys):
     table = capsys.readouterr().out
     by_name = {c.name: c for c in checks}
     assert [c.name for c in checks] == ALL_CHECKS, table
-    for name in ("matryoshka", "input_type", "parity image", "parity text"):
+    for name in ("image preprocessing", "matryoshka", "input_type", "parity image", "parity text"):
         assert by_name[name].status == "fail", table
         assert by_name[name].is_error
     assert by_name["matryoshka"].fix == FIX_MATRYOSHKA
@@ -77,6 +79,12 @@ def test_doctor_names_the_fix_for_each_missing_flag(bare_vllm_server, capsys):
     assert code == 1
     assert "--hf-overrides '{\"is_matryoshka\": true}'" in table
     assert "--chat-template" in table
+    # The checkpoint's own limits (65,536..262,144 px) resized both probes: the doctor says
+    # by how much and names the flag.
+    assert by_name["image preprocessing"].fix == FIX_PROCESSOR
+    assert "--mm-processor-kwargs" in table
+    assert "official 6" in by_name["image preprocessing"].detail, table
+    assert "official 1736" in by_name["image preprocessing"].detail, table
     # Recorded for the report: how far /v2/embed drifts from chat without our template.
     for name in ("parity image", "parity text"):
         value = by_name[name].value

@@ -70,7 +70,22 @@ def test_hf_overrides_turn_on_matryoshka_and_both_task_instructions(compose):
     command = compose["services"]["vllm"]["command"]
     overrides = json.loads(command[command.index("--hf-overrides") + 1])
     assert overrides["is_matryoshka"] is True
-    assert set(overrides["task_instructions"]) == {"query", "document"}
+    assert {"query", "document", "search_query", "search_document"} <= set(
+        overrides["task_instructions"]
+    )
+
+
+@pytest.mark.parametrize("profile", sorted(SERVICES))
+def test_every_service_pins_the_official_image_budget(compose, profile):
+    command = compose["services"][SERVICES[profile]]["command"]
+    kwargs = json.loads(command[command.index("--mm-processor-kwargs") + 1])
+    assert kwargs == {"min_pixels": 4096, "max_pixels": 1843200}
+
+
+def test_server_args_cpu_prints_the_processor_flag(capsys):
+    assert main(["server-args", "--profile", "cpu"]) == 0
+    line = capsys.readouterr().out
+    assert """--mm-processor-kwargs '{"min_pixels":4096,"max_pixels":1843200}'""" in line
 
 
 @pytest.mark.parametrize("profile", sorted(SERVICES))

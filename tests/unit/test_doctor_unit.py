@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 
@@ -12,9 +13,13 @@ from PIL import Image
 from vllm_multimodal_embeddings.__main__ import build_parser, main
 from vllm_multimodal_embeddings.doctor import (
     FIX_MATRYOSHKA,
+    FIX_PROCESSOR,
     FIX_TASK_INSTRUCTIONS,
+    PREPROCESSING_PROBES,
     CheckResult,
     exit_code,
+    gradient_png,
+    official_image_tokens,
     probe_image_png,
     render_table,
 )
@@ -90,3 +95,22 @@ def test_cli_has_the_three_subcommands():
         with pytest.raises(SystemExit) as exc:
             parser.parse_args([command, "--help"])
         assert exc.value.code == 0
+
+
+def test_preprocessing_probes_straddle_the_official_budget():
+    # One probe under 4,096 px and one over 1,843,200 px: a checkpoint whose limits differ on
+    # either side changes a token count. Official counts: one token per 32x32 after resizing.
+    (small_w, small_h), (big_w, big_h) = PREPROCESSING_PROBES
+    assert small_w * small_h < 4_096 < 1_843_200 < big_w * big_h
+    assert official_image_tokens(small_w, small_h) == 6  # 96x64
+    assert official_image_tokens(big_w, big_h) == 56 * 31  # 1792x992
+    assert official_image_tokens(640, 480) == 20 * 15
+    with Image.open(io.BytesIO(gradient_png(big_w, big_h))) as im:
+        assert (im.size, im.mode) == ((big_w, big_h), "RGB")
+
+
+def test_processor_fix_is_the_flag_flags_py_emits():
+    args = vllm_args(production_config())
+    flag = args[args.index("--mm-processor-kwargs") + 1]
+    assert FIX_PROCESSOR.startswith("--mm-processor-kwargs '")
+    assert json.loads(FIX_PROCESSOR.split("'")[1]) == json.loads(flag)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -13,9 +14,11 @@ from PIL import Image
 
 from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
 from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
+from vllm_multimodal_embeddings._images import smart_resize
 from vllm_multimodal_embeddings._inputs import (
     ImageOptions,
     PreparedInput,
+    PreparedPart,
     prepare_image,
     prepare_input,
     prepare_inputs,
@@ -127,7 +130,8 @@ def test_pil_image_is_encoded_as_deterministic_png() -> None:
 def test_pil_image_is_downscaled() -> None:
     _, _, out = decode_uri(prep(gradient((400, 300)), max_pixels=10_000))
     assert out.width * out.height <= 10_000
-    assert out.size == (115, 86)
+    # Qwen-VL's smart resize: sides multiples of 32, so the server resizes nothing again.
+    assert out.size == (96, 64)
 
 
 # --- normalization ---
@@ -179,13 +183,32 @@ def test_animated_gif_gives_first_frame() -> None:
     assert out.getpixel((0, 0)) == (255, 0, 0)
 
 
-def test_large_jpeg_is_downscaled_within_budget_keeping_aspect() -> None:
+def test_large_jpeg_is_downscaled_to_the_official_smart_resize() -> None:
     raw = encode(gradient((400, 300)).resize((4000, 3000)), "JPEG", quality=90)
     mime, _, out = decode_uri(prep(raw))
     assert mime == "image/jpeg"  # a downscaled photo stays JPEG
+    # What the official embedder resizes a 4000x3000 photo to: 48 x 36 blocks of 32 pixels.
+    assert out.size == (1536, 1152)
     assert out.width * out.height <= DEFAULT_MAX_PIXELS
-    assert abs(out.width / out.height - 4 / 3) < 0.01
-    assert out.width * out.height > 0.99 * DEFAULT_MAX_PIXELS
+
+
+@pytest.mark.parametrize(
+    ("size", "max_pixels", "expected"),
+    [
+        ((4000, 3000), DEFAULT_MAX_PIXELS, (1536, 1152)),
+        ((2400, 1600), DEFAULT_MAX_PIXELS, (1632, 1088)),
+        ((1920, 1080), DEFAULT_MAX_PIXELS, (1792, 992)),
+        ((640, 480), DEFAULT_MAX_PIXELS, (640, 480)),  # within budget: nearest multiples
+        ((333, 177), DEFAULT_MAX_PIXELS, (320, 192)),
+        ((40, 30), DEFAULT_MAX_PIXELS, (96, 64)),  # under 4,096 px: scaled up
+        ((300, 100), 3_000, (64, 32)),
+    ],
+)
+def test_smart_resize_matches_the_official_recipe(size, max_pixels, expected) -> None:
+    got = smart_resize(*size, max_pixels=max_pixels)
+    assert got == expected
+    assert got[0] % 32 == 0 and got[1] % 32 == 0
+    assert got[0] * got[1] <= max_pixels
 
 
 def test_custom_max_pixels_is_honoured_for_png() -> None:
@@ -193,7 +216,7 @@ def test_custom_max_pixels_is_honoured_for_png() -> None:
     mime, _, out = decode_uri(prep(raw, max_pixels=3_000))
     assert mime == "image/png"
     assert out.width * out.height <= 3_000
-    assert abs(out.width / out.height - 3) < 0.05
+    assert out.size == (64, 32)
 
 
 def test_image_exactly_at_budget_is_passed_through() -> None:
@@ -437,10 +460,10 @@ def test_image_options_validate() -> None:
 
 def test_unreadable_file(png_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # chmod 0 does not stop root (CI runs as root), so the read itself is made to fail.
-    def refuse(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def refuse(path: object, flags: int, *args: object) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     err = _raises(ImageLoadError, png_file)
     assert "cannot read" in str(err)
     assert str(png_file) in str(err)
@@ -464,3 +487,61 @@ def test_nbytes_tracks_payload(png_bytes: bytes) -> None:
     big = prepare_input(Content(text="hi", image=png_bytes), index=0, options=OPTS)
     assert 0 < small.nbytes < 100
     assert big.nbytes - small.nbytes >= len(data_uri(png_bytes))
+
+
+# --- interleaved content (Content.of) ---
+
+
+def test_content_of_keeps_every_part_in_order(png_bytes: bytes, png_file: Path) -> None:
+    item = Content.of("Compare", png_bytes, Content(image=str(png_file)), "and", png_file)
+    out = prepare_input(item, index=0, options=OPTS)
+    assert [p.kind for p in out.parts] == ["text", "image", "image", "text", "image"]
+    assert [p.value for p in out.parts if p.kind == "text"] == ["Compare", "and"]
+    assert out.parts[1].value == out.parts[2].value == data_uri(png_bytes)
+    # The single-value fields hold the first part of each kind, and say it is interleaved.
+    assert (out.text, out.image_url, out.video_url) == ("Compare", data_uri(png_bytes), None)
+    assert out.interleaved
+    assert out.nbytes >= 3 * len(data_uri(png_bytes))
+
+
+def test_content_of_takes_videos_and_lists(png_bytes: bytes) -> None:
+    video = "https://example.com/v.mp4"
+    item = Content(parts=[Content(video=video), png_bytes])  # type: ignore[arg-type]
+    out = prepare_input(item, index=0, options=OPTS)
+    assert out.parts == (PreparedPart("video", video), PreparedPart("image", data_uri(png_bytes)))
+    assert hash(item)  # a list given as parts is stored as a tuple
+
+
+def test_plain_content_has_no_parts(png_bytes: bytes) -> None:
+    out = prepare_input(Content(text="a", image=png_bytes), index=0, options=OPTS)
+    assert out.parts == () and not out.interleaved
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Content.of(), "at least one part"),
+        (lambda: Content(text="a", parts=("b",)), "either parts"),
+        (lambda: Content.of(Content(text="a", image=b"x")), "part 0 must hold exactly one"),
+        (lambda: Content.of("a", Content.of("b")), "part 1 must hold exactly one"),
+    ],
+)
+def test_content_of_refuses_ambiguous_parts(build, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_a_bad_part_is_named_by_item_and_part(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.png"
+    items = ["ok", Content.of("fine", missing)]
+    err = _raises_list(ImageLoadError, items)
+    assert err.index == 1
+    assert "part 1" in str(err) and "nope.png" in str(err)
+    err = _raises_list(InputError, [Content.of("x", "  ")])
+    assert err.index == 0 and "part 1: empty text" in str(err)
+
+
+def _raises_list(exc_type: type[InputError], items: list) -> InputError:
+    with pytest.raises(exc_type) as info:
+        prepare_inputs(items, options=OPTS)
+    return info.value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vllm_multimodal_embeddings import ModelProfile
-from vllm_multimodal_embeddings._inputs import PreparedInput
+from vllm_multimodal_embeddings._inputs import PreparedInput, PreparedPart
 from vllm_multimodal_embeddings.profiles import normalize_instruction
 
 ITEM = PreparedInput(
@@ -54,3 +54,25 @@ def test_generic_profile_leaves_the_prompt_to_the_server() -> None:
     assert [m["role"] for m in messages] == ["user"]
     assert [p["type"] for p in messages[0]["content"]] == ["image_url", "text"]
     assert "continue_final_message" not in profile.request_options()
+
+
+def test_interleaved_parts_keep_the_callers_order() -> None:
+    item = PreparedInput(
+        text="left",
+        image_url="data:image/png;base64,AAAA",
+        parts=(
+            PreparedPart("text", "left"),
+            PreparedPart("image", "data:image/png;base64,AAAA"),
+            PreparedPart("video", "http://v/x.mp4"),
+            PreparedPart("image", "data:image/png;base64,BBBB"),
+            PreparedPart("text", "right"),
+        ),
+    )
+    for profile in (ModelProfile.qwen3_vl_embedding(), ModelProfile.generic()):
+        assert profile.parts(item) == [
+            {"type": "text", "text": "left"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            {"type": "video_url", "video_url": {"url": "http://v/x.mp4"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,BBBB"}},
+            {"type": "text", "text": "right"},
+        ]

@@ -34,7 +34,8 @@ from .. import _constants as C
 from .._adapter_clients import AdapterClients, settings_from
 from .._client import AsyncEmbeddingClient, EmbeddingClient
 from .._exceptions import InputError
-from .._settings import ClientSettings, safe_url
+from .._redact import redact_url
+from .._settings import ClientSettings
 from .._types import Content, EmbedInput, InputType, ProtocolName
 from ..profiles import ModelProfile
 
@@ -204,6 +205,38 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     fetch_remote_images: bool = Field(
         default=False, description="Fetch http(s) images here instead of on the server."
     )
+    max_retry_time: float = Field(
+        default=_DEFAULT["max_retry_time"],
+        gt=0,
+        description="Seconds one request may spend on all its attempts and waits.",
+    )
+    max_source_pixels: int = Field(
+        default=_DEFAULT["max_source_pixels"],
+        ge=1,
+        description="Images whose header declares more pixels are refused before decoding.",
+    )
+    max_image_bytes: int = Field(
+        default=_DEFAULT["max_image_bytes"],
+        ge=1,
+        description="Largest encoded image read from a file, stream or data: URI.",
+    )
+    remote_image_max_bytes: int = Field(
+        default=_DEFAULT["remote_image_max_bytes"],
+        ge=1,
+        description="Largest image fetched client-side.",
+    )
+    remote_image_timeout: float = Field(
+        default=_DEFAULT["remote_image_timeout"],
+        gt=0,
+        description="Seconds for one whole client-side fetch.",
+    )
+    remote_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts or networks client-side fetching may reach although private.",
+    )
+    allow_private_networks: bool = Field(
+        default=False, description="Let client-side fetching reach any address."
+    )
     http_client: httpx.Client | None = Field(
         default=None, exclude=True, repr=False, description="httpx.Client to use; not closed."
     )
@@ -230,11 +263,11 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     @field_serializer("base_url")
     def _dump_base_url(self, base_url: str) -> str:
         # Dumps and serialized forms never carry URL credentials.
-        return safe_url(base_url)
+        return redact_url(base_url)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, safe_url(value) if name == "base_url" and value else value
+            yield name, redact_url(value) if name == "base_url" and value else value
 
     def __copy__(self) -> Self:
         # A copy (model_copy, maybe with changed settings) makes its own clients: sharing them

@@ -20,7 +20,8 @@ from llama_index.core.schema import BaseNode, ImageDocument, ImageNode, ImageTyp
 from .._adapter_clients import AdapterClients, settings_from
 from .._client import AsyncEmbeddingClient, EmbeddingClient
 from .._exceptions import APIError, InputError
-from .._settings import ClientSettings, safe_url
+from .._redact import redact_url
+from .._settings import ClientSettings
 from .._types import Content, EmbedInput, ImageInput
 from ..profiles import ModelProfile
 
@@ -148,6 +149,38 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         default=False,
         description="Fetch http(s) images here and send the bytes instead of the URL.",
     )
+    max_retry_time: float = Field(
+        default=_DEFAULT["max_retry_time"],
+        gt=0,
+        description="Seconds one request may spend on all its attempts and waits.",
+    )
+    max_source_pixels: int = Field(
+        default=_DEFAULT["max_source_pixels"],
+        ge=1,
+        description="Images whose header declares more pixels are refused before decoding.",
+    )
+    max_image_bytes: int = Field(
+        default=_DEFAULT["max_image_bytes"],
+        ge=1,
+        description="Largest encoded image read from a file, stream or data: URI.",
+    )
+    remote_image_max_bytes: int = Field(
+        default=_DEFAULT["remote_image_max_bytes"],
+        ge=1,
+        description="Largest image fetched client-side.",
+    )
+    remote_image_timeout: float = Field(
+        default=_DEFAULT["remote_image_timeout"],
+        gt=0,
+        description="Seconds for one whole client-side fetch.",
+    )
+    remote_allowed_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Hosts or networks client-side fetching may reach although private.",
+    )
+    allow_private_networks: bool = Field(
+        default=False, description="Let client-side fetching reach any address."
+    )
     embed_node_text_with_image: bool = Field(
         default=False,
         description="Embed an image node's text together with its image as one vector.",
@@ -175,11 +208,11 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     @field_serializer("base_url")
     def _dump_base_url(self, base_url: str | None) -> str | None:
         # Dumps and to_json never carry URL credentials.
-        return safe_url(base_url) if base_url else base_url
+        return redact_url(base_url) if base_url else base_url
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, safe_url(value) if name == "base_url" and value else value
+            yield name, redact_url(value) if name == "base_url" and value else value
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -211,7 +244,7 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         """What callbacks and instrumentation events see: no key, no headers."""
         return {
             **super().to_payload(),
-            "base_url": safe_url(self.base_url) if self.base_url else None,
+            "base_url": redact_url(self.base_url) if self.base_url else None,
             "protocol": self.protocol,
             "dimensions": self.dimensions,
         }

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from ._decode import decode_float32_le
+from ._decode import MalformedResponseError, check_vectors, decode_float32_le, float_vector
 
 Conversation = list[dict[str, Any]]
 
@@ -71,17 +71,23 @@ class ChatEmbeddingResponse(BaseModel):
     model: str | None = None
     """The model that produced the vectors."""
 
-    def vectors(self, expected: int) -> list[npt.NDArray[np.float32]]:
-        """The vectors in request order; raises ``ValueError`` when any is missing."""
+    def vectors(self, expected: int, dimension: int | None = None) -> list[npt.NDArray[np.float32]]:
+        """The vectors in request order.
+
+        Raises :class:`~._decode.MalformedResponseError` (a ``ValueError``) when any is
+        missing, duplicated, malformed, non-finite, of mixed sizes, or not ``dimension`` long.
+        """
         out: list[npt.NDArray[np.float32] | None] = [None] * expected
         for item in self.data:
             if not 0 <= item.index < expected or out[item.index] is not None:
-                raise ValueError(f"unexpected embedding index {item.index} in response")
+                raise MalformedResponseError(f"unexpected embedding index {item.index} in response")
             if isinstance(item.embedding, str):
                 out[item.index] = decode_float32_le(item.embedding)
             else:
-                out[item.index] = np.asarray(item.embedding, dtype=np.float32)
+                out[item.index] = float_vector(item.embedding)
         missing = [i for i, v in enumerate(out) if v is None]
         if missing:
-            raise ValueError(f"response lacks embeddings for request positions {missing}")
-        return [v for v in out if v is not None]
+            raise MalformedResponseError(
+                f"response lacks embeddings for request positions {missing}"
+            )
+        return check_vectors([v for v in out if v is not None], dimension=dimension)

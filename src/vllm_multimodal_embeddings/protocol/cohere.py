@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -9,7 +10,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict
 
-from ._decode import decode_float32_le
+from ._decode import (
+    MalformedResponseError,
+    check_vectors,
+    decode_float32_le,
+    float_vector,
+    packed_vector,
+)
 
 CohereTruncate = Literal["NONE", "START", "END"]
 CohereEmbeddingType = Literal["base64", "float", "binary", "ubinary"]
@@ -58,7 +65,9 @@ class CohereEmbeddings(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    float: list[list[float]] | None = None
+    # builtins.float: inside this class body a bare ``float`` names the field itself (whose
+    # default is None), and pydantic would then accept only null as a vector value.
+    float: list[list[builtins.float]] | None = None
     """Float vectors as JSON lists."""
     base64: list[str] | None = None
     """Float vectors as base64 little-endian float32."""
@@ -78,15 +87,28 @@ class CohereEmbedResponse(BaseModel):
     embeddings: CohereEmbeddings
     """The vectors, keyed by embedding type."""
 
-    def vectors(self, embedding_type: CohereEmbeddingType, expected: int) -> list[npt.NDArray[Any]]:
-        """The vectors of ``embedding_type`` in request order; ``ValueError`` if any is missing."""
+    def vectors(
+        self,
+        embedding_type: CohereEmbeddingType,
+        expected: int,
+        dimension: int | None = None,
+    ) -> list[npt.NDArray[Any]]:
+        """The vectors of ``embedding_type`` in request order.
+
+        Raises :class:`~._decode.MalformedResponseError` (a ``ValueError``) when the count
+        is wrong or any vector is malformed, non-finite, of mixed size, or does not match
+        ``dimension`` (the float dimension; packed types hold ``dimension / 8`` bytes).
+        """
         raw = getattr(self.embeddings, embedding_type)
         if raw is None or len(raw) != expected:
             got = "none" if raw is None else len(raw)
-            raise ValueError(f"expected {expected} {embedding_type} embeddings, got {got}")
+            raise MalformedResponseError(
+                f"expected {expected} {embedding_type} embeddings, got {got}"
+            )
         if embedding_type == "base64":
-            return [decode_float32_le(s) for s in raw]
+            return check_vectors([decode_float32_le(s) for s in raw], dimension=dimension)
         if embedding_type == "float":
-            return [np.asarray(v, dtype=np.float32) for v in raw]
+            return check_vectors([float_vector(v) for v in raw], dimension=dimension)
         dtype = np.int8 if embedding_type == "binary" else np.uint8
-        return [np.asarray(v, dtype=dtype) for v in raw]
+        packed = [packed_vector(v, dtype) for v in raw]
+        return check_vectors(packed, dimension=dimension, packed=True)

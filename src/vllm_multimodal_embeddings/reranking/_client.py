@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from .._exceptions import InputError
-from .._fetch_remote import RemoteImages
+from .._fetch import RemoteFetcher
 from .._http import AsyncTransport, SyncTransport
 from .._inputs import PreparedInput
 from .._pipeline import worker_pool
@@ -46,7 +46,12 @@ class _RerankBase:
             options["base_url"] = os.environ.get(ENV_RERANKER_BASE_URL) or None
         self.settings = ClientSettings.create(settings, **options)
         self._core = RerankCore(self.settings, model, instruction, recipe_images)
-        self._remote = RemoteImages(self.settings) if self.settings.fetch_remote_images else None
+        # Its own HTTP client: the server's key and headers never go to an image host.
+        self._remote = (
+            RemoteFetcher.from_options(self._core.image_options)
+            if self.settings.fetch_remote_images
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self._core.model!r}, {self.settings!r})"
@@ -82,7 +87,7 @@ class _RerankBase:
         self, query: RerankInput, documents: list[RerankInput]
     ) -> tuple[PreparedInput, list[PreparedInput]]:
         """Prepare the query and every document in the worker pool; the first bad one raises."""
-        fetch = self._remote.fetch if self._remote is not None else None
+        fetch = self._remote
         prepared_query = self._core.prepare_query(query, fetch)
         pool = worker_pool(self.settings.prepare_workers or 1)
         futures = [

@@ -21,7 +21,7 @@ from typing import Any
 
 from .._exceptions import APIError, APIStatusError, InputError
 from .._http import Call, Step
-from .._inputs import Fetcher, ImageOptions, PreparedInput, prepare_input
+from .._inputs import Fetcher, PreparedInput, prepare_input
 from .._settings import ClientSettings
 from .._types import EmbedInput
 from ..protocol.models import ModelList
@@ -46,8 +46,6 @@ ENV_RERANKER_BASE_URL = "VLLM_RERANKER_BASE_URL"
 #: A query or document: the embedder's input forms (text, image, ``Content`` pair, ...).
 RerankInput = EmbedInput
 
-# Larger than any image Pillow agrees to decode: "never downscale" for the input preparation.
-_NO_DOWNSCALE = 1 << 40
 # Statuses that say "this request's content is wrong": narrow a batch down to the culprit.
 _BISECT_STATUS = frozenset({400, 413, 422})
 
@@ -115,12 +113,12 @@ class RerankCore:
         self.model = model or os.environ.get(ENV_RERANKER_MODEL) or None
         self.instruction = instruction
         self.recipe_images = recipe_images
-        self.image_options = ImageOptions(
-            # With recipe sizing the recipe's resize must start from the original pixels: the
-            # input preparation must not downscale first (it still validates and makes RGB).
-            max_pixels=_NO_DOWNSCALE if recipe_images else settings.max_image_pixels,
-            fetch_remote=settings.fetch_remote_images,
-        )
+        options = settings.image_options()
+        if recipe_images:
+            # The recipe's resize must start from the original pixels: the input preparation
+            # must not downscale first (it still bounds, validates and makes RGB).
+            options = dataclasses.replace(options, max_pixels=options.max_source_pixels)
+        self.image_options = options
 
     def prepare(self, item: RerankInput, index: int, fetch: Fetcher | None) -> PreparedInput:
         """One document, ready for the wire; bad input raises ``InputError`` with its index."""

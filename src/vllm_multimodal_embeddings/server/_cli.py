@@ -11,6 +11,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from vllm_multimodal_embeddings._cli_keys import (
+    CLIKeyError,
+    add_api_key_arguments,
+    resolve_api_key,
+)
 from vllm_multimodal_embeddings.server._launch import (
     SERVER_VENV,
     LocalServer,
@@ -42,7 +47,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="serve this Hugging Face model instead (e.g. Qwen/Qwen3-VL-Embedding-2B; downloads "
         "it; 8192 tokens, float32, 4 GiB of KV cache)",
     )
-    parser.add_argument("--api-key", default=None, help="require this bearer token")
+    add_api_key_arguments(parser, purpose="the key the server will require")
     parser.add_argument(
         "--no-matryoshka", action="store_true", help="serve without is_matryoshka (no dimensions)"
     )
@@ -65,7 +70,16 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Build the checkpoint if needed, start the server, print its URL, block until Ctrl-C."""
+    """Build the checkpoint if needed, start the server, print its URL, block until Ctrl-C.
+
+    The server requires a key when ``$VLLM_API_KEY`` is set or ``--ask-api-key`` is given;
+    vLLM then reads it from its own environment, never from its command line.
+    """
+    try:
+        api_key = resolve_api_key(args, prompt="API key the server will require: ")
+    except CLIKeyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         python = server_python(args.venv)
         env: dict[str, str] = {}
@@ -77,7 +91,7 @@ def run_serve(args: argparse.Namespace) -> int:
             checkpoint = args.checkpoint or ensure_tiny_checkpoint(python)
             config = cpu_test_config(str(checkpoint))
         config = config.with_(
-            host=args.host, port=args.port, api_key=args.api_key, matryoshka=not args.no_matryoshka
+            host=args.host, port=args.port, api_key=api_key, matryoshka=not args.no_matryoshka
         )
         if args.no_chat_template:
             config = config.with_(chat_template=None)

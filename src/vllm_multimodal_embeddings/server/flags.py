@@ -14,6 +14,8 @@ from types import MappingProxyType
 from typing import Final
 
 from vllm_multimodal_embeddings._constants import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
     DEFAULT_MODEL,
     QWEN_DEFAULT_INSTRUCTION,
     QWEN_QUERY_INSTRUCTION,
@@ -25,6 +27,7 @@ __all__ = [
     "CPU_SERVER_ENV",
     "DEFAULT_RERANKER_MODEL",
     "DEFAULT_TASK_INSTRUCTIONS",
+    "OFFICIAL_PROCESSOR_KWARGS",
     "RERANKER_CHAT_TEMPLATE_PATH",
     "RERANKER_DEFAULT_INSTRUCTION",
     "RERANKER_HF_OVERRIDES",
@@ -43,9 +46,33 @@ CHAT_TEMPLATE_PATH: Final = Path(__file__).with_name("qwen3_vl_embedding.jinja")
 """The packaged chat template that makes ``/v2/embed`` render like the chat recipe."""
 
 DEFAULT_TASK_INSTRUCTIONS: Final[Mapping[str, str]] = MappingProxyType(
-    {"query": QWEN_QUERY_INSTRUCTION, "document": QWEN_DEFAULT_INSTRUCTION}
+    {
+        "query": QWEN_QUERY_INSTRUCTION,
+        "document": QWEN_DEFAULT_INSTRUCTION,
+        # Cohere's own input_type names, so a stock Cohere client (langchain-cohere,
+        # llama-index-embeddings-cohere) gets the recipe's vectors. Qwen3-VL-Embedding has no
+        # task-specific instruction for classification or clustering: its default one is what
+        # the official embedder uses when none is given.
+        "search_query": QWEN_QUERY_INSTRUCTION,
+        "search_document": QWEN_DEFAULT_INSTRUCTION,
+        "classification": QWEN_DEFAULT_INSTRUCTION,
+        "clustering": QWEN_DEFAULT_INSTRUCTION,
+        "image": QWEN_DEFAULT_INSTRUCTION,
+    }
 )
 """``input_type`` -> instruction, served through ``--hf-overrides`` for ``/v2/embed``."""
+
+OFFICIAL_PROCESSOR_KWARGS: Final[Mapping[str, int]] = MappingProxyType(
+    {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS}
+)
+"""The official embedder's image budget, pinned with ``--mm-processor-kwargs``.
+
+vLLM otherwise resizes with the limits in the checkpoint's ``preprocessor_config.json``, which
+need not be the embedder's (Qwen3-VL-Instruct's are 65,536..16,777,216 pixels): measured on a
+checkpoint with 4,096..262,144, a 2400x1600 image gave cosine 0.799 to the official vector
+without this flag and 0.99999 with it. vLLM 0.32 ignores the ``size`` dict form of the same
+limits, and refuses per-request ``mm_processor_kwargs`` unless it trusts them.
+"""
 
 CPU_SERVER_ENV: Final[Mapping[str, str]] = MappingProxyType(
     # GiB of KV cache; vLLM's CPU default (4 GiB+) is far more than a tiny model needs.
@@ -77,6 +104,10 @@ class ServerConfig:
     """``input_type`` values ``/v2/embed`` accepts; empty disables ``input_type``."""
     chat_template: Path | None = CHAT_TEMPLATE_PATH
     """``None`` keeps the checkpoint's own template (``/v2/embed`` then differs from the recipe)."""
+    mm_processor_kwargs: Mapping[str, object] = field(
+        default_factory=lambda: dict(OFFICIAL_PROCESSOR_KWARGS)
+    )
+    """``--mm-processor-kwargs``; empty leaves the checkpoint's image limits (no parity)."""
     api_key: str | None = field(default=None, repr=False)
     """Passed to the server in its environment (``VLLM_API_KEY``), never on its command line."""
     host: str | None = None
@@ -115,6 +146,9 @@ def vllm_args(cfg: ServerConfig) -> list[str]:
         args += ["--dtype", cfg.dtype]
     if cfg.chat_template is not None:
         args += ["--chat-template", str(cfg.chat_template)]
+    if cfg.mm_processor_kwargs:
+        kwargs = json.dumps(dict(cfg.mm_processor_kwargs), separators=(",", ":"))
+        args += ["--mm-processor-kwargs", kwargs]
     if cfg.enforce_eager:
         args.append("--enforce-eager")
     if cfg.host is not None:

@@ -77,9 +77,14 @@ CHAT_TEMPLATE = """\
 {%- endif -%}
 """
 
-# Mirrors the package's DEFAULT_MIN_PIXELS / DEFAULT_MAX_PIXELS (the official processor budget).
+# The official embedder's budget (the package's DEFAULT_MIN_PIXELS / DEFAULT_MAX_PIXELS).
 MIN_PIXELS = 4_096
 MAX_PIXELS = 1_843_200
+# The image processor deliberately carries OTHER limits, as a real checkpoint may (Qwen3-VL-Instruct
+# ships 65,536..16,777,216): the live parity tests then prove that the server's
+# --mm-processor-kwargs, not a lucky checkpoint, give the official image tokens and vectors.
+IMAGE_MIN_PIXELS = 65_536
+IMAGE_MAX_PIXELS = 262_144
 PATCH, MERGE, TEMPORAL = 16, 2, 2
 IMAGE_MEAN = [0.5, 0.5, 0.5]
 IMAGE_STD = [0.5, 0.5, 0.5]
@@ -129,17 +134,20 @@ def build(out: Path) -> None:
         pad_token="<|endoftext|>",
         model_max_length=32768,
     )
-    # Images and videos share the patch geometry, the pixel budget and the normalization.
+    # Images and videos share the patch geometry and the normalization; see IMAGE_MIN_PIXELS.
     vision = {
         "patch_size": PATCH,
         "merge_size": MERGE,
         "temporal_patch_size": TEMPORAL,
-        "size": {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS},
         "image_mean": IMAGE_MEAN,
         "image_std": IMAGE_STD,
     }
-    image_processor = Qwen2VLImageProcessor(**vision)
-    video_processor = Qwen3VLVideoProcessor(**vision)
+    image_processor = Qwen2VLImageProcessor(
+        **vision, size={"shortest_edge": IMAGE_MIN_PIXELS, "longest_edge": IMAGE_MAX_PIXELS}
+    )
+    video_processor = Qwen3VLVideoProcessor(
+        **vision, size={"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
+    )
     processor = Qwen3VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,

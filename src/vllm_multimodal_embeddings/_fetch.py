@@ -1,0 +1,327 @@
+"""Client-side fetching of ``http(s)`` images (``fetch_remote_images=True``), bounded and fenced.
+
+A URL handed to us is untrusted: it may point at the cloud metadata service, at a service
+on the user's own network, or at a server that drips bytes forever or sends a gzip bomb.
+:class:`RemoteFetcher` therefore
+
+* uses its own clean ``httpx.Client`` (no user headers, auth, cookies, proxies or ``.netrc``);
+* resolves the host itself and refuses loopback, private, link-local, multicast, reserved
+  and unspecified addresses (IPv4, IPv6, IPv4-mapped IPv6) unless the allow-list permits them,
+  then connects to the address it checked (no second DNS answer can swap it);
+* follows at most ``max_redirects`` redirects by hand, checking every hop the same way;
+* enforces one deadline for the whole fetch, redirects and slow bodies included;
+* asks for ``identity`` encoding, refuses a ``Content-Length`` over the cap before reading,
+  and counts bytes as they arrive (a gzip/deflate body the server sends anyway is inflated
+  with a bounded decompressor).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._constants import DEFAULT_REMOTE_IMAGE_MAX_BYTES, DEFAULT_REMOTE_IMAGE_TIMEOUT_S
+from ._exceptions import ImageLoadError
+from ._redact import redact_url
+
+if TYPE_CHECKING:
+    from ._inputs import ImageOptions
+
+__all__ = ["DEFAULT_MAX_REDIRECTS", "RemoteFetchError", "RemoteFetcher", "Resolver"]
+
+DEFAULT_MAX_REDIRECTS = 5
+#: ``(host, port) -> IP address strings``; the default asks the system resolver.
+Resolver = Callable[[str, int], list[str]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class RemoteFetchError(ImageLoadError):
+    """A remote image could not be fetched: refused address, too big, too slow, bad status."""
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address the system resolver gives for ``host``."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class RemoteFetcher:
+    """Fetch one image URL into bytes; a :data:`~._inputs.Fetcher` (``Callable[[str], bytes]``).
+
+    Args:
+        max_bytes: largest body accepted, counted on the wire.
+        timeout: seconds for the whole fetch, every redirect and byte included.
+        max_redirects: redirects followed before giving up.
+        allowed_hosts: host names, IP addresses or networks (``"10.0.0.0/8"``) that may be
+            fetched even when they resolve to a non-public address.
+        allow_private_networks: skip the address check entirely (trusted networks only).
+        verify: TLS verification as ``httpx`` takes it (``True``, a CA bundle path, an
+            ``ssl.SSLContext``); never turn it off for untrusted URLs.
+        resolver: name resolution, replaceable for tests.
+        transport: an ``httpx`` transport, replaceable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int = DEFAULT_REMOTE_IMAGE_MAX_BYTES,
+        timeout: float = DEFAULT_REMOTE_IMAGE_TIMEOUT_S,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        allowed_hosts: Iterable[str] = (),
+        allow_private_networks: bool = False,
+        verify: ssl.SSLContext | str | bool = True,
+        resolver: Resolver = system_resolver,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout}")
+        if max_redirects < 0:
+            raise ValueError(f"max_redirects must be >= 0, got {max_redirects}")
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.max_redirects = max_redirects
+        self.allow_private_networks = allow_private_networks
+        self._allowed_names, self._allowed_nets = _parse_allow_list(allowed_hosts)
+        self._resolve = resolver
+        # trust_env=False: no proxy variables, no .netrc credentials; no default headers.
+        # No keep-alive: connections are keyed by the pinned address, and a TLS connection
+        # verified for one host name must not be reused for another name on the same address.
+        self._http = httpx.Client(
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+            verify=verify,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            headers={"Accept-Encoding": "identity", "Accept": "image/*"},
+        )
+
+    @classmethod
+    def from_options(cls, options: ImageOptions, **overrides: Any) -> RemoteFetcher:
+        """A fetcher with the limits and allow-list of the client's image options."""
+        settings: dict[str, Any] = {
+            "max_bytes": options.remote_max_bytes,
+            "timeout": options.remote_timeout,
+            "allowed_hosts": options.remote_allowed_hosts,
+            "allow_private_networks": options.allow_private_networks,
+        }
+        return cls(**{**settings, **overrides})
+
+    def __repr__(self) -> str:
+        return (
+            f"RemoteFetcher(max_bytes={self.max_bytes}, timeout={self.timeout}, "
+            f"max_redirects={self.max_redirects}, "
+            f"allow_private_networks={self.allow_private_networks})"
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> RemoteFetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __call__(self, url: str) -> bytes:
+        """The body of ``url``; :class:`RemoteFetchError` on any failure or refusal."""
+        deadline = time.monotonic() + self.timeout
+        current = _parse_url(url)
+        for _hop in range(self.max_redirects + 1):
+            body, location = self._get(current, deadline)
+            if location is None:
+                assert body is not None  # _get returns one or the other
+                return body
+            current = _parse_url(str(current.join(location)))
+        raise RemoteFetchError(f"more than {self.max_redirects} redirects")
+
+    def _get(self, url: httpx.URL, deadline: float) -> tuple[bytes | None, str | None]:
+        """One hop: the body, or the ``Location`` of a redirect."""
+        # The ASCII (IDNA) form: what DNS, the Host header and SNI all expect.
+        host = url.raw_host.decode("ascii")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        address = self._checked_address(host, port)
+        # Connect to the address that passed the check; Host and SNI keep the name, so
+        # virtual hosting and certificate checks behave as for a normal request.
+        target = url.copy_with(host=address)
+        host_header = host if url.port is None else f"{host}:{url.port}"
+        if ":" in host and url.port is None:
+            host_header = f"[{host}]"
+        elif ":" in host:
+            host_header = f"[{host}]:{url.port}"
+        extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+        request = self._http.build_request(
+            "GET",
+            target,
+            headers={"Host": host_header},
+            timeout=_remaining(deadline),
+            extensions=extensions,
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise RemoteFetchError(f"no answer within {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            # Connection refused or reset, TLS failure, or a malformed response head.
+            raise RemoteFetchError(f"request failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            if response.status_code in _REDIRECTS:
+                location = response.headers.get("location")
+                if not location:
+                    raise RemoteFetchError(f"HTTP {response.status_code} without a Location")
+                return None, location
+            if response.status_code != 200:
+                raise RemoteFetchError(f"HTTP {response.status_code}")
+            return self._read_body(response, deadline), None
+        finally:
+            response.close()
+
+    def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                raise RemoteFetchError(f"invalid Content-Length {declared[:40]!r}")
+            if int(declared) > self.max_bytes:
+                raise RemoteFetchError(
+                    f"image is {int(declared)} bytes, over the limit of {self.max_bytes}"
+                )
+        inflate = _decompressor(response.headers.get("content-encoding", "identity"))
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for raw in response.iter_raw():  # no chunk_size: it would buffer
+                # Checked per chunk: a server dripping bytes never hits a read timeout.
+                if time.monotonic() > deadline:
+                    raise RemoteFetchError(f"image not received within {self.timeout:g} s")
+                chunk = raw if inflate is None else inflate(raw, self.max_bytes - total + 1)
+                total += len(chunk)
+                if total > self.max_bytes:
+                    raise RemoteFetchError(f"image larger than {self.max_bytes} bytes")
+                chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise RemoteFetchError(f"image not received within {self.timeout:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise RemoteFetchError(f"connection broke mid-body: {type(exc).__name__}") from exc
+        except zlib.error as exc:
+            raise RemoteFetchError(f"corrupt compressed body: {exc}") from exc
+        return b"".join(chunks)
+
+    def _checked_address(self, host: str, port: int) -> str:
+        """The address to connect to, after checking every address ``host`` resolves to."""
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            addresses = [literal]
+        else:
+            try:
+                addresses = [
+                    ipaddress.ip_address(a.split("%")[0]) for a in self._resolve(host, port)
+                ]
+            except (OSError, UnicodeError) as exc:
+                raise RemoteFetchError(f"cannot resolve host {host!r}") from exc
+            if not addresses:
+                raise RemoteFetchError(f"cannot resolve host {host!r}")
+        if not (self.allow_private_networks or host.lower().rstrip(".") in self._allowed_names):
+            for address in addresses:
+                if not _is_public(address) and not any(
+                    _effective(address) in net or address in net for net in self._allowed_nets
+                ):
+                    raise RemoteFetchError(
+                        f"host {host!r} resolves to non-public address {address}; allow it "
+                        "with allowed_hosts or allow_private_networks"
+                    )
+        return str(addresses[0])
+
+
+def _parse_url(url: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise RemoteFetchError(f"invalid URL {redact_url(url)[:200]!r}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise RemoteFetchError(f"refusing to fetch a {parsed.scheme or 'relative'!r} URL")
+    if not parsed.host:
+        raise RemoteFetchError("URL has no host")
+    return parsed
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise RemoteFetchError("deadline passed before the request could start")
+    return left
+
+
+def _effective(address: IPAddress) -> IPAddress:
+    """The IPv4 address hidden in an IPv4-mapped, 6to4 or NAT64 IPv6 address, else itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address.sixtofour is not None:
+            return address.sixtofour
+        if address in _NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _is_public(address: IPAddress) -> bool:
+    # is_global is False for loopback, RFC 1918, link-local (169.254.169.254, fe80::),
+    # unique-local (fc00::/7), CGNAT, documentation, reserved and unspecified ranges.
+    inner = _effective(address)
+    return all(a.is_global and not a.is_multicast for a in (address, inner))
+
+
+def _parse_allow_list(entries: Iterable[str]) -> tuple[frozenset[str], tuple[IPNetwork, ...]]:
+    if isinstance(entries, str):  # a bare string would be split into characters
+        entries = [entries]
+    names: set[str] = set()
+    nets: list[IPNetwork] = []
+    for entry in entries:
+        text = entry.strip().lower().strip("[]").rstrip(".")
+        try:
+            nets.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            names.add(text)
+    return frozenset(names), tuple(nets)
+
+
+def _decompressor(encoding: str) -> Callable[[bytes, int], bytes] | None:
+    """A bounded inflater for the encodings a server may send despite ``identity``."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 47 if encoding != "deflate" else 15  # 47: gzip or zlib header, auto
+        inflater = zlib.decompressobj(wbits)
+
+        def inflate(data: bytes, limit: int) -> bytes:
+            # max_length bounds the output of this call; the rest waits in unconsumed_tail,
+            # so a 0.3 MiB bomb never expands past the cap in memory.
+            out = inflater.decompress(inflater.unconsumed_tail + data, max(limit, 1))
+            return out
+
+        return inflate
+    raise RemoteFetchError(f"unsupported Content-Encoding {encoding!r}")

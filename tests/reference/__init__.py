@@ -1,0 +1,1 @@
+"""An independent Qwen3-VL-Embedding reference, written from the published recipe."""
