@@ -11,37 +11,18 @@ vLLM unresized, so resizing here (and sending the result losslessly) gives the r
 from __future__ import annotations
 
 import io
-import math
 
 from PIL import Image
 
 from .._constants import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from .._images import build_data_uri, parse_data_uri
+from .._images import build_data_uri, parse_data_uri, smart_resize
 
-__all__ = ["FACTOR", "recipe_image_uri", "recipe_size"]
-
-FACTOR = 32
-"""Patch 16 x spatial merge 2: the side granularity of Qwen3-VL's vision tokens."""
+__all__ = ["recipe_image_uri", "recipe_size"]
 
 
-def recipe_size(
-    height: int,
-    width: int,
-    *,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> tuple[int, int]:
-    """The (height, width) the recipe resizes an image to."""
-    h = max(FACTOR, round(height / FACTOR) * FACTOR)
-    w = max(FACTOR, round(width / FACTOR) * FACTOR)
-    if h * w > max_pixels:
-        scale = math.sqrt(height * width / max_pixels)
-        h = max(FACTOR, math.floor(height / scale / FACTOR) * FACTOR)
-        w = max(FACTOR, math.floor(width / scale / FACTOR) * FACTOR)
-    elif h * w < min_pixels:
-        scale = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * scale / FACTOR) * FACTOR
-        w = math.ceil(width * scale / FACTOR) * FACTOR
+def recipe_size(height: int, width: int) -> tuple[int, int]:
+    """The (height, width) the recipe resizes an image to (the package's one smart resize)."""
+    w, h = smart_resize(width, height, min_pixels=DEFAULT_MIN_PIXELS, max_pixels=DEFAULT_MAX_PIXELS)
     return h, w
 
 
