@@ -2,12 +2,13 @@
 #
 #   ensure_venv EXTRAS   e.g. ensure_venv "test,cookbook"
 #
-# (Re)installs the package with EXTRAS when .venv is missing or pyproject.toml or EXTRAS changed.
+# (Re)installs the package with EXTRAS when .venv is missing or pyproject.toml, the version or EXTRAS
+# changed (an editable install's metadata keeps the version it was installed with).
 
 ensure_venv() {
     local extras="$1"
     local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1) [$extras]"
+    want="$(cat pyproject.toml src/vllm_multimodal_embeddings/_version.py | sha256sum | cut -d' ' -f1) [$extras]"
     if [[ -x .venv/bin/python && "$(cat .venv/.vmme-deps 2>/dev/null)" == "$want" ]]; then
         return 0
     fi

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from ._version import __version__
 from .doctor import add_doctor_parser
 from .server._cli import add_serve_parser
 from .server.flags import (
@@ -103,6 +104,7 @@ def _add_server_args_parser(subparsers: Any) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``vllm-mm-embed`` argument parser."""
     parser = argparse.ArgumentParser(prog="vllm-mm-embed", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_doctor_parser(subparsers)
     _add_server_args_parser(subparsers)

@@ -1,8 +1,8 @@
-"""The package version, read from the installed distribution's metadata."""
+"""The package version: the one place it is written.
 
-from importlib.metadata import PackageNotFoundError, version
+The build backend reads it from here (``[tool.hatch.version]`` in pyproject.toml), so the
+distribution's metadata, ``vllm_multimodal_embeddings.__version__`` and ``vllm-mm-embed --version``
+always agree. Between releases it carries a ``.devN`` suffix; CONTRIBUTING.md says how to release.
+"""
 
-try:
-    __version__ = version("vllm-multimodal-embeddings")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+__version__ = "0.1.0.dev0"
