@@ -31,7 +31,8 @@ _OVERRIDES_JSON = json.dumps(dict(RERANKER_HF_OVERRIDES), separators=(",", ":"))
 FIX_RUNNER = f"--runner pooling --hf-overrides '{_OVERRIDES_JSON}'"
 FIX_TEMPLATE = (
     f"--chat-template .../{RERANKER_CHAT_TEMPLATE_PATH.name} (packaged at "
-    "vllm_multimodal_embeddings.server.RERANKER_CHAT_TEMPLATE_PATH; compose mounts it)"
+    "vllm_multimodal_embeddings.server.RERANKER_CHAT_TEMPLATE_PATH; compose mounts it); or "
+    "this is an embedding server: vLLM answers /rerank there too, with cosine similarities"
 )
 FIX_VL_MODEL = "serve Qwen3-VL-Reranker (a vision-language model), not a text-only reranker"
 
