@@ -22,8 +22,10 @@ from vllm_multimodal_embeddings._constants import ENV_BASE_URL, ENV_MODEL
 from vllm_multimodal_embeddings.server import (
     LocalServer,
     ServerStartError,
+    cpu_reranker_test_config,
     cpu_test_config,
     ensure_tiny_checkpoint,
+    ensure_tiny_reranker,
     server_python,
 )
 
@@ -119,6 +121,54 @@ def bare_vllm_server(vllm_server_factory: ServerFactory) -> Iterator[LiveServer]
         matryoshka=False, chat_template=None, task_instructions={}, mm_processor_kwargs={}
     ) as server:
         yield server
+
+
+ENV_RERANKER_BASE_URL = "VLLM_RERANKER_BASE_URL"
+ENV_RERANKER_MODEL = "VLLM_RERANKER_MODEL"
+ENV_RERANKER_CHECKPOINT = "VLLM_RERANKER_CHECKPOINT"
+
+
+@dataclass(frozen=True)
+class RerankerServer(LiveServer):
+    """A reranker server; ``checkpoint`` and ``python`` are set when it was started here (the
+    reference reranker needs both: it runs the same weights in the server venv)."""
+
+    checkpoint: Path | None = None
+    python: Path | None = None
+
+
+@pytest.fixture(scope="session")
+def vllm_reranker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RerankerServer]:
+    """The Qwen3-VL-Reranker server (``VLLM_RERANKER_BASE_URL``, named by
+    ``VLLM_RERANKER_MODEL`` or else ``/v1/models``; otherwise a CPU one on the tiny reranker)."""
+    base_url = os.environ.get(ENV_RERANKER_BASE_URL, "").rstrip("/").removesuffix("/v1")
+    if base_url:
+        model = os.environ.get(ENV_RERANKER_MODEL)
+        if not model:
+            resp = httpx.get(f"{base_url}/v1/models", timeout=30.0)
+            resp.raise_for_status()
+            model = resp.json()["data"][0]["id"]
+        # With the served checkpoint's folder (VLLM_RERANKER_CHECKPOINT) the parity tests run too.
+        checkpoint = os.environ.get(ENV_RERANKER_CHECKPOINT)
+        yield RerankerServer(
+            base_url=base_url,
+            model=model,
+            checkpoint=Path(checkpoint) if checkpoint else None,
+            python=_server_python() if checkpoint else None,
+        )
+        return
+    python = _server_python()
+    try:
+        checkpoint = ensure_tiny_reranker(python)
+    except ServerStartError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    log = tmp_path_factory.mktemp("vllm") / "reranker.log"
+    config = cpu_reranker_test_config(str(checkpoint))
+    server = LocalServer(config, python=python, log_path=log, startup_timeout_s=300.0)
+    with server as srv:
+        yield RerankerServer(
+            base_url=srv.base_url, model=srv.model, checkpoint=checkpoint, python=python
+        )
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
     import ray  # CI installs the `ray` extra: a missing Ray must fail there, never skip
 else:
     ray = pytest.importorskip("ray")
-from vllm_multimodal_embeddings.bulk.ray_data import embed_dataset  # noqa: E402
+from vllm_multimodal_embeddings.bulk.ray_data import embed_dataset
 
 # Ray 2.60's DataContext warns about its own deprecated fields as it builds itself.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")

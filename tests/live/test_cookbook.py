@@ -56,6 +56,7 @@ def test_every_recipe_is_tested_and_documented():
         "one_image_many_instructions.py",
         "progress_bar.py",
         "quickstart.py",
+        "two_stage_rag.py",
     }
     assert set(RECIPES) == tested
     for name in RECIPES:
@@ -183,3 +184,28 @@ def test_recipe_fails_clearly_without_a_server(name, tmp_path):
     assert proc.returncode != 0
     assert f"error: cannot reach {url}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", vllm_reranker_server.base_url)
+    monkeypatch.setenv("VLLM_RERANKER_MODEL", vllm_reranker_server.model)
+    proc = run_recipe(
+        "two_stage_rag.py",
+        "--k",
+        "6",
+        "--top-n",
+        "3",
+        base_url=vllm_server.base_url,
+        model=vllm_server.model,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "indexed 6 captions and 6 images" in out
+    recall = re.findall(r"^  \d\. (\[(?:image|text)\].*)$", out.split("stage 2")[0], re.M)
+    reranked = re.findall(r"^  \d\. (\d\.\d{4})  (\[(?:image|text)\].*)$", out, re.M)
+    assert len(recall) == 6 and len(reranked) == 3
+    # The reranker keeps candidates the embedder recalled, best first.
+    assert {item for _, item in reranked} <= set(recall)
+    scores = [float(score) for score, _ in reranked]
+    assert scores == sorted(scores, reverse=True)

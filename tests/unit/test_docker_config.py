@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -14,6 +14,9 @@ from vllm_multimodal_embeddings.__main__ import CONTAINER_TEMPLATE, docker_confi
 from vllm_multimodal_embeddings.server.flags import (
     CHAT_TEMPLATE_PATH,
     CPU_PRODUCTION_ENV,
+    DEFAULT_RERANKER_MODEL,
+    RERANKER_CHAT_TEMPLATE_PATH,
+    reranker_config,
     vllm_args,
 )
 
@@ -21,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 SERVICES = {"gpu": "vllm", "cpu": "vllm-cpu"}
+RERANKER_SERVICE = "vllm-reranker"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -43,7 +47,7 @@ def expected_args(profile: str, model: str | None = None) -> list[str]:
 
 
 def test_services(compose):
-    assert set(compose["services"]) == set(SERVICES.values())
+    assert set(compose["services"]) == set(SERVICES.values()) | {RERANKER_SERVICE}
     assert compose["services"]["vllm-cpu"]["profiles"] == ["cpu"]
     # The GPU service runs on a plain `docker compose up`.
     assert "profiles" not in compose["services"]["vllm"]
@@ -159,3 +163,52 @@ def test_docker_readme_shows_the_same_flags(capsys):
     readme = (DOCKER / "README.md").read_text()
     assert line in readme, "docker/README.md: paste `vllm-mm-embed server-args` output"
     assert shlex.split(line) == expected_args("gpu")
+
+
+# --- the reranker service (profile reranker) ---------------------------------------------------
+
+RERANKER_CONTAINER_TEMPLATE = PurePosixPath("/templates") / RERANKER_CHAT_TEMPLATE_PATH.name
+
+
+def expected_reranker_args(model: str = DEFAULT_RERANKER_MODEL) -> list[str]:
+    return vllm_args(reranker_config(model, chat_template=RERANKER_CONTAINER_TEMPLATE))
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"RERANKER_MODEL": "Qwen/Qwen3-VL-Reranker-8B"}], ids=["default", "8b"]
+)
+def test_reranker_command_equals_flags_py(compose, env):
+    command = compose["services"][RERANKER_SERVICE]["command"]
+    model = env.get("RERANKER_MODEL", DEFAULT_RERANKER_MODEL)
+    assert [substitute(a, env) for a in command] == expected_reranker_args(model)
+
+
+def test_reranker_hf_overrides_make_a_yes_no_classifier(compose):
+    command = compose["services"][RERANKER_SERVICE]["command"]
+    overrides = json.loads(command[command.index("--hf-overrides") + 1])
+    assert overrides == {
+        "architectures": ["Qwen3VLForSequenceClassification"],
+        "classifier_from_token": ["no", "yes"],
+        "is_original_qwen3_reranker": True,
+    }
+
+
+def test_reranker_mounts_the_packaged_score_template_read_only(compose):
+    mounts = [v.split(":") for v in compose["services"][RERANKER_SERVICE]["volumes"]]
+    template = [m for m in mounts if m[1] == str(RERANKER_CONTAINER_TEMPLATE)]
+    assert len(template) == 1
+    source, _, mode = template[0]
+    assert (DOCKER / source).resolve() == RERANKER_CHAT_TEMPLATE_PATH.resolve()
+    assert mode == "ro"
+    assert ["hf-cache", "/root/.cache/huggingface"] in mounts
+
+
+def test_reranker_runs_beside_the_embedder_only_on_request(compose):
+    svc = compose["services"][RERANKER_SERVICE]
+    # A plain `docker compose up` must not start a second vLLM on the embedder's GPU.
+    assert svc["profiles"] == ["reranker"]
+    assert svc["ports"] == ["${RERANKER_PORT:-8001}:8000"]
+    assert svc["image"] == compose["services"]["vllm"]["image"]
+    assert svc["environment"]["VLLM_API_KEY"] == "${VLLM_API_KEY:-}"
+    assert "--api-key" not in svc["command"]
+    assert "/health" in " ".join(svc["healthcheck"]["test"])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import jinja2
+import jinja2.ext
+import jinja2.sandbox
 import pytest
 
 from vllm_multimodal_embeddings._constants import (
@@ -14,9 +17,14 @@ from vllm_multimodal_embeddings._constants import (
 )
 from vllm_multimodal_embeddings.server.flags import (
     CHAT_TEMPLATE_PATH,
+    RERANKER_CHAT_TEMPLATE_PATH,
+    RERANKER_DEFAULT_INSTRUCTION,
+    RERANKER_HF_OVERRIDES,
     cpu_production_config,
+    cpu_reranker_test_config,
     cpu_test_config,
     production_config,
+    reranker_config,
     server_env,
     vllm_args,
 )
@@ -88,3 +96,82 @@ def test_cohere_input_type_names_map_to_the_recipe_instructions() -> None:
     assert tasks["search_query"] == tasks["query"] == QWEN_QUERY_INSTRUCTION
     for name in ("search_document", "classification", "clustering", "image", "document"):
         assert tasks[name] == QWEN_DEFAULT_INSTRUCTION, name
+
+
+# --- Qwen3-VL-Reranker ---------------------------------------------------------------------------
+
+RERANKER_OVERRIDES = {
+    "architectures": ["Qwen3VLForSequenceClassification"],
+    "classifier_from_token": ["no", "yes"],
+    "is_original_qwen3_reranker": True,
+}
+
+
+def test_reranker_flags() -> None:
+    args = vllm_args(reranker_config())
+    assert _value(args, "--model") == "Qwen/Qwen3-VL-Reranker-2B"
+    assert _value(args, "--runner") == "pooling"
+    assert _value(args, "--max-model-len") == "8192"
+    # Exactly the conversion: no embedder switches (is_matryoshka, task_instructions).
+    assert json.loads(_value(args, "--hf-overrides")) == RERANKER_OVERRIDES
+    assert _value(args, "--chat-template") == str(RERANKER_CHAT_TEMPLATE_PATH)
+    assert RERANKER_CHAT_TEMPLATE_PATH.is_file()
+
+
+def test_cpu_reranker_flags_follow_the_cpu_test_server() -> None:
+    cpu = cpu_test_config("/ckpt")
+    cfg = cpu_reranker_test_config("/ckpt", api_key="sk-secret")
+    args = vllm_args(cfg)
+    assert _value(args, "--dtype") == cpu.dtype == "float32"
+    assert "--enforce-eager" in args
+    assert _value(args, "--max-model-len") == str(cpu.max_model_len)
+    assert _value(args, "--served-model-name") == "tiny-qwen3-vl-reranker" != cpu.name
+    assert json.loads(_value(args, "--hf-overrides")) == RERANKER_OVERRIDES
+    assert "sk-secret" not in " ".join(args) and "sk-secret" not in repr(cfg)
+
+
+def test_reranker_overrides_are_fresh_copies() -> None:
+    overrides = reranker_config().hf_overrides()
+    overrides["classifier_from_token"].append("maybe")  # type: ignore[attr-defined]
+    assert RERANKER_HF_OVERRIDES["classifier_from_token"] == ["no", "yes"]
+
+
+def _render_score_template(messages: list[dict[str, str]], **kwargs: object) -> str:
+    # The environment transformers' apply_chat_template uses (what vLLM calls for /rerank).
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+    )
+    template = env.from_string(RERANKER_CHAT_TEMPLATE_PATH.read_text())
+    return template.render(messages=messages, **kwargs)
+
+
+JUDGE = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+)
+IMAGE = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+def test_score_template_renders_the_official_judge_prompt() -> None:
+    # vLLM hands the template one string per side: image placeholders first, then the text.
+    messages = [
+        {"role": "query", "content": "a red circle"},
+        {"role": "document", "content": IMAGE + "a circle, red"},
+    ]
+    assert _render_score_template(messages, instruction="Find shapes.") == (
+        JUDGE + "<|im_start|>user\n<Instruct>: Find shapes.<Query>:a red circle\n"
+        "<Document>:" + IMAGE + "a circle, red<|im_end|>\n<|im_start|>assistant\n"
+    )
+
+
+def test_score_template_falls_back_to_the_official_instruction() -> None:
+    messages = [{"role": "query", "content": "q"}, {"role": "document", "content": "d"}]
+    default = _render_score_template(messages, instruction=RERANKER_DEFAULT_INSTRUCTION)
+    assert _render_score_template(messages) == default
+    assert _render_score_template(messages, instruction="") == default
+    assert f"<Instruct>: {RERANKER_DEFAULT_INSTRUCTION}<Query>:" in default
+
+
+def test_score_template_renders_an_empty_side_as_null() -> None:
+    messages = [{"role": "query", "content": "q"}, {"role": "document", "content": ""}]
+    assert "\n<Document>:NULL<|im_end|>" in _render_score_template(messages)

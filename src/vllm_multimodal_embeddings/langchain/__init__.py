@@ -1,5 +1,6 @@
 """LangChain integration: embeddings for text, images and both (``langchain`` extra)."""
 
 from .embeddings import MultimodalItem, VLLMMultimodalEmbeddings
+from .reranker import VLLMMultimodalReranker
 
-__all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
+__all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings", "VLLMMultimodalReranker"]

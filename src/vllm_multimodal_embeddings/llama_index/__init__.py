@@ -2,5 +2,6 @@
 (``llama-index`` extra)."""
 
 from .embedding import ImageNodeLike, VLLMMultiModalEmbedding
+from .postprocessor import VLLMMultimodalReranker
 
-__all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding"]
+__all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding", "VLLMMultimodalReranker"]

@@ -25,12 +25,19 @@ __all__ = [
     "CHAT_TEMPLATE_PATH",
     "CPU_PRODUCTION_ENV",
     "CPU_SERVER_ENV",
+    "DEFAULT_RERANKER_MODEL",
     "DEFAULT_TASK_INSTRUCTIONS",
     "OFFICIAL_PROCESSOR_KWARGS",
+    "RERANKER_CHAT_TEMPLATE_PATH",
+    "RERANKER_DEFAULT_INSTRUCTION",
+    "RERANKER_HF_OVERRIDES",
+    "RerankerServerConfig",
     "ServerConfig",
     "cpu_production_config",
+    "cpu_reranker_test_config",
     "cpu_test_config",
     "production_config",
+    "reranker_config",
     "server_env",
     "vllm_args",
 ]
@@ -178,5 +185,71 @@ def cpu_test_config(model: str, **changes: object) -> ServerConfig:
         max_model_len=2048,
         dtype="float32",
         enforce_eager=True,
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+# --- Qwen3-VL-Reranker -------------------------------------------------------------------------
+# vLLM 0.32 serves the published reranker (a Qwen3VLForConditionalGeneration checkpoint) as a
+# sequence classifier: the hf-overrides below route it to Qwen3VLForSequenceClassification, whose
+# one-logit head is lm_head["yes"] - lm_head["no"] ("from_2_way_softmax"), so the /rerank and
+# /score scores are sigmoid of that logit: the official recipe's P(yes). The score prompt comes
+# from a chat template given with --chat-template: vLLM applies one to score pairs only when it
+# is passed explicitly (messages with roles "query" and "document", no generation prompt).
+
+DEFAULT_RERANKER_MODEL: Final = "Qwen/Qwen3-VL-Reranker-2B"
+"""The published reranker that pairs with ``DEFAULT_MODEL``."""
+
+RERANKER_DEFAULT_INSTRUCTION: Final = (
+    "Given a search query, retrieve relevant candidates that answer the query."
+)
+"""The official reranker's default instruction; the score template falls back to it."""
+
+RERANKER_CHAT_TEMPLATE_PATH: Final = Path(__file__).with_name("qwen3_vl_reranker.jinja")
+"""The packaged score template that renders the official judge prompt."""
+
+RERANKER_HF_OVERRIDES: Final[Mapping[str, object]] = MappingProxyType(
+    {
+        "architectures": ["Qwen3VLForSequenceClassification"],
+        "classifier_from_token": ["no", "yes"],
+        "is_original_qwen3_reranker": True,
+    }
+)
+"""``--hf-overrides`` that turn the generation checkpoint into a yes/no classifier."""
+
+
+@dataclass(frozen=True)
+class RerankerServerConfig(ServerConfig):
+    """How to run vLLM for Qwen3-VL-Reranker (``/rerank``, ``/score``).
+
+    The embedder-only fields (``matryoshka``, ``task_instructions``) play no part: the
+    ``--hf-overrides`` are ``RERANKER_HF_OVERRIDES``.
+    """
+
+    matryoshka: bool = False
+    task_instructions: Mapping[str, str] = field(default_factory=dict)
+    chat_template: Path | None = RERANKER_CHAT_TEMPLATE_PATH
+    """``None`` scores raw ``query + document`` text, without the judge prompt."""
+
+    def hf_overrides(self) -> dict[str, object]:
+        """The ``--hf-overrides`` object: the sequence-classification conversion."""
+        # Fresh lists: a caller that edits the result must not change the shared constant.
+        return {k: list(v) if isinstance(v, list) else v for k, v in RERANKER_HF_OVERRIDES.items()}
+
+
+def reranker_config(model: str = DEFAULT_RERANKER_MODEL, **changes: object) -> RerankerServerConfig:
+    """GPU defaults for the reranker: Qwen3-VL-Reranker-2B, 8192 tokens, the judge template."""
+    return replace(RerankerServerConfig(model=model, max_model_len=8192), **changes)  # type: ignore[arg-type]
+
+
+def cpu_reranker_test_config(model: str, **changes: object) -> RerankerServerConfig:
+    """The CPU test server on the tiny reranker: ``cpu_test_config``'s float32, eager, length."""
+    cpu = cpu_test_config(model)
+    base = RerankerServerConfig(
+        model=model,
+        served_model_name="tiny-qwen3-vl-reranker",
+        max_model_len=cpu.max_model_len,
+        dtype=cpu.dtype,
+        enforce_eager=cpu.enforce_eager,
     )
     return replace(base, **changes)  # type: ignore[arg-type]

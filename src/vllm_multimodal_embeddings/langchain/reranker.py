@@ -1,0 +1,164 @@
+"""LangChain document compressor: rerank retrieved documents with Qwen3-VL-Reranker on vLLM.
+
+Needs the ``langchain`` extra. A thin adapter over
+:class:`~vllm_multimodal_embeddings.reranking.RerankClient`: no HTTP of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import Document
+from langchain_core.documents.compressor import BaseDocumentCompressor
+from langchain_core.utils import from_env, secret_from_env
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+
+from .. import _constants as C
+from .._types import Content
+from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
+from ..reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
+
+__all__ = ["VLLMMultimodalReranker"]
+
+
+class VLLMMultimodalReranker(BaseDocumentCompressor):
+    """Qwen3-VL-Reranker on a vLLM server as a LangChain document compressor.
+
+    Documents are scored as their ``page_content`` (text), or, when their metadata carries an
+    image (path, ``file://``/``http(s)://``/``data:`` URI) under :attr:`image_key`, as that
+    image together with the text (:attr:`text_with_image`). The best :attr:`top_n` come back,
+    best first, as copies whose metadata holds the score under :attr:`score_key`.
+
+    Setup:
+        Serve the reranker (``docker compose --profile reranker up -d``, port 8001), then
+        ``export VLLM_RERANKER_BASE_URL=http://localhost:8001``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_classic.retrievers import ContextualCompressionRetriever
+            from vllm_multimodal_embeddings.langchain import VLLMMultimodalReranker
+
+            reranker = VLLMMultimodalReranker(top_n=3)
+            retriever = ContextualCompressionRetriever(
+                base_compressor=reranker, base_retriever=store.as_retriever(search_kwargs={"k": 20})
+            )
+            docs = retriever.invoke("a red bicycle")  # docs[0].metadata["relevance_score"]
+
+    Chroma's ``add_images`` stores the image itself, base64, as ``page_content``: index with
+    ``metadatas=[{"image": uri}, ...]`` and set ``text_with_image=False``.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    model: str | None = Field(
+        default_factory=from_env(ENV_RERANKER_MODEL, default=None),
+        description="Served reranker name; None: VLLM_RERANKER_MODEL, else the server's first.",
+    )
+    base_url: str | None = Field(
+        default_factory=from_env([ENV_RERANKER_BASE_URL, C.ENV_BASE_URL], default=None),
+        description="Server root; default VLLM_RERANKER_BASE_URL, else VLLM_BASE_URL.",
+    )
+    api_key: SecretStr | None = Field(
+        default_factory=secret_from_env(C.ENV_API_KEY, default=None),
+        description="Bearer token; default VLLM_API_KEY.",
+    )
+    top_n: int | None = Field(default=3, ge=1, description="Documents kept; None keeps all.")
+    instruction: str | None = Field(
+        default=None, description="Task instruction; None: the official default."
+    )
+    image_key: str = Field(default="image", description="Metadata key holding a document image.")
+    text_with_image: bool = Field(
+        default=True, description="Score page_content together with the metadata image."
+    )
+    score_key: str = Field(
+        default="relevance_score", description="Metadata key the score is written to."
+    )
+    batch_size: int = Field(default=C.DEFAULT_BATCH_SIZE, ge=1)
+    max_concurrency: int = Field(default=C.DEFAULT_MAX_CONCURRENCY, ge=1)
+    timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
+    max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
+
+    _client: RerankClient | None = PrivateAttr(default=None)
+    _aclient: AsyncRerankClient | None = PrivateAttr(default=None)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "base_url": self.base_url,
+            "api_key": self.api_key.get_secret_value() if self.api_key else None,
+            "model": self.model,
+            "instruction": self.instruction,
+            "batch_size": self.batch_size,
+            "max_concurrency": self.max_concurrency,
+            "timeout": self.timeout,
+            "max_retries": self.max_retries,
+        }
+
+    def _sync(self) -> RerankClient:
+        if self._client is None:
+            self._client = RerankClient(**self._options())
+        return self._client
+
+    def _async(self) -> AsyncRerankClient:
+        if self._aclient is None:
+            self._aclient = AsyncRerankClient(**self._options())
+        return self._aclient
+
+    def close(self) -> None:
+        """Close the sync client's connections."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close both clients' connections."""
+        self.close()
+        if self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    def document_input(self, document: Document) -> RerankInput:
+        """What one document is scored as: its metadata image (with its text), else its text."""
+        image = document.metadata.get(self.image_key)
+        if image is None:
+            return document.page_content
+        text = document.page_content if self.text_with_image else None
+        return Content(text=text if text and text.strip() else None, image=image)
+
+    def _results(
+        self, documents: Sequence[Document], results: list[RerankResult]
+    ) -> list[Document]:
+        out = []
+        for r in results:
+            doc = documents[r.index]
+            metadata = {**doc.metadata, self.score_key: r.score}
+            out.append(doc.model_copy(update={"metadata": metadata}))
+        return out
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """The best ``top_n`` documents for ``query``, best first, scores in metadata."""
+        if not documents:
+            return []
+        inputs = [self.document_input(d) for d in documents]
+        results = self._sync().rerank(query, inputs, top_n=self.top_n)
+        return self._results(documents, results)
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async twin of :meth:`compress_documents`."""
+        if not documents:
+            return []
+        inputs = [self.document_input(d) for d in documents]
+        results = await self._async().rerank(query, inputs, top_n=self.top_n)
+        return self._results(documents, results)

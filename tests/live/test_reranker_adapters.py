@@ -1,0 +1,217 @@
+"""The rerankers in real retrieval pipelines: our embedder fills a real vector store, a
+retriever recalls, the reranker reorders. Needs both CPU servers (embedder and reranker).
+
+The weights are random: the tests check that the rerankers return the retrieved items,
+ordered and cut by the scores a hand-written /rerank request gets, never meaning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import chromadb
+import pytest
+from langchain_chroma import Chroma
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_core.documents import Document
+from llama_index.core import StorageContext
+from llama_index.core.indices import MultiModalVectorStoreIndex
+from llama_index.core.schema import (
+    Document as LlamaDocument,
+)
+from llama_index.core.schema import (
+    ImageDocument,
+    ImageNode,
+    NodeWithScore,
+    QueryBundle,
+    TextNode,
+)
+from llama_index.core.vector_stores import SimpleVectorStore
+from PIL import Image, ImageDraw
+
+from tests.helpers import data_uri, post
+from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings, VLLMMultimodalReranker
+from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding
+from vllm_multimodal_embeddings.llama_index import VLLMMultimodalReranker as LlamaReranker
+
+CAPTIONS = [
+    "A red rectangle on white paper.",
+    "A blue ellipse, like an egg.",
+    "Quarterly revenue grew by four percent.",
+    "The ferry leaves the harbour at noon.",
+]
+QUERY = "a red shape"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("rerank-pipeline")
+    paths = []
+    for i, color in enumerate(["red", "blue", "green"]):
+        img = Image.new("RGB", (96, 64), "white")
+        ImageDraw.Draw(img).rectangle((8 * i, 8, 60 + 8 * i, 50), fill=color)
+        paths.append(folder / f"{color}.png")
+        img.save(paths[-1])
+    return paths
+
+
+def raw_scores(server: Any, query: str, documents: list[Any]) -> list[float]:
+    """Hand-written /rerank request: text documents as strings, images as data URIs."""
+    body = {"model": server.model, "query": query, "documents": documents}
+    resp = post(server.base_url, "/rerank", body)
+    assert resp.status_code == 200, resp.text
+    return [r["relevance_score"] for r in sorted(resp.json()["results"], key=lambda r: r["index"])]
+
+
+def image_doc(path: Path) -> dict[str, Any]:
+    return {"content": [{"type": "image_url", "image_url": {"url": data_uri(path.read_bytes())}}]}
+
+
+# -- LangChain: Chroma + ContextualCompressionRetriever ----------------------------------------
+
+
+@pytest.fixture
+def chroma(vllm_server: Any, images: list[Path]) -> Iterator[Chroma]:
+    emb = VLLMMultimodalEmbeddings(base_url=vllm_server.base_url, model=vllm_server.model)
+    store = Chroma(
+        collection_name=f"rr-{uuid.uuid4().hex}",
+        embedding_function=emb,
+        client=chromadb.EphemeralClient(),
+    )
+    store.add_texts(CAPTIONS, metadatas=[{"kind": "text", "i": i} for i in range(len(CAPTIONS))])
+    # Chroma keeps the image itself (base64) as page_content: the path goes in metadata.
+    store.add_images(
+        uris=[str(p) for p in images],
+        metadatas=[{"kind": "image", "image": str(p)} for p in images],
+    )
+    yield store
+    store.delete_collection()
+    emb.close()
+
+
+def _wire(doc: Any) -> Any:
+    return image_doc(Path(doc.metadata["image"])) if "image" in doc.metadata else doc.page_content
+
+
+def test_langchain_retrieve_then_rerank(chroma, vllm_reranker_server, images):
+    k = 5
+    retrieved = chroma.as_retriever(search_kwargs={"k": k}).invoke(QUERY)
+    assert len(retrieved) == k
+    assert {d.metadata["kind"] for d in retrieved} == {"text", "image"}  # a mixed recall
+
+    reranker = VLLMMultimodalReranker(
+        base_url=vllm_reranker_server.base_url,
+        model=vllm_reranker_server.model,
+        top_n=3,
+        text_with_image=False,
+    )
+    pipeline = ContextualCompressionRetriever(
+        base_compressor=reranker, base_retriever=chroma.as_retriever(search_kwargs={"k": k})
+    )
+    reranked = pipeline.invoke(QUERY)
+
+    want = raw_scores(vllm_reranker_server, QUERY, [_wire(d) for d in retrieved])
+    best = sorted(range(k), key=lambda i: -want[i])[:3]
+    assert [d.page_content for d in reranked] == [retrieved[i].page_content for i in best]
+    got = [d.metadata["relevance_score"] for d in reranked]
+    assert got == pytest.approx([want[i] for i in best], abs=1e-6)
+    for doc in reranked:  # the store's own fields survive; image docs keep their image
+        if doc.metadata["kind"] == "image":
+            assert base64.b64decode(doc.page_content) == Path(doc.metadata["image"]).read_bytes()
+
+    async def in_one_loop() -> list[Any]:
+        try:
+            return list(await reranker.acompress_documents(retrieved, QUERY))
+        finally:
+            await reranker.aclose()
+
+    async_docs = asyncio.run(in_one_loop())
+    assert [d.page_content for d in async_docs] == [d.page_content for d in reranked]
+
+
+def test_langchain_text_with_image_scores_the_pair(vllm_reranker_server, images):
+    doc = Document(page_content="a red box", metadata={"image": str(images[0])})
+    reranker = VLLMMultimodalReranker(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model, top_n=None
+    )
+    (out,) = reranker.compress_documents([doc], QUERY)
+    pair = {"content": [*image_doc(images[0])["content"], {"type": "text", "text": "a red box"}]}
+    assert out.metadata["relevance_score"] == pytest.approx(
+        raw_scores(vllm_reranker_server, QUERY, [pair])[0], abs=1e-6
+    )
+    assert doc.metadata == {"image": str(images[0])}  # the input is not modified
+    reranker.close()
+
+
+# -- LlamaIndex: MultiModalVectorStoreIndex + node postprocessor --------------------------------
+
+
+def _node_wire(node: Any) -> Any:
+    if isinstance(node, ImageNode):
+        return image_doc(Path(node.image_path))
+    return node.get_content()
+
+
+def test_llama_index_retrieve_then_rerank(vllm_server, vllm_reranker_server, images):
+    emb = VLLMMultiModalEmbedding(base_url=vllm_server.base_url, model_name=vllm_server.model)
+    # Metadata as a directory reader sets it: LlamaIndex skips nodes with no content at all.
+    docs = [LlamaDocument(text=c) for c in CAPTIONS] + [
+        ImageDocument(image_path=str(p), metadata={"file_name": p.name}) for p in images
+    ]
+    storage = StorageContext.from_defaults(
+        vector_store=SimpleVectorStore(), image_store=SimpleVectorStore()
+    )
+    index = MultiModalVectorStoreIndex.from_documents(
+        docs, storage_context=storage, embed_model=emb, image_embed_model=emb
+    )
+    retriever = index.as_retriever(similarity_top_k=3, image_similarity_top_k=3)
+    # Text and text-to-image recall together: the reranker orders both kinds in one list.
+    retrieved = retriever.retrieve(QUERY)
+    assert len(retrieved) == 6
+    assert sum(isinstance(n.node, ImageNode) for n in retrieved) == 3
+
+    rerank = LlamaReranker(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model, top_n=4
+    )
+    reranked = rerank.postprocess_nodes(retrieved, query_str=QUERY)
+
+    want = raw_scores(vllm_reranker_server, QUERY, [_node_wire(n.node) for n in retrieved])
+    best = sorted(range(len(retrieved)), key=lambda i: -want[i])[:4]
+    assert [n.node.node_id for n in reranked] == [retrieved[i].node.node_id for i in best]
+    assert [n.score for n in reranked] == pytest.approx([want[i] for i in best], abs=1e-6)
+
+    async def in_one_loop() -> list[Any]:
+        try:
+            return await rerank.apostprocess_nodes(retrieved, QueryBundle(QUERY))
+        finally:
+            await rerank.aclose()
+
+    async_nodes = asyncio.run(in_one_loop())
+    assert [n.node.node_id for n in async_nodes] == [n.node.node_id for n in reranked]
+    emb.close()
+
+
+def test_llama_index_image_query(vllm_reranker_server, images):
+    nodes = [TextNode(text=c) for c in CAPTIONS[:2]] + [ImageNode(image_path=str(images[1]))]
+    rerank = LlamaReranker(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model, top_n=None
+    )
+    bundle = QueryBundle(query_str="this one", image_path=str(images[1]))
+    out = rerank.postprocess_nodes([NodeWithScore(node=n, score=0.0) for n in nodes], bundle)
+    query = {"content": [*image_doc(images[1])["content"], {"type": "text", "text": "this one"}]}
+    body = {
+        "model": vllm_reranker_server.model,
+        "query": query,
+        "documents": [CAPTIONS[0], CAPTIONS[1], image_doc(images[1])],
+    }
+    resp = post(vllm_reranker_server.base_url, "/rerank", body)
+    want = {r["index"]: r["relevance_score"] for r in resp.json()["results"]}
+    ids = [n.node_id for n in nodes]
+    for n in out:
+        assert n.score == pytest.approx(want[ids.index(n.node.node_id)], abs=1e-6)
+    rerank.close()

@@ -1,0 +1,61 @@
+"""How the LangChain and LlamaIndex rerankers turn documents and nodes into rerank inputs."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.documents import Document
+from llama_index.core.schema import ImageNode, NodeWithScore, TextNode
+
+from vllm_multimodal_embeddings import Content
+from vllm_multimodal_embeddings.langchain import VLLMMultimodalReranker
+from vllm_multimodal_embeddings.llama_index import VLLMMultimodalReranker as LlamaReranker
+
+URL = "http://reranker.test"
+
+
+def test_langchain_document_inputs() -> None:
+    r = VLLMMultimodalReranker(base_url=URL, model="m")
+    assert r.document_input(Document(page_content="just text")) == "just text"
+    pair = r.document_input(Document(page_content="caption", metadata={"image": "a.png"}))
+    assert pair == Content(text="caption", image="a.png")
+    only = r.document_input(Document(page_content="  ", metadata={"image": "a.png"}))
+    assert only == Content(image="a.png")
+    base64_store = VLLMMultimodalReranker(base_url=URL, model="m", text_with_image=False)
+    chroma_doc = Document(page_content="iVBORw0KGgo...", metadata={"image": "a.png"})
+    assert base64_store.document_input(chroma_doc) == Content(image="a.png")
+    custom = VLLMMultimodalReranker(base_url=URL, model="m", image_key="uri")
+    assert custom.document_input(Document(page_content="t", metadata={"image": "a.png"})) == "t"
+
+
+def test_langchain_settings_and_secrets(monkeypatch) -> None:
+    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", "http://from-env:8001")
+    monkeypatch.setenv("VLLM_API_KEY", "sk-secret")
+    r = VLLMMultimodalReranker()
+    assert r.base_url == "http://from-env:8001"
+    assert "sk-secret" not in repr(r) and "sk-secret" not in str(r.model_dump())
+    assert r._sync().settings.api_key == "sk-secret"
+    with pytest.raises(ValueError):
+        VLLMMultimodalReranker(base_url=URL, top_n=0)
+    assert VLLMMultimodalReranker(base_url=URL).compress_documents([], "q") == []
+
+
+def test_llama_index_node_inputs() -> None:
+    r = LlamaReranker(base_url=URL, model="m")
+    assert r.node_input(TextNode(text="hello", metadata={"k": "v"})) == "hello"
+    assert r.node_input(ImageNode(image_path="a.png")) == Content(image="a.png")
+    assert r.node_input(ImageNode(image_path="a.png", text="cap")) == Content(
+        text="cap", image="a.png"
+    )
+    assert LlamaReranker(base_url=URL, text_with_image=False).node_input(
+        ImageNode(image_path="a.png", text="cap")
+    ) == Content(image="a.png")
+    inline = r.node_input(ImageNode(image="aGVsbG8=", image_mimetype="image/png"))
+    assert inline == Content(image="data:image/png;base64,aGVsbG8=")
+    assert LlamaReranker.class_name() == "VLLMMultimodalReranker"
+
+
+def test_llama_index_needs_a_query_and_keeps_empty_input_local() -> None:
+    r = LlamaReranker(base_url=URL, model="m")
+    assert r.postprocess_nodes([]) == []
+    with pytest.raises(ValueError, match="needs a query"):
+        r.postprocess_nodes([NodeWithScore(node=TextNode(text="x"), score=1.0)])
