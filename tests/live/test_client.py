@@ -304,9 +304,11 @@ def test_http_images_by_url_and_fetched_client_side(
     with EmbeddingClient(base_url=vllm_server.base_url) as c:
         by_url = c.embed_images([image_url])[0]
     # The image host is on loopback: client-side fetching refuses it unless allowed.
-    with EmbeddingClient(base_url=vllm_server.base_url, fetch_remote_images=True) as c:
-        with pytest.raises(ImageLoadError, match="non-public address") as refused:
-            c.embed_images([image_url])
+    with (
+        EmbeddingClient(base_url=vllm_server.base_url, fetch_remote_images=True) as c,
+        pytest.raises(ImageLoadError, match="non-public address") as refused,
+    ):
+        c.embed_images([image_url])
     assert refused.value.index == 0
     with EmbeddingClient(
         base_url=vllm_server.base_url, fetch_remote_images=True, remote_allowed_hosts=("127.0.0.1",)
