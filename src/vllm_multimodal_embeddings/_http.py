@@ -117,12 +117,23 @@ def _settle(call: Call, response: httpx.Response) -> httpx.Response:
 _NO_RESPONSE = (httpx.TransportError, httpx.DecodingError)
 
 
+# Retries of a refused connection to a server this transport never reached: one, so that a
+# mistyped URL or a stopped server is reported in a second, not after the whole retry budget.
+_UNREACHED_CONNECT_RETRIES = 1
+
+
 def _attempt_outcome(
-    call: Call, state: RetryState | None, outcome: httpx.Response | Exception
+    call: Call, state: RetryState | None, outcome: httpx.Response | Exception, reached: bool
 ) -> float | None:
     """Seconds to wait before trying ``call`` again, or ``None`` when done with it (a success,
     a failure another try cannot mend, or the retries and time budget spent)."""
     if state is None:
+        return None
+    if (
+        not reached
+        and isinstance(outcome, httpx.ConnectError)
+        and state.retries >= _UNREACHED_CONNECT_RETRIES
+    ):
         return None
     delay = state.next_delay(outcome)
     if delay is not None:
@@ -141,6 +152,7 @@ class SyncTransport:
         self._http = http_client or httpx.Client(timeout=settings.timeout)
         self._limit = threading.BoundedSemaphore(settings.max_concurrency)
         self._policy = settings.retry_policy()
+        self._reached = False  # any response yet: later refusals are outages, worth retrying
 
     def close(self) -> None:
         """Close the connection pool, unless it was passed in."""
@@ -165,7 +177,9 @@ class SyncTransport:
                     )
             except _NO_RESPONSE as exc:
                 outcome = exc
-            delay = _attempt_outcome(call, state, outcome)
+            if isinstance(outcome, httpx.Response):
+                self._reached = True
+            delay = _attempt_outcome(call, state, outcome, self._reached)
             if delay is not None:
                 time.sleep(delay)
                 continue
@@ -200,6 +214,7 @@ class AsyncTransport:
         # Created lazily: before Python 3.10 a semaphore bound itself to the loop at creation.
         self._limit: asyncio.Semaphore | None = None
         self._policy = settings.retry_policy()
+        self._reached = False  # any response yet: later refusals are outages, worth retrying
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in."""
@@ -226,7 +241,9 @@ class AsyncTransport:
                     )
             except _NO_RESPONSE as exc:
                 outcome = exc
-            delay = _attempt_outcome(call, state, outcome)
+            if isinstance(outcome, httpx.Response):
+                self._reached = True
+            delay = _attempt_outcome(call, state, outcome, self._reached)
             if delay is not None:
                 await asyncio.sleep(delay)
                 continue

@@ -17,10 +17,17 @@ RECIPES = sorted(p.name for p in COOKBOOK.glob("*.py"))
 
 
 def run_recipe(
-    name: str, *args: str, base_url: str, model: str | None, cwd: Path
+    name: str,
+    *args: str,
+    base_url: str,
+    model: str | None,
+    cwd: Path,
+    reranker_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``cookbook/<name>`` in a fresh interpreter with the server in its environment."""
     env = {**os.environ, "VLLM_BASE_URL": base_url, "MPLBACKEND": "Agg"}
+    if reranker_url is not None:
+        env["VLLM_RERANKER_BASE_URL"] = reranker_url
     if model is not None:
         env["VLLM_EMBEDDING_MODEL"] = model
     return subprocess.run(
@@ -180,7 +187,8 @@ def _closed_port() -> int:
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_fails_clearly_without_a_server(name, tmp_path):
     url = f"http://127.0.0.1:{_closed_port()}"
-    proc = run_recipe(name, base_url=url, model=None, cwd=tmp_path)
+    # The two-stage recipe needs a reranker too: give it the same dead address.
+    proc = run_recipe(name, base_url=url, model=None, cwd=tmp_path, reranker_url=url)
     assert proc.returncode != 0
     assert f"error: cannot reach {url}" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -369,3 +369,26 @@ def test_a_bulk_job_through_a_flaky_link_loses_nothing(no_sleep: list[float]) ->
     np.testing.assert_allclose(vectors, expected, atol=1e-6)
     assert min(faults.values()) > 0  # every kind of fault happened
     assert all(np.isfinite(d) and 0 <= d <= 120 for d in no_sleep)  # no NaN or endless sleep
+
+
+def test_a_server_never_reached_fails_fast_one_that_was_is_retried(no_sleep: list[float]) -> None:
+    fake = FakeVLLM()
+    refused = [0]
+
+    def down(request: httpx.Request) -> httpx.Response:
+        refused[0] += 1
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with (
+        EmbeddingClient(
+            base_url="http://vllm.test",
+            http_client=httpx.Client(transport=httpx.MockTransport(down)),
+        ) as client,
+        pytest.raises(APIConnectionError),
+    ):
+        client.embed(["x"])
+    assert refused[0] == 2  # one retry, not the bulk budget of 8: a typo'd URL fails at once
+
+    client = probed(fake)  # this one has reached the server
+    fake.failures = [httpx.ConnectError("restarting")] * 5
+    assert len(client.embed(["x"])) == 1  # an outage mid-job is ridden out

@@ -108,6 +108,7 @@ def test_gpu_reservation(compose):
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
 
 
+@pytest.mark.source_tree
 @pytest.mark.parametrize("service", sorted(SERVICES.values()))
 def test_template_mount_is_the_packaged_one_read_only(compose, service):
     mounts = [v.split(":") for v in compose["services"][service]["volumes"]]
@@ -193,6 +194,7 @@ def test_reranker_hf_overrides_make_a_yes_no_classifier(compose):
     }
 
 
+@pytest.mark.source_tree
 def test_reranker_mounts_the_packaged_score_template_read_only(compose):
     mounts = [v.split(":") for v in compose["services"][RERANKER_SERVICE]["volumes"]]
     template = [m for m in mounts if m[1] == str(RERANKER_CONTAINER_TEMPLATE)]
