@@ -107,7 +107,9 @@ def vllm_server_factory(tmp_path_factory: pytest.TempPathFactory) -> ServerFacto
     """
 
     def factory(**changes: object) -> AbstractContextManager[LiveServer]:
-        name = "-".join(f"{k}={v}" for k, v in sorted(changes.items())) or "extra"
+        # The log file is named after the changes: never after a secret.
+        shown = {k: ("set" if k == "api_key" else v) for k, v in changes.items()}
+        name = "-".join(f"{k}={v}" for k, v in sorted(shown.items())) or "extra"
         return _local_server(tmp_path_factory, name, **changes)
 
     return factory

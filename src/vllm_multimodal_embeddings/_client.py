@@ -371,7 +371,8 @@ class EmbeddingClient(_ClientBase):
         chunks = core.chunks(inputs, self.settings.batch_size)
         pool = self._chunks_pool()
         closed = threading.Event()
-        preparing: list[Future[Any]] = []
+        preparing: set[Future[Any]] = set()
+        preparing_lock = threading.Lock()
         plan = _Once(lambda: core.plan(options, self.server_info()))
         failed = _FirstFailure()
 
@@ -379,11 +380,17 @@ class EmbeddingClient(_ClientBase):
             if closed.is_set() or failed.before(chunk):
                 return ChunkResult([])
             futures = self._prepare_all(options.str_as, chunk, worker_pool(self._workers))
-            preparing.extend(futures)
+            with preparing_lock:
+                preparing.update(futures)
             wait(futures)
+            with preparing_lock:
+                # A done future holds its payload: keep none past its chunk, or the call
+                # would keep every prepared input alive until it ends.
+                preparing.difference_update(futures)
             if closed.is_set() or failed.before(chunk):
                 return ChunkResult([])
             good, error = core.triage(chunk, [f.result() for f in futures])
+            del futures
             if error is not None:
                 failed.at(chunk)
             if not good:
@@ -392,7 +399,8 @@ class EmbeddingClient(_ClientBase):
 
         def on_close() -> None:
             closed.set()
-            cancel_all(preparing)
+            with preparing_lock:
+                cancel_all(list(preparing))
 
         return run_window(
             chunks,
