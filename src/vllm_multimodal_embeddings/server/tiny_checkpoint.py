@@ -14,6 +14,7 @@ import argparse
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 SEED = 1234
@@ -216,8 +217,9 @@ def _strip_volatile(out: Path) -> None:
             path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_cli(build_fn: Callable[[Path], None], what: str, argv: list[str] | None = None) -> None:
+    """``--out DIR``: build a checkpoint with ``build_fn`` beside ``DIR``, then swap it in."""
+    parser = argparse.ArgumentParser(description=f"Build the tiny {what} checkpoint.")
     parser.add_argument(
         "--out", type=Path, required=True, help="checkpoint directory to (re)create"
     )
@@ -227,14 +229,18 @@ def main(argv: list[str] | None = None) -> None:
     # Build beside the target and swap in, so a crash never leaves a half-written checkpoint.
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
-        build(tmp)
+        build_fn(tmp)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    print(f"tiny Qwen3-VL checkpoint written to {out}")
+    print(f"tiny {what} checkpoint written to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    build_cli(build, "Qwen3-VL", argv)
 
 
 if __name__ == "__main__":

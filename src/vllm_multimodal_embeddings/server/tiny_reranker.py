@@ -12,10 +12,7 @@ meaning: tests assert equality with the reference reranker, order and protocol b
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 # Run as a script, this file's folder is on sys.path: reuse the embedder checkpoint's pieces.
@@ -195,24 +192,7 @@ def _last_hidden(model, processor, query: str, document: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=Path, required=True, help="checkpoint directory to (re)create"
-    )
-    args = parser.parse_args(argv)
-    out: Path = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and swap in, so a crash never leaves a half-written checkpoint.
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
-        build(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    print(f"tiny Qwen3-VL-Reranker checkpoint written to {out}")
+    base.build_cli(build, "Qwen3-VL-Reranker", argv)
 
 
 if __name__ == "__main__":
