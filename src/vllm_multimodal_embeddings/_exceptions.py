@@ -143,7 +143,39 @@ class APIStatusError(APIError):
         self.status_code = response.status_code
         self.response = response
         self.body = body
+        self._detail = message
         super().__init__(f"HTTP {response.status_code}: {message}", index=index)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross processes pickled (multiprocessing pools, LlamaIndex's num_workers, Ray).
+        # The default would call __init__ without ``response`` and fail in the parent, and the
+        # request it would carry holds the Authorization header: send a copy without it.
+        return (
+            _rebuild_status_error,
+            (type(self), self._detail, _shareable(self.response), self.body, self.index),
+        )
+
+
+def _shareable(response: httpx.Response) -> httpx.Response:
+    """A copy of ``response`` with its body but no request headers (the API key stays here)."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        content = b""
+    try:
+        original = response.request
+    except RuntimeError:  # a response built without a request
+        return httpx.Response(response.status_code, headers=response.headers, content=content)
+    request = httpx.Request(original.method, redact_url(str(original.url)))
+    return httpx.Response(
+        response.status_code, headers=response.headers, content=content, request=request
+    )
+
+
+def _rebuild_status_error(
+    cls: type[APIStatusError], message: str, response: httpx.Response, body: Any, index: int | None
+) -> APIStatusError:
+    return cls(message, response=response, body=body, index=index)
 
 
 class BadRequestError(APIStatusError):
