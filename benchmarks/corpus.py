@@ -153,6 +153,15 @@ def package(path: str, base: str, photos: list[Path]) -> int:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the process's own memory map; ru_maxrss
+    survives exec, so a child started by a parent that had just generated photos would
+    report the parent's peak and hide its own growth."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # KiB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 

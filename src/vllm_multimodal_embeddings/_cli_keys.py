@@ -25,12 +25,17 @@ REMOVED_MESSAGE = (
 )
 
 
-def add_api_key_arguments(parser: argparse.ArgumentParser, *, purpose: str = "the server") -> None:
-    """``--ask-api-key``, plus a hidden ``--api-key`` that is refused with a clear message."""
+def add_api_key_arguments(
+    parser: argparse.ArgumentParser, *, purpose: str = "the server's API key"
+) -> None:
+    """``--ask-api-key``, plus a hidden ``--api-key`` that is refused with a clear message.
+
+    ``purpose`` completes "prompt for ...": whose key it is.
+    """
     parser.add_argument(
         "--ask-api-key",
         action="store_true",
-        help=f"prompt for {purpose}'s API key (default: ${ENV_API_KEY}, else none)",
+        help=f"prompt for {purpose} (default: ${ENV_API_KEY}, else none)",
     )
     # Kept so that old scripts get an explanation rather than "unrecognized arguments".
     parser.add_argument("--api-key", dest="removed_api_key", default=None, help=argparse.SUPPRESS)

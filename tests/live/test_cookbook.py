@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -62,6 +64,7 @@ def test_every_recipe_is_tested_and_documented():
         "matryoshka.py",
         "one_image_many_instructions.py",
         "progress_bar.py",
+        "index_at_scale.py",
         "quickstart.py",
         "two_stage_rag.py",
     }
@@ -217,3 +220,151 @@ def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch)
     assert {item for _, item in reranked} <= set(recall)
     scores = [float(score) for score, _ in reranked]
     assert scores == sorted(scores, reverse=True)
+
+
+# -- index_at_scale.py: incremental indexing that survives a kill ----------------------------
+
+
+def _recipe_env(server: Any) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VLLM_BASE_URL": server.base_url,
+        "VLLM_EMBEDDING_MODEL": server.model,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _kill_at(args: list[str], prefix: str, env: dict[str, str], cwd: Path) -> list[str]:
+    """Start the recipe, SIGKILL it once it prints a line starting with ``prefix``."""
+    seen: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, str(COOKBOOK / "index_at_scale.py"), *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            for out in proc.stdout:
+                seen.append(out.rstrip("\n"))
+                if out.startswith(prefix):
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        finally:
+            proc.kill()
+            proc.wait(timeout=60)
+    assert seen and seen[-1].startswith(prefix), f"ended before {prefix!r}:\n" + "\n".join(seen)
+    assert proc.returncode == -signal.SIGKILL
+    return seen
+
+
+def _index(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(COOKBOOK / "index_at_scale.py"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, f"exited {proc.returncode}:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def _number(pattern: str, out: str) -> int:
+    match = re.search(pattern, out)
+    assert match, f"{pattern!r} not in:\n{out}"
+    return int(match.group(1))
+
+
+def test_index_at_scale_langchain_resumes_after_a_kill(vllm_server, tmp_path):
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    env = _recipe_env(vllm_server)
+    work = tmp_path / "lc"
+    args = ["langchain", "--workdir", str(work), "--docs", "240", "--batch", "100"]
+    # "batch 4" is printed when index() reads on: batches 1-3 are embedded and recorded.
+    _kill_at(args, "batch 4", env, tmp_path)
+
+    out = _index(args, env, tmp_path)
+    splitter = RecursiveCharacterTextSplitter(chunk_size=600, chunk_overlap=0)
+    chunks = sum(len(splitter.split_text(p.read_text())) for p in (work / "articles").glob("*.txt"))
+    assert chunks > 240
+    assert _number(r"skipped (\d+)", out) >= 300, "the killed run's batches were embedded again"
+    added = _number(r"added (\d+)", out)
+    assert 0 < added <= chunks - 300
+    # One vector and one record per chunk: nothing lost, nothing twice.
+    assert _number(r"collection holds (\d+) chunks", out) == chunks
+    assert _number(r"records hold (\d+) keys", out) == chunks
+    assert re.search(r"query '.+' -> \S+, \S+, \S+$", out, re.M)
+
+    again = _index(args, env, tmp_path)
+    assert f"indexed: added 0, updated 0, skipped {chunks}, deleted 0" in again
+    assert _number(r"(\d+) requests to the server", again) == 0
+
+    edited = _index([*args, "--edit", "3"], env, tmp_path)
+    added, deleted = _number(r"added (\d+)", edited), _number(r"deleted (\d+)", edited)
+    # Each edit appends a paragraph: it changes an article's last chunk or adds one after it,
+    # so only 3..6 chunks are embedded and the rest are skipped.
+    assert 3 <= added <= 6 and deleted <= 3
+    assert _number(r"skipped (\d+)", edited) == chunks - deleted
+    total = _number(r"collection holds (\d+) chunks", edited)
+    assert total == _number(r"records hold (\d+) keys", edited) == chunks + added - deleted
+    assert total == sum(
+        len(splitter.split_text(p.read_text())) for p in (work / "articles").glob("*.txt")
+    )
+
+
+def test_index_at_scale_llama_index_workers_resume_after_a_kill(vllm_server, tmp_path):
+    from llama_index.core import Document
+    from llama_index.core.node_parser import SentenceSplitter
+
+    env = _recipe_env(vllm_server)
+    work = tmp_path / "li"
+    args = [
+        "llama-index",
+        "--workdir",
+        str(work),
+        "--docs",
+        "150",
+        "--images",
+        "24",
+        "--slice",
+        "60",
+        "--workers",
+        "2",
+    ]
+    # "slice 2/3: ..." is printed once slice 2 is embedded, stored and its docstore saved.
+    printed = _kill_at(args, "slice 2/3:", env, tmp_path)
+    first = _number(r"slice 1/3: 60 documents, (\d+) nodes embedded", "\n".join(printed))
+    assert first > 60
+
+    out = _index(args, env, tmp_path)
+    # The slices done before the kill are skipped whole; the rest is embedded.
+    assert "slice 1/3: 60 documents, 0 nodes embedded" in out
+    assert "slice 2/3: 60 documents, 0 nodes embedded" in out
+    third = _number(r"slice 3/3: 54 documents, (\d+) nodes embedded", out)
+    assert _number(r", (\d+) images\)", out) == 24, "image documents are embedded as images"
+
+    def expected_nodes() -> int:
+        texts = [Document(text=p.read_text()) for p in (work / "articles").glob("*.txt")]
+        split = SentenceSplitter(chunk_size=256, chunk_overlap=0)
+        return len(split.get_nodes_from_documents(texts)) + 24
+
+    nodes = expected_nodes()
+    assert nodes > first + third
+    assert _number(r"collection holds (\d+) nodes", out) == nodes
+    assert _number(r"docstore holds (\d+) documents", out) == 174
+
+    again = _index(args, env, tmp_path)
+    assert re.search(r"embedded 0 nodes \(0 text chunks, 0 images\) with num_workers=2", again)
+
+    edited = _index([*args, "--edit", "2"], env, tmp_path)
+    assert 2 <= _number(r"slice 1/3: 60 documents, (\d+) nodes embedded", edited) <= 40
+    assert "slice 2/3: 60 documents, 0 nodes embedded" in edited
+    # An edited article's old nodes are replaced, not kept beside the new ones.
+    assert _number(r"collection holds (\d+) nodes", edited) == expected_nodes()
+    assert _number(r"docstore holds (\d+) documents", edited) == 174

@@ -47,7 +47,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="serve this Hugging Face model instead (e.g. Qwen/Qwen3-VL-Embedding-2B; downloads "
         "it; 8192 tokens, float32, 4 GiB of KV cache)",
     )
-    add_api_key_arguments(parser, purpose="the key the server will require")
+    add_api_key_arguments(parser, purpose="the API key the server will require")
     parser.add_argument(
         "--no-matryoshka", action="store_true", help="serve without is_matryoshka (no dimensions)"
     )
