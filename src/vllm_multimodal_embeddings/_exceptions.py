@@ -53,6 +53,17 @@ def _with_index(message: str, index: int | None) -> str:
 class VLLMEmbeddingError(Exception):
     """Base class of every error this package raises."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross processes pickled (multiprocessing pools, LlamaIndex's num_workers, Ray).
+        # Attributes set after construction (an index narrowed down, a node id added to the
+        # message) travel; the adapters' private bookkeeping (the offending input itself,
+        # perhaps an unpicklable stream) does not.
+        return (type(self), self.args, _public_state(self))
+
+
+def _public_state(err: BaseException) -> dict[str, Any]:
+    return {k: v for k, v in err.__dict__.items() if not k.startswith("_vmme")}
+
 
 class ConfigurationError(VLLMEmbeddingError, ValueError):
     """A client setting is invalid or missing (the message names the environment variable)."""
@@ -147,12 +158,14 @@ class APIStatusError(APIError):
         super().__init__(f"HTTP {response.status_code}: {message}", index=index)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Errors cross processes pickled (multiprocessing pools, LlamaIndex's num_workers, Ray).
         # The default would call __init__ without ``response`` and fail in the parent, and the
         # request it would carry holds the Authorization header: send a copy without it.
+        response = _shareable(self.response)
+        state = {**_public_state(self), "response": response}
         return (
             _rebuild_status_error,
-            (type(self), self._detail, _shareable(self.response), self.body, self.index),
+            (type(self), self._detail, response, self.body, self.index),
+            state,
         )
 
 

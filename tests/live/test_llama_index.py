@@ -39,12 +39,13 @@ from llama_index.core.schema import (
     ImageNode,
     MetadataMode,
     QueryBundle,
+    TextNode,
 )
 from llama_index.vector_stores.qdrant import QdrantVectorStore
 from qdrant_client import QdrantClient
 
 from tests.conftest import LiveServer
-from vllm_multimodal_embeddings import ImageLoadError
+from vllm_multimodal_embeddings import BadRequestError, ImageLoadError
 from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding
 
 pytestmark = [
@@ -379,3 +380,59 @@ def test_settings_embed_model(emb: VLLMMultiModalEmbedding) -> None:
         assert hits[0].node.node_id == target.node_id
     finally:
         Settings._embed_model = previous
+
+
+def _pipeline_nodes(image: Path) -> list[BaseNode]:
+    return [
+        TextNode(text="first", id_="n0"),
+        ImageNode(image_path=str(image), id_="n1"),
+        TextNode(text="third", id_="n2"),
+        TextNode(text="word " * 5000, id_="node-too-long"),  # over the 2048-token context
+        TextNode(text="fifth", id_="n4"),
+    ]
+
+
+def test_a_pipeline_error_names_the_node(emb: VLLMMultiModalEmbedding, tmp_path: Path) -> None:
+    image = tmp_path / "ok.png"
+    image.write_bytes(_png((5, 6, 7), 2))
+    with pytest.raises(BadRequestError) as info:
+        IngestionPipeline(transformations=[emb], disable_cache=True).run(
+            nodes=_pipeline_nodes(image)
+        )
+    # Its position among all nodes (text and image nodes are embedded as two groups).
+    assert info.value.index == 3
+    assert "node 'node-too-long'" in str(info.value)
+
+    missing = ImageNode(image_path=str(tmp_path / "gone.png"), id_="node-gone")
+    with pytest.raises(ImageLoadError) as image_info:
+        emb([TextNode(text="a"), ImageNode(image_path=str(image)), missing])
+    assert image_info.value.index == 2 and "node-gone" in str(image_info.value)
+
+
+@pytest.mark.asyncio
+async def test_an_async_pipeline_error_names_the_node(
+    emb: VLLMMultiModalEmbedding, tmp_path: Path
+) -> None:
+    image = tmp_path / "ok.png"
+    image.write_bytes(_png((5, 6, 7), 2))
+    emb.embed_batch_size = 2  # the bad node sits in the second hand-over
+    with pytest.raises(BadRequestError) as info:
+        await emb.acall(_pipeline_nodes(image))
+    assert info.value.index == 3
+    assert "node 'node-too-long'" in str(info.value)
+    await emb.aclose()
+
+
+def test_a_worker_process_error_reaches_the_pipeline(
+    emb: VLLMMultiModalEmbedding, tmp_path: Path
+) -> None:
+    # num_workers pickles the error back from a spawned process; before status errors could
+    # be pickled, this run hung for ever. The node id survives the trip.
+    image = tmp_path / "ok.png"
+    image.write_bytes(_png((5, 6, 7), 2))
+    with pytest.raises(BadRequestError) as info:
+        IngestionPipeline(transformations=[emb], disable_cache=True).run(
+            nodes=_pipeline_nodes(image), num_workers=2
+        )
+    assert info.value.status_code == 400
+    assert "node 'node-too-long'" in str(info.value)

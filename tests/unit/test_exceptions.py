@@ -84,6 +84,19 @@ def test_every_error_round_trips_through_pickle(err: VLLMEmbeddingError) -> None
         assert back.response.request.method == "POST"
 
 
+def test_what_adapters_add_travels_and_their_bookkeeping_stays() -> None:
+    import io
+
+    for err in [InputError("empty", index=0), _status_errors()[1]]:
+        # What the LlamaIndex adapter does to an error about a node in a pipeline.
+        err.message = f"node 'doc-7': {err.message}"
+        err.index = 9
+        err.__dict__["_vmme_item"] = io.BytesIO(b"an unpicklable input")
+        back = pickle.loads(pickle.dumps(err))
+        assert str(back) == str(err) and str(back).startswith("input 9: node 'doc-7': ")
+        assert "_vmme_item" not in back.__dict__
+
+
 def test_a_pickled_status_error_carries_no_key_and_no_url_secrets() -> None:
     for err in _status_errors():
         data = pickle.dumps(err)

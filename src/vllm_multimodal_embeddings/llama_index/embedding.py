@@ -8,7 +8,8 @@ Every request goes through :class:`~vllm_multimodal_embeddings.EmbeddingClient` 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, cast
 
 import httpx
@@ -371,19 +372,25 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
             raise
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        """Embed nodes in a pipeline: image nodes by their image, the rest by their text."""
+        """Embed nodes in a pipeline: image nodes by their image, the rest by their text.
+
+        An error names the node: its id in the message, its position in ``nodes`` as ``index``.
+        """
         images, texts = _split(nodes)
         if images:
-            vectors = self.embed_image_nodes(
-                [cast(ImageNodeLike, nodes[i]) for i in images],
-                show_progress=kwargs.get("show_progress", False),
-            )
+            with _at_nodes(nodes, images):
+                vectors = self.embed_image_nodes(
+                    [cast(ImageNodeLike, nodes[i]) for i in images],
+                    show_progress=kwargs.get("show_progress", False),
+                )
             for i, vector in zip(images, vectors, strict=True):
                 nodes[i].embedding = vector
         if texts:
-            vectors = self.get_text_embedding_batch(
-                [nodes[i].get_content(metadata_mode=MetadataMode.EMBED) for i in texts], **kwargs
-            )
+            contents = [nodes[i].get_content(metadata_mode=MetadataMode.EMBED) for i in texts]
+            with _at_nodes(nodes, texts, annotate=True):
+                vectors = _indexed(
+                    contents, lambda: self.get_text_embedding_batch(contents, **kwargs)
+                )
             for i, vector in zip(texts, vectors, strict=True):
                 nodes[i].embedding = vector
         return nodes
@@ -392,19 +399,42 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         """Async twin of :meth:`__call__`."""
         images, texts = _split(nodes)
         if images:
-            vectors = await self.aembed_image_nodes(
-                [cast(ImageNodeLike, nodes[i]) for i in images],
-                show_progress=kwargs.get("show_progress", False),
-            )
+            with _at_nodes(nodes, images):
+                vectors = await self.aembed_image_nodes(
+                    [cast(ImageNodeLike, nodes[i]) for i in images],
+                    show_progress=kwargs.get("show_progress", False),
+                )
             for i, vector in zip(images, vectors, strict=True):
                 nodes[i].embedding = vector
         if texts:
-            vectors = await self.aget_text_embedding_batch(
-                [nodes[i].get_content(metadata_mode=MetadataMode.EMBED) for i in texts], **kwargs
-            )
+            contents = [nodes[i].get_content(metadata_mode=MetadataMode.EMBED) for i in texts]
+            with _at_nodes(nodes, texts, annotate=True):
+                try:
+                    vectors = await self.aget_text_embedding_batch(contents, **kwargs)
+                except (InputError, APIError) as exc:
+                    _reindex(exc, contents)
+                    raise
             for i, vector in zip(texts, vectors, strict=True):
                 nodes[i].embedding = vector
         return nodes
+
+
+@contextmanager
+def _at_nodes(
+    nodes: Sequence[BaseNode], positions: list[int], *, annotate: bool = False
+) -> Iterator[None]:
+    """Re-point an error about item ``k`` of a group at ``nodes[positions[k]]``.
+
+    ``annotate`` puts the node id in the message (image-node errors already carry it).
+    """
+    try:
+        yield
+    except (InputError, APIError) as exc:
+        if exc.index is not None and 0 <= exc.index < len(positions):
+            if annotate:
+                _annotate(exc, [nodes[i] for i in positions])
+            exc.index = positions[exc.index]
+        raise
 
 
 def _image(item: Any) -> Any:
