@@ -18,6 +18,16 @@ COOKBOOK = Path(__file__).resolve().parents[2] / "cookbook"
 RECIPES = sorted(p.name for p in COOKBOOK.glob("*.py"))
 
 
+def recipe_env(base_url: str, model: str | None, reranker_url: str | None = None) -> dict[str, str]:
+    """The environment a user would set: the server, the model, no GUI for plots."""
+    env = {**os.environ, "VLLM_BASE_URL": base_url, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    if reranker_url is not None:
+        env["VLLM_RERANKER_BASE_URL"] = reranker_url
+    if model is not None:
+        env["VLLM_EMBEDDING_MODEL"] = model
+    return env
+
+
 def run_recipe(
     name: str,
     *args: str,
@@ -25,20 +35,16 @@ def run_recipe(
     model: str | None,
     cwd: Path,
     reranker_url: str | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``cookbook/<name>`` in a fresh interpreter with the server in its environment."""
-    env = {**os.environ, "VLLM_BASE_URL": base_url, "MPLBACKEND": "Agg"}
-    if reranker_url is not None:
-        env["VLLM_RERANKER_BASE_URL"] = reranker_url
-    if model is not None:
-        env["VLLM_EMBEDDING_MODEL"] = model
     return subprocess.run(
         [sys.executable, str(COOKBOOK / name), *args],
-        env=env,
+        env=recipe_env(base_url, model, reranker_url),
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -225,15 +231,6 @@ def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch)
 # -- index_at_scale.py: incremental indexing that survives a kill ----------------------------
 
 
-def _recipe_env(server: Any) -> dict[str, str]:
-    return {
-        **os.environ,
-        "VLLM_BASE_URL": server.base_url,
-        "VLLM_EMBEDDING_MODEL": server.model,
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
 def _kill_at(args: list[str], prefix: str, env: dict[str, str], cwd: Path) -> list[str]:
     """Start the recipe, SIGKILL it once it prints a line starting with ``prefix``."""
     seen: list[str] = []
@@ -260,15 +257,14 @@ def _kill_at(args: list[str], prefix: str, env: dict[str, str], cwd: Path) -> li
     return seen
 
 
-def _index(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(COOKBOOK / "index_at_scale.py"), *args],
-        env=env,
+def _index(args: list[str], server: Any, cwd: Path) -> str:
+    proc = run_recipe(
+        "index_at_scale.py",
+        *args,
+        base_url=server.base_url,
+        model=server.model,
         cwd=cwd,
-        capture_output=True,
-        text=True,
         timeout=600,
-        check=False,
     )
     assert proc.returncode == 0, f"exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     return proc.stdout
@@ -283,13 +279,13 @@ def _number(pattern: str, out: str) -> int:
 def test_index_at_scale_langchain_resumes_after_a_kill(vllm_server, tmp_path):
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    env = _recipe_env(vllm_server)
+    env = recipe_env(vllm_server.base_url, vllm_server.model)
     work = tmp_path / "lc"
     args = ["langchain", "--workdir", str(work), "--docs", "240", "--batch", "100"]
     # "batch 4" is printed when index() reads on: batches 1-3 are embedded and recorded.
     _kill_at(args, "batch 4", env, tmp_path)
 
-    out = _index(args, env, tmp_path)
+    out = _index(args, vllm_server, tmp_path)
     splitter = RecursiveCharacterTextSplitter(chunk_size=600, chunk_overlap=0)
     chunks = sum(len(splitter.split_text(p.read_text())) for p in (work / "articles").glob("*.txt"))
     assert chunks > 240
@@ -301,11 +297,11 @@ def test_index_at_scale_langchain_resumes_after_a_kill(vllm_server, tmp_path):
     assert _number(r"records hold (\d+) keys", out) == chunks
     assert re.search(r"query '.+' -> \S+, \S+, \S+$", out, re.M)
 
-    again = _index(args, env, tmp_path)
+    again = _index(args, vllm_server, tmp_path)
     assert f"indexed: added 0, updated 0, skipped {chunks}, deleted 0" in again
     assert _number(r"(\d+) requests to the server", again) == 0
 
-    edited = _index([*args, "--edit", "3"], env, tmp_path)
+    edited = _index([*args, "--edit", "3"], vllm_server, tmp_path)
     added, deleted = _number(r"added (\d+)", edited), _number(r"deleted (\d+)", edited)
     # Each edit appends a paragraph: it changes an article's last chunk or adds one after it,
     # so only 3..6 chunks are embedded and the rest are skipped.
@@ -322,7 +318,7 @@ def test_index_at_scale_llama_index_workers_resume_after_a_kill(vllm_server, tmp
     from llama_index.core import Document
     from llama_index.core.node_parser import SentenceSplitter
 
-    env = _recipe_env(vllm_server)
+    env = recipe_env(vllm_server.base_url, vllm_server.model)
     work = tmp_path / "li"
     args = [
         "llama-index",
@@ -342,7 +338,7 @@ def test_index_at_scale_llama_index_workers_resume_after_a_kill(vllm_server, tmp
     first = _number(r"slice 1/3: 60 documents, (\d+) nodes embedded", "\n".join(printed))
     assert first > 60
 
-    out = _index(args, env, tmp_path)
+    out = _index(args, vllm_server, tmp_path)
     # The slices done before the kill are skipped whole; the rest is embedded.
     assert "slice 1/3: 60 documents, 0 nodes embedded" in out
     assert "slice 2/3: 60 documents, 0 nodes embedded" in out
@@ -359,10 +355,10 @@ def test_index_at_scale_llama_index_workers_resume_after_a_kill(vllm_server, tmp
     assert _number(r"collection holds (\d+) nodes", out) == nodes
     assert _number(r"docstore holds (\d+) documents", out) == 174
 
-    again = _index(args, env, tmp_path)
+    again = _index(args, vllm_server, tmp_path)
     assert re.search(r"embedded 0 nodes \(0 text chunks, 0 images\) with num_workers=2", again)
 
-    edited = _index([*args, "--edit", "2"], env, tmp_path)
+    edited = _index([*args, "--edit", "2"], vllm_server, tmp_path)
     assert 2 <= _number(r"slice 1/3: 60 documents, (\d+) nodes embedded", edited) <= 40
     assert "slice 2/3: 60 documents, 0 nodes embedded" in edited
     # An edited article's old nodes are replaced, not kept beside the new ones.
