@@ -67,7 +67,7 @@ NODE_NAMESPACE = uuid.UUID("6f1d8a52-3f7c-4b7e-9a51-0c2f4f1e9b10")
 # -- the corpus: articles as text files, images as PNGs with a caption -------------------------
 
 
-def article(i: int, edited: bool) -> tuple[str, str]:
+def article(i: int, edited: bool) -> str:
     """Article ``i``: a topic, 4-7 paragraphs of 40-70 words, deterministic; edits add a line."""
     rng = random.Random(i)
     topic = rng.choice(sorted(TOPICS))
@@ -78,7 +78,7 @@ def article(i: int, edited: bool) -> tuple[str, str]:
     ]
     if edited:
         paragraphs.append(f"Revised: the {topic} section was checked again this season.")
-    return topic, f"{topic.title()} notes {i}\n\n" + "\n\n".join(paragraphs)
+    return f"{topic.title()} notes {i}\n\n" + "\n\n".join(paragraphs)
 
 
 def write_corpus(workdir: Path, docs: int, images: int, edit: int) -> tuple[Path, Path]:
@@ -87,7 +87,7 @@ def write_corpus(workdir: Path, docs: int, images: int, edit: int) -> tuple[Path
     text_dir.mkdir(parents=True, exist_ok=True)
     image_dir.mkdir(parents=True, exist_ok=True)
     for i in range(docs):
-        _, body = article(i, edited=i < edit)
+        body = article(i, edited=i < edit)
         path = text_dir / f"article-{i:06d}.txt"
         if not path.exists() or path.read_text() != body:
             path.write_text(body)

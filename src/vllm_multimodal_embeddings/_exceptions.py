@@ -55,14 +55,20 @@ class VLLMEmbeddingError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross processes pickled (multiprocessing pools, LlamaIndex's num_workers, Ray).
-        # Attributes set after construction (an index narrowed down, a node id added to the
-        # message) travel; the adapters' private bookkeeping (the offending input itself,
-        # perhaps an unpicklable stream) does not.
-        return (type(self), self.args, _public_state(self))
+        # Rebuilt from args and state, not through __init__ (which may need more than args):
+        # attributes set after construction (an index narrowed down, a node id added to the
+        # message) travel with the state.
+        return (_unpickle, (type(self), *self.args), self._pickled_state())
+
+    def _pickled_state(self) -> dict[str, Any]:
+        # The adapters' private bookkeeping (the offending input itself, perhaps an
+        # unpicklable stream) stays in this process.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_vmme")}
 
 
-def _public_state(err: BaseException) -> dict[str, Any]:
-    return {k: v for k, v in err.__dict__.items() if not k.startswith("_vmme")}
+def _unpickle(cls: type[VLLMEmbeddingError], *args: Any) -> VLLMEmbeddingError:
+    """An error of ``cls`` with ``args``, made without ``__init__``; pickle restores the rest."""
+    return cls.__new__(cls, *args)
 
 
 class ConfigurationError(VLLMEmbeddingError, ValueError):
@@ -154,19 +160,12 @@ class APIStatusError(APIError):
         self.status_code = response.status_code
         self.response = response
         self.body = body
-        self._detail = message
         super().__init__(f"HTTP {response.status_code}: {message}", index=index)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The default would call __init__ without ``response`` and fail in the parent, and the
-        # request it would carry holds the Authorization header: send a copy without it.
-        response = _shareable(self.response)
-        state = {**_public_state(self), "response": response}
-        return (
-            _rebuild_status_error,
-            (type(self), self._detail, response, self.body, self.index),
-            state,
-        )
+    def _pickled_state(self) -> dict[str, Any]:
+        # The request the response carries holds the Authorization header: send a copy
+        # without it.
+        return {**super()._pickled_state(), "response": _shareable(self.response)}
 
 
 def _shareable(response: httpx.Response) -> httpx.Response:
@@ -183,12 +182,6 @@ def _shareable(response: httpx.Response) -> httpx.Response:
     return httpx.Response(
         response.status_code, headers=response.headers, content=content, request=request
     )
-
-
-def _rebuild_status_error(
-    cls: type[APIStatusError], message: str, response: httpx.Response, body: Any, index: int | None
-) -> APIStatusError:
-    return cls(message, response=response, body=body, index=index)
 
 
 class BadRequestError(APIStatusError):

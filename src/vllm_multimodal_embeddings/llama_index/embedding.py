@@ -387,10 +387,8 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
                 nodes[i].embedding = vector
         if texts:
             contents = [nodes[i].get_content(metadata_mode=MetadataMode.EMBED) for i in texts]
-            with _at_nodes(nodes, texts, annotate=True):
-                vectors = _indexed(
-                    contents, lambda: self.get_text_embedding_batch(contents, **kwargs)
-                )
+            with _at_nodes(nodes, texts, sent=contents):
+                vectors = self.get_text_embedding_batch(contents, **kwargs)
             for i, vector in zip(texts, vectors, strict=True):
                 nodes[i].embedding = vector
         return nodes
@@ -408,12 +406,8 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
                 nodes[i].embedding = vector
         if texts:
             contents = [nodes[i].get_content(metadata_mode=MetadataMode.EMBED) for i in texts]
-            with _at_nodes(nodes, texts, annotate=True):
-                try:
-                    vectors = await self.aget_text_embedding_batch(contents, **kwargs)
-                except (InputError, APIError) as exc:
-                    _reindex(exc, contents)
-                    raise
+            with _at_nodes(nodes, texts, sent=contents):
+                vectors = await self.aget_text_embedding_batch(contents, **kwargs)
             for i, vector in zip(texts, vectors, strict=True):
                 nodes[i].embedding = vector
         return nodes
@@ -421,19 +415,23 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
 
 @contextmanager
 def _at_nodes(
-    nodes: Sequence[BaseNode], positions: list[int], *, annotate: bool = False
+    nodes: Sequence[BaseNode], positions: list[int], *, sent: Sequence[str] | None = None
 ) -> Iterator[None]:
     """Re-point an error about item ``k`` of a group at ``nodes[positions[k]]``.
 
-    ``annotate`` puts the node id in the message (image-node errors already carry it).
+    ``sent``: the group went out as these texts through the base class's batching, so the
+    error is first placed among them and then given the node id (image-node errors come back
+    from :meth:`embed_image_nodes` already placed and named).
     """
     try:
         yield
     except (InputError, APIError) as exc:
+        if sent is not None:
+            _reindex(exc, sent)
         if exc.index is not None and 0 <= exc.index < len(positions):
-            if annotate:
-                _annotate(exc, [nodes[i] for i in positions])
             exc.index = positions[exc.index]
+            if sent is not None:
+                _annotate(exc, nodes)
         raise
 
 
