@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vllm_multimodal_embeddings._inputs import ImageOptions, prepare_image
+from vllm_multimodal_embeddings._inputs import prepare_image
+from vllm_multimodal_embeddings._settings import ImageSettings
 
 
 def photo(width: int, height: int) -> Image.Image:
@@ -70,7 +71,7 @@ def measure_big_16bit_child(path: str) -> None:
     data = Path(path).read_bytes()
     before = _peak_rss_mib()
     start = time.perf_counter()
-    uri = prepare_image(data, index=0, options=ImageOptions())
+    uri = prepare_image(data, index=0, options=ImageSettings())
     elapsed = time.perf_counter() - start
     print(
         f"88 MP 16-bit PNG ({len(data) / 1024:.0f} KiB): +{_peak_rss_mib() - before:.0f} MiB "
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat if args.repeat < 7 else 3):
             subprocess.run([sys.executable, __file__, "--child", str(path)], check=True)
         return 0
-    options = ImageOptions()
+    options = ImageSettings()
     cases = {
         "12 MP JPEG (4000x3000), downscaled": encoded(photo(4000, 3000), "JPEG"),
         "224x224 JPEG, sent as is": encoded(photo(224, 224), "JPEG"),

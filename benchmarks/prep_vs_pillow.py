@@ -21,7 +21,8 @@ from pathlib import Path
 from PIL import Image
 
 from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
-from vllm_multimodal_embeddings._inputs import ImageOptions, prepare_image
+from vllm_multimodal_embeddings._inputs import prepare_image
+from vllm_multimodal_embeddings._settings import ImageSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import make_photos  # the same camera-like photos
@@ -38,7 +39,7 @@ def plain(data: bytes) -> bytes:
 
 
 def package(data: bytes) -> str:
-    return prepare_image(data, index=0, options=ImageOptions())
+    return prepare_image(data, index=0, options=ImageSettings())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import Any
@@ -13,27 +13,19 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from ._base_client import (
-    CallOptions,
-    Chunk,
-    ChunkResult,
-    EmbeddingCore,
-    Job,
-    StrAs,
-    Vector,
-    check_not_bare,
-)
+from ._core import CallRun, EmbeddingCore
 from ._fetch import RemoteFetcher
 from ._http import AsyncTransport, SyncTransport
+from ._job import Chunk, ChunkResult, Vector
 from ._pipeline import (
     AsyncEmbeddingStream,
     EmbeddingStream,
+    PreparePool,
     ProgressCallback,
     arun_window,
     cancel_all,
     run_window,
     window_depth,
-    worker_pool,
 )
 from ._probe import probe
 from ._server_info import ServerInfo
@@ -50,42 +42,6 @@ def _stack(vectors: list[Vector]) -> npt.NDArray[Any]:
     return np.stack(vectors)
 
 
-class _Once:
-    """A thread-safe lazy value; a failure is kept too, so it is not retried by every chunk."""
-
-    def __init__(self, make: Callable[[], Job]) -> None:
-        self._make = make
-        self._lock = threading.Lock()
-        self._value: Job | BaseException | None = None
-
-    def __call__(self) -> Job:
-        with self._lock:
-            if self._value is None:
-                try:
-                    self._value = self._make()
-                except BaseException as exc:
-                    self._value = exc
-            if isinstance(self._value, BaseException):
-                raise self._value
-            return self._value
-
-
-class _FirstFailure:
-    """Where the first bad input of a call was found: later chunks need not be sent, since
-    the caller stops there (their results would be dropped)."""
-
-    def __init__(self) -> None:
-        self._start: int | None = None
-
-    def at(self, chunk: Chunk) -> None:
-        # Plain assignment of ints: atomic enough across threads for a "skip work" hint.
-        if self._start is None or chunk.start < self._start:
-            self._start = chunk.start
-
-    def before(self, chunk: Chunk) -> bool:
-        return self._start is not None and self._start < chunk.start
-
-
 class _ClientBase:
     """What both clients hold: settings, the core, the remote-image fetcher, the probe result."""
 
@@ -94,11 +50,10 @@ class _ClientBase:
         self._core = EmbeddingCore(self.settings)
         # Its own HTTP client: the server's key and headers never go to an image host.
         self._remote = (
-            RemoteFetcher.from_options(self._core.image_options)
-            if self.settings.fetch_remote_images
-            else None
+            RemoteFetcher.from_options(self.settings) if self.settings.fetch_remote_images else None
         )
         self._info: ServerInfo | None = None
+        self._prepare = PreparePool(self.settings.prepare_workers)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings!r})"
@@ -139,29 +94,10 @@ class _ClientBase:
         self._info = info
         self._core.model = info.model
 
-    def _start(
-        self,
-        inputs: object,
-        *,
-        str_as: StrAs,
-        input_type: InputType,
-        instruction: str | None,
-        dimensions: int | None,
-        embedding_type: OutputDType,
-    ) -> CallOptions:
-        check_not_bare(inputs)
-        return self._core.start(
-            str_as=str_as,
-            input_type=input_type,
-            instruction=instruction,
-            dimensions=dimensions,
-            embedding_type=embedding_type,
-        )
-
-    def _prepare_all(
-        self, str_as: StrAs, chunk: Chunk, pool: ThreadPoolExecutor
-    ) -> list[Future[Any]]:
-        fetch = self._remote
+    def _prepare_all(self, run: CallRun, chunk: Chunk) -> list[Future[Any]]:
+        """Start preparing a chunk's inputs on the worker pool."""
+        pool = self._prepare.executor()
+        str_as, fetch = run.options.str_as, self._remote
         return [
             pool.submit(self._core.prepare, item, chunk.start + k, str_as, fetch)
             for k, item in enumerate(chunk.items)
@@ -211,6 +147,7 @@ class EmbeddingClient(_ClientBase):
             pool, self._chunk_pool = self._chunk_pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        self._prepare.close()
         self._transport.close()
         if self._remote is not None:
             self._remote.close()
@@ -260,7 +197,7 @@ class EmbeddingClient(_ClientBase):
             embedding_type: ``float``, or with protocol ``cohere`` ``binary`` / ``ubinary``.
             on_progress: called with the number of inputs done as their vectors come out.
         """
-        options = self._start(
+        run = self._core.start(
             inputs,
             str_as="text",
             input_type=input_type,
@@ -268,7 +205,7 @@ class EmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return EmbeddingStream(self._run(inputs, options, on_progress))
+        return EmbeddingStream(self._run(inputs, run, on_progress))
 
     def iter_embed_images(
         self,
@@ -281,7 +218,7 @@ class EmbeddingClient(_ClientBase):
         on_progress: ProgressCallback | None = None,
     ) -> EmbeddingStream:
         """:meth:`iter_embed` where a ``str`` is an image path or URI, not text."""
-        options = self._start(
+        run = self._core.start(
             images,
             str_as="image",
             input_type=input_type,
@@ -289,7 +226,7 @@ class EmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return EmbeddingStream(self._run(images, options, on_progress))
+        return EmbeddingStream(self._run(images, run, on_progress))
 
     def embed(
         self,
@@ -365,21 +302,18 @@ class EmbeddingClient(_ClientBase):
             return self._chunk_pool
 
     def _run(
-        self, inputs: Iterable[Any], options: CallOptions, on_progress: ProgressCallback | None
+        self, inputs: Iterable[Any], run: CallRun, on_progress: ProgressCallback | None
     ) -> Any:
-        core = self._core
-        chunks = core.chunks(inputs, self.settings.batch_size)
+        chunks = self._core.chunks(inputs, self.settings.batch_size)
         pool = self._chunks_pool()
         closed = threading.Event()
         preparing: set[Future[Any]] = set()
         preparing_lock = threading.Lock()
-        plan = _Once(lambda: core.plan(options, self.server_info()))
-        failed = _FirstFailure()
 
         def run_chunk(chunk: Chunk) -> ChunkResult:
-            if closed.is_set() or failed.before(chunk):
+            if closed.is_set() or run.skip(chunk):
                 return ChunkResult([])
-            futures = self._prepare_all(options.str_as, chunk, worker_pool(self._workers))
+            futures = self._prepare_all(run, chunk)
             with preparing_lock:
                 preparing.update(futures)
             wait(futures)
@@ -387,15 +321,14 @@ class EmbeddingClient(_ClientBase):
                 # A done future holds its payload: keep none past its chunk, or the call
                 # would keep every prepared input alive until it ends.
                 preparing.difference_update(futures)
-            if closed.is_set() or failed.before(chunk):
+            if closed.is_set() or run.skip(chunk):
                 return ChunkResult([])
-            good, error = core.triage(chunk, [f.result() for f in futures])
+            good, error = run.triage(chunk, [f.result() for f in futures])
             del futures
-            if error is not None:
-                failed.at(chunk)
             if not good:
                 return ChunkResult([], error)
-            return self._transport.drive(core.send_chunk(plan(), chunk.start, good, error))
+            job = run.plan(self.server_info())
+            return self._transport.drive(run.send(job, chunk.start, good, error))
 
         def on_close() -> None:
             closed.set()
@@ -409,10 +342,6 @@ class EmbeddingClient(_ClientBase):
             on_progress,
             on_close,
         )
-
-    @property
-    def _workers(self) -> int:
-        return self.settings.prepare_workers or 1
 
 
 class AsyncEmbeddingClient(_ClientBase):
@@ -443,6 +372,7 @@ class AsyncEmbeddingClient(_ClientBase):
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in."""
+        self._prepare.close()
         await self._transport.aclose()
         if self._remote is not None:
             self._remote.close()
@@ -483,7 +413,7 @@ class AsyncEmbeddingClient(_ClientBase):
         ``inputs`` may also be an async iterable. Cancelling the iterating task stops the
         preparation of inputs not yet started.
         """
-        options = self._start(
+        run = self._core.start(
             inputs,
             str_as="text",
             input_type=input_type,
@@ -491,7 +421,7 @@ class AsyncEmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return AsyncEmbeddingStream(self._run(inputs, options, on_progress))
+        return AsyncEmbeddingStream(self._run(inputs, run, on_progress))
 
     def iter_embed_images(
         self,
@@ -504,7 +434,7 @@ class AsyncEmbeddingClient(_ClientBase):
         on_progress: ProgressCallback | None = None,
     ) -> AsyncEmbeddingStream:
         """:meth:`iter_embed` where a ``str`` is an image path or URI, not text."""
-        options = self._start(
+        run = self._core.start(
             images,
             str_as="image",
             input_type=input_type,
@@ -512,7 +442,7 @@ class AsyncEmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return AsyncEmbeddingStream(self._run(images, options, on_progress))
+        return AsyncEmbeddingStream(self._run(images, run, on_progress))
 
     async def embed(
         self,
@@ -580,7 +510,7 @@ class AsyncEmbeddingClient(_ClientBase):
     async def _run(
         self,
         inputs: Iterable[Any] | AsyncIterable[Any],
-        options: CallOptions,
+        run: CallRun,
         on_progress: ProgressCallback | None,
     ) -> Any:
         core = self._core
@@ -594,34 +524,22 @@ class AsyncEmbeddingClient(_ClientBase):
             # One bound for every call on this client: frameworks start many calls at once.
             self._slots = asyncio.Semaphore(window_depth(self.settings.max_concurrency))
         slots = self._slots
-        planned: list[Job] = []
-        plan_lock = asyncio.Lock()
-        failed = _FirstFailure()
-
-        async def plan() -> Job:
-            async with plan_lock:
-                if not planned:
-                    planned.append(core.plan(options, await self.server_info()))
-                return planned[0]
 
         async def run_chunk(chunk: Chunk) -> ChunkResult:
             async with slots:
                 loop = asyncio.get_running_loop()
-                pool = worker_pool(self.settings.prepare_workers or 1)
-                futures = self._prepare_all(options.str_as, chunk, pool)
+                futures = self._prepare_all(run, chunk)
                 # wrap_future: cancelling the gather cancels the preparations not yet started.
                 prepared = await asyncio.gather(
                     *(asyncio.wrap_future(f, loop=loop) for f in futures)
                 )
-                if failed.before(chunk):
+                if run.skip(chunk):
                     return ChunkResult([])
-                good, error = core.triage(chunk, prepared)
-                if error is not None:
-                    failed.at(chunk)
+                good, error = run.triage(chunk, prepared)
                 if not good:
                     return ChunkResult([], error)
-                job = await plan()
-                return await self._transport.drive(core.send_chunk(job, chunk.start, good, error))
+                job = run.plan(await self.server_info())
+                return await self._transport.drive(run.send(job, chunk.start, good, error))
 
         async for vector in arun_window(
             chunks,

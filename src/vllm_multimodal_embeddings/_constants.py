@@ -54,4 +54,7 @@ RETRY_BASE_DELAY_S: Final = 0.5
 RETRY_MAX_DELAY_S: Final = 8.0
 # Wall time one request may spend on all its attempts and waits (see _retry.py for why).
 DEFAULT_MAX_RETRY_TIME_S: Final = 120.0
-RETRYABLE_STATUS: Final = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+# Statuses that say "this request's content is wrong" rather than "the server failed": the
+# clients narrow a refused batch down to the input at fault, the probe reads them as answers.
+CONTENT_STATUS: Final = frozenset({400, 413, 422})

@@ -33,7 +33,7 @@ from ._exceptions import ImageLoadError
 from ._redact import redact_url
 
 if TYPE_CHECKING:
-    from ._inputs import ImageOptions
+    from ._settings import ImageSettings
 
 __all__ = ["DEFAULT_MAX_REDIRECTS", "RemoteFetchError", "RemoteFetcher", "Resolver"]
 
@@ -109,11 +109,11 @@ class RemoteFetcher:
         )
 
     @classmethod
-    def from_options(cls, options: ImageOptions, **overrides: Any) -> RemoteFetcher:
+    def from_options(cls, options: ImageSettings, **overrides: Any) -> RemoteFetcher:
         """A fetcher with the limits and allow-list of the client's image options."""
         settings: dict[str, Any] = {
-            "max_bytes": options.remote_max_bytes,
-            "timeout": options.remote_timeout,
+            "max_bytes": options.remote_image_max_bytes,
+            "timeout": options.remote_image_timeout,
             "allowed_hosts": options.remote_allowed_hosts,
             "allow_private_networks": options.allow_private_networks,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Generator
@@ -30,7 +31,7 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
-from ._redact import redact_url
+from ._redact import redact_text, redact_url
 from ._retry import RetryState
 from ._settings import ClientSettings
 from .protocol import parse_error_message
@@ -46,6 +47,7 @@ __all__ = [
 
 log = logging.getLogger("vllm_multimodal_embeddings")
 T = TypeVar("T")
+_CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+) tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,10 @@ class Call:
     raise_for_status: bool = True
     #: Probes of optional endpoints are not retried.
     retry: bool = True
+    #: Most retries of a 5xx answer (``None``: the policy's). Fewer for requests whose 5xx
+    #: may be one input's fault (an image URL the server cannot fetch): the caller narrows a
+    #: batch down instead of spending the retry budget on it.
+    server_error_retries: int | None = None
 
 
 #: A sans-I/O step: yields calls, receives responses, returns a result.
@@ -76,7 +82,12 @@ def json_or_text(response: httpx.Response) -> Any:
 def map_status_error(response: httpx.Response) -> APIStatusError:
     """The exception for a non-2xx response, carrying the server's own message."""
     body = json_or_text(response)
-    message = parse_error_message(body, response.reason_phrase or "error")
+    # Servers quote the URLs they failed to fetch: never their credentials or signatures.
+    message = redact_text(parse_error_message(body, response.reason_phrase or "error"))
+    limit = _CONTEXT_LIMIT.search(message)
+    if limit is not None:
+        # vLLM words every over-long input alike ("at least limit + 1 tokens"): say it plainly.
+        message = f"too long: over the model's limit of {limit.group(1)} tokens ({message})"
     status = response.status_code
     cls: type[APIStatusError]
     if status in (400, 422):
@@ -128,6 +139,13 @@ def _attempt_outcome(
     """Seconds to wait before trying ``call`` again, or ``None`` when done with it (a success,
     a failure another try cannot mend, or the retries and time budget spent)."""
     if state is None:
+        return None
+    if (
+        call.server_error_retries is not None
+        and isinstance(outcome, httpx.Response)
+        and outcome.status_code >= 500
+        and state.retries >= call.server_error_retries
+    ):
         return None
     if (
         not reached

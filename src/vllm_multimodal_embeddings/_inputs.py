@@ -19,20 +19,13 @@ from urllib.request import url2pathname
 
 from PIL import Image
 
-from ._constants import (
-    DEFAULT_MAX_IMAGE_BYTES,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_SOURCE_PIXELS,
-    DEFAULT_REMOTE_IMAGE_MAX_BYTES,
-    DEFAULT_REMOTE_IMAGE_TIMEOUT_S,
-)
 from ._exceptions import ImageLoadError, InputError
 from ._images import describe_source, encode_bytes, encode_pil_image, parse_data_uri
+from ._settings import ImageSettings, check_not_bare
 from ._types import Content, ContentPart, EmbedInput, ImageInput
 
 __all__ = [
     "Fetcher",
-    "ImageOptions",
     "PreparedInput",
     "PreparedPart",
     "prepare_image",
@@ -47,53 +40,6 @@ Fetcher = Callable[[str], bytes]
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)://")
 # Rough JSON framing per content part ({"type": ..., "image_url": {"url": ...}}), for batching.
 _PART_OVERHEAD = 48
-
-
-@dataclass(frozen=True, slots=True)
-class ImageOptions:
-    """How images are prepared before sending.
-
-    Attributes:
-        max_pixels: images with more pixels are downscaled (aspect ratio kept) to fit.
-        fetch_remote: ``False`` sends ``http(s)`` URLs for the server to fetch; ``True``
-            fetches them here and sends the bytes inline.
-        remote_max_bytes: largest remote image accepted when fetching.
-        remote_timeout: seconds allowed for one whole remote fetch, redirects included.
-        max_source_pixels: images whose header declares more pixels are refused before
-            any decoding (a decompression bomb costs nothing then).
-        max_image_bytes: largest encoded image read from a file, a stream or a ``data:`` URI.
-        remote_allowed_hosts: host names, addresses or networks that client-side fetching
-            may reach although they are loopback, private or link-local.
-        allow_private_networks: let client-side fetching reach any address.
-    """
-
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    fetch_remote: bool = False
-    remote_max_bytes: int = DEFAULT_REMOTE_IMAGE_MAX_BYTES
-    remote_timeout: float = DEFAULT_REMOTE_IMAGE_TIMEOUT_S
-    max_source_pixels: int = DEFAULT_MAX_SOURCE_PIXELS
-    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
-    remote_allowed_hosts: tuple[str, ...] = ()
-    allow_private_networks: bool = False
-
-    def __post_init__(self) -> None:
-        if self.max_pixels < 1:
-            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
-        if self.max_source_pixels < self.max_pixels:
-            raise ValueError(
-                f"max_source_pixels ({self.max_source_pixels}) must be >= max_pixels "
-                f"({self.max_pixels})"
-            )
-        if self.max_image_bytes < 1:
-            raise ValueError(f"max_image_bytes must be >= 1, got {self.max_image_bytes}")
-        hosts = self.remote_allowed_hosts
-        # A bare string would be read as one-letter host names; a list would be unhashable.
-        hosts = (hosts,) if isinstance(hosts, str) else tuple(hosts)
-        object.__setattr__(self, "remote_allowed_hosts", hosts)
-        if self.remote_max_bytes < 1:
-            raise ValueError(f"remote_max_bytes must be >= 1, got {self.remote_max_bytes}")
-        if self.remote_timeout <= 0:
-            raise ValueError(f"remote_timeout must be > 0, got {self.remote_timeout}")
 
 
 PartKind = Literal["text", "image", "video"]
@@ -149,7 +95,7 @@ class PreparedInput:
 def prepare_inputs(
     items: Sequence[EmbedInput],
     *,
-    options: ImageOptions,
+    options: ImageSettings,
     str_as: Literal["text", "image"] = "text",
     fetch: Fetcher | None = None,
 ) -> list[PreparedInput]:
@@ -157,11 +103,7 @@ def prepare_inputs(
 
     Nothing is returned (so nothing is sent) unless all items are valid.
     """
-    if isinstance(items, (str, bytes, bytearray)):
-        # A bare string is a Sequence too; iterating it would embed one character at a time.
-        raise InputError(
-            f"expected a list of inputs, got a single {type(items).__name__}; wrap it in a list"
-        )
+    check_not_bare(items)
     return [
         prepare_input(item, index=i, options=options, str_as=str_as, fetch=fetch)
         for i, item in enumerate(items)
@@ -172,7 +114,7 @@ def prepare_input(
     item: EmbedInput,
     *,
     index: int,
-    options: ImageOptions,
+    options: ImageSettings,
     str_as: Literal["text", "image"] = "text",
     fetch: Fetcher | None = None,
 ) -> PreparedInput:
@@ -193,7 +135,7 @@ def prepare_image(
     source: ImageInput,
     *,
     index: int,
-    options: ImageOptions,
+    options: ImageSettings,
     fetch: Fetcher | None = None,
 ) -> str:
     """Return the ``image_url`` to send for one image: a ``data:`` URI or an ``http(s)`` URL."""
@@ -205,7 +147,7 @@ def prepare_image(
         return _encode(bytes(source), index=index, options=options, source=type(source).__name__)
     if isinstance(source, Image.Image):
         return encode_pil_image(
-            source, max_pixels=options.max_pixels, index=index, source="PIL image"
+            source, max_pixels=options.max_image_pixels, index=index, source="PIL image"
         )
     if isinstance(source, io.IOBase):
         data = _read_stream(source, index=index, max_bytes=options.max_image_bytes)
@@ -213,10 +155,10 @@ def prepare_image(
     raise InputError(f"unsupported input type {type(source).__name__!r}", index=index)
 
 
-def _encode(data: bytes, *, index: int, options: ImageOptions, source: str) -> str:
+def _encode(data: bytes, *, index: int, options: ImageSettings, source: str) -> str:
     return encode_bytes(
         data,
-        max_pixels=options.max_pixels,
+        max_pixels=options.max_image_pixels,
         max_source_pixels=options.max_source_pixels,
         index=index,
         source=source,
@@ -224,7 +166,7 @@ def _encode(data: bytes, *, index: int, options: ImageOptions, source: str) -> s
 
 
 def _prepare_content(
-    item: Content, *, index: int, options: ImageOptions, fetch: Fetcher | None
+    item: Content, *, index: int, options: ImageSettings, fetch: Fetcher | None
 ) -> PreparedInput:
     if item.parts:
         return _prepare_parts(item.parts, index=index, options=options, fetch=fetch)
@@ -243,7 +185,7 @@ def _prepare_content(
 
 
 def _prepare_parts(
-    parts: Sequence[ContentPart], *, index: int, options: ImageOptions, fetch: Fetcher | None
+    parts: Sequence[ContentPart], *, index: int, options: ImageSettings, fetch: Fetcher | None
 ) -> PreparedInput:
     prepared: list[PreparedPart] = []
     for number, part in enumerate(parts):
@@ -264,7 +206,7 @@ def _prepare_parts(
 
 
 def _prepare_part(
-    part: ContentPart, *, index: int, options: ImageOptions, fetch: Fetcher | None
+    part: ContentPart, *, index: int, options: ImageSettings, fetch: Fetcher | None
 ) -> PreparedPart:
     if isinstance(part, str):
         return PreparedPart("text", _check_text(part, index=index))
@@ -314,7 +256,7 @@ def _check_video(video: object, *, index: int) -> str:
 
 
 def _prepare_image_ref(
-    ref: str, *, index: int, options: ImageOptions, fetch: Fetcher | None
+    ref: str, *, index: int, options: ImageSettings, fetch: Fetcher | None
 ) -> str:
     if not ref.strip():
         raise InputError("empty image reference", index=index)
@@ -327,7 +269,7 @@ def _prepare_image_ref(
         return _encode_file(path, index=index, options=options)
     scheme = match.group(1).lower()
     if scheme in ("http", "https"):
-        if not options.fetch_remote:
+        if not options.fetch_remote_images:
             return ref
         return _fetch_remote(ref, index=index, options=options, fetch=fetch)
     if scheme == "file":
@@ -335,10 +277,10 @@ def _prepare_image_ref(
     raise InputError(f"unsupported URL scheme {scheme!r}", index=index)
 
 
-def _fetch_remote(url: str, *, index: int, options: ImageOptions, fetch: Fetcher | None) -> str:
+def _fetch_remote(url: str, *, index: int, options: ImageSettings, fetch: Fetcher | None) -> str:
     if fetch is None:
         # The client always supplies one with fetch_remote=True; reaching here is a bug.
-        raise ValueError("ImageOptions.fetch_remote=True needs a fetch function")
+        raise ValueError("fetch_remote_images=True needs a fetch function")
     source = describe_source(url)
     try:
         data = fetch(url)
@@ -350,9 +292,10 @@ def _fetch_remote(url: str, *, index: int, options: ImageOptions, fetch: Fetcher
         raise ImageLoadError(
             f"fetcher returned {type(data).__name__!r}, expected bytes", index=index, source=source
         )
-    if len(data) > options.remote_max_bytes:
+    if len(data) > options.remote_image_max_bytes:
         raise ImageLoadError(
-            f"remote image is {len(data)} bytes, over the limit of {options.remote_max_bytes}",
+            f"remote image is {len(data)} bytes, "
+            f"over the limit of {options.remote_image_max_bytes}",
             index=index,
             source=source,
         )
@@ -370,7 +313,7 @@ def _file_uri_to_path(uri: str, *, index: int) -> Path:
     return Path(url2pathname(parts.path))
 
 
-def _encode_file(path: Path, *, index: int, options: ImageOptions) -> str:
+def _encode_file(path: Path, *, index: int, options: ImageSettings) -> str:
     source = str(path)
     data = _read_file(path, index=index, max_bytes=options.max_image_bytes)
     return _encode(data, index=index, options=options, source=source)

@@ -1,6 +1,6 @@
 """The streaming pipeline: inputs read lazily, prepared by workers, sent while others prepare.
 
-One call is a window of :class:`~._base_client.Chunk` tasks (``batch_size`` inputs each). A
+One call is a window of :class:`~._job.Chunk` tasks (``batch_size`` inputs each). A
 task prepares its inputs on the shared worker pool, then sends them; the caller takes results
 in input order, and each one taken lets one more chunk in. So, whatever the corpus size, at
 most ``max_concurrency + 2`` chunks hold prepared payloads per client (one per request in
@@ -19,30 +19,72 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from ._base_client import Chunk, ChunkResult, Vector
+from ._job import Chunk, ChunkResult, Vector
+from ._settings import default_workers
 
-__all__ = ["AsyncEmbeddingStream", "EmbeddingStream", "ProgressCallback", "worker_pool"]
+__all__ = [
+    "AsyncEmbeddingStream",
+    "EmbeddingStream",
+    "PreparePool",
+    "ProgressCallback",
+    "worker_pool",
+]
 
 #: Called with the number of inputs done, in input order, as their vectors are handed out.
 ProgressCallback = Callable[[int], None]
 
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
+_shared: ThreadPoolExecutor | None = None
+_shared_lock = threading.Lock()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = ThreadPoolExecutor(
+                max_workers=default_workers(), thread_name_prefix="vmme-prepare"
+            )
+        return _shared
+
+
+class PreparePool:
+    """The threads that prepare one client's inputs.
+
+    Image preparation is CPU work (Pillow releases the GIL while decoding and resizing), so
+    every client with the default size (the CPU cores) shares one process-wide pool: more
+    pools than cores would only contend. A client that asks for another size gets a pool of
+    its own, shut down by :meth:`close` (or when the client is collected), so clients with
+    odd sizes never pile up threads in the process.
+    """
+
+    def __init__(self, workers: int | None) -> None:
+        self.workers = workers or default_workers()
+        self._own: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def executor(self) -> ThreadPoolExecutor:
+        """The pool to submit preparation work to."""
+        if self.workers == default_workers():
+            return _shared_pool()
+        with self._lock:
+            if self._own is None:
+                self._own = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="vmme-prepare"
+                )
+            return self._own
+
+    def close(self) -> None:
+        """Stop this client's own threads (the shared pool lives as long as the process)."""
+        with self._lock:
+            own, self._own = self._own, None
+        if own is not None:
+            own.shutdown(wait=False, cancel_futures=True)
 
 
 def worker_pool(workers: int) -> ThreadPoolExecutor:
-    """The process-wide pool of ``workers`` threads that prepare inputs.
-
-    Shared by every client with that many workers, sync or async, in any event loop: image
-    preparation is CPU work (Pillow releases the GIL while decoding and resizing), so more
-    pools than cores would only contend. Lives as long as the process.
-    """
-    with _pools_lock:
-        pool = _pools.get(workers)
-        if pool is None:
-            pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vmme-prepare")
-            _pools[workers] = pool
-        return pool
+    """The shared pool when ``workers`` is the default size; kept for the reranking client,
+    which submits a few documents per call (a pool of another size there is the shared one)."""
+    return _shared_pool()
 
 
 def window_depth(max_concurrency: int) -> int:

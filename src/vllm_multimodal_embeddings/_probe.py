@@ -7,6 +7,7 @@ import re
 
 import httpx
 
+from ._constants import CONTENT_STATUS
 from ._exceptions import APIError, NotFoundError
 from ._http import Call, Step, json_or_text, map_status_error
 from ._server_info import ServerInfo
@@ -19,8 +20,6 @@ log = logging.getLogger("vllm_multimodal_embeddings")
 # Sent only by probes: no input_type is ever called this, so the 400 lists the real ones.
 _PROBE_INPUT_TYPE = "__vmme_probe__"
 _SUPPORTED_TYPES_RE = re.compile(r"Supported values:\s*(.+?)\s*$")
-# Statuses that say "this request's content is wrong" rather than "the server failed".
-_CONTENT_STATUS = frozenset({400, 413, 422})
 
 
 def _model_list(response: httpx.Response) -> ModelList:
@@ -58,7 +57,7 @@ def probe(model: str | None) -> Step[ServerInfo]:
     }
     batch_resp = yield Call("POST", "/v1/embeddings", batch_body, raise_for_status=False)
     batched = batch_resp.is_success
-    if not batched and batch_resp.status_code not in _CONTENT_STATUS:
+    if not batched and batch_resp.status_code not in CONTENT_STATUS:
         raise map_status_error(batch_resp)
 
     dims_resp = yield Call(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact_url"]
+__all__ = ["redact_text", "redact_url"]
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # scheme://userinfo@ -- greedy up to the last "@" before the path, as RFC 3986 reads it.
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@")
 REDACTED = "<redacted>"
+# A URL anywhere in a text, and a path's query string as servers quote it ("url: /a.png?sig=").
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\"'<>()]+")
+_PATH_QUERY = re.compile(r"(/[^\s?\"'<>()]*)\?[^\s\"'<>()]+")
 
 
 def redact_url(url: str) -> str:
@@ -25,3 +28,10 @@ def redact_url(url: str) -> str:
     out = _USERINFO.sub(rf"\g<1>{REDACTED}@", url, count=1)
     head, sep, _ = out.partition("?")
     return f"{head}?{REDACTED}" if sep else out
+
+
+def redact_text(text: str) -> str:
+    """``text`` (a server's error message, say) with every URL in it redacted, and the query
+    string of every path it quotes: servers repeat the URLs they failed to fetch."""
+    text = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return _PATH_QUERY.sub(lambda m: f"{m.group(1)}?{REDACTED}", text)

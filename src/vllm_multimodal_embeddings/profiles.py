@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
-from ._inputs import PreparedInput
+
+if TYPE_CHECKING:
+    from ._inputs import PreparedInput
 
 __all__ = ["ModelProfile", "normalize_instruction"]
 

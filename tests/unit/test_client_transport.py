@@ -186,7 +186,10 @@ def test_other_4xx_are_not_retried() -> None:
     fake.failures = [httpx.Response(400, json={"error": {"message": "Failed to load image"}})]
     with pytest.raises(BadRequestError, match="Failed to load image") as info:
         client.embed(["x"])
-    assert fake.embed_calls() == 1
+    # Not retried: the one request after it is the control ("." alone), which passes and so
+    # pins the refusal on input 0.
+    assert fake.embed_calls() == 2
+    assert text_of(json.loads(fake.requests[-1].content)["messages"][0]) == "."
     assert info.value.index == 0
 
 

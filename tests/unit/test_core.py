@@ -24,9 +24,10 @@ from vllm_multimodal_embeddings import (
     InputError,
     UnsupportedFeatureError,
 )
-from vllm_multimodal_embeddings._base_client import Chunk, EmbeddingCore, Job
+from vllm_multimodal_embeddings._core import CallRun, EmbeddingCore
 from vllm_multimodal_embeddings._http import Call, map_status_error
 from vllm_multimodal_embeddings._inputs import PreparedInput
+from vllm_multimodal_embeddings._job import Chunk, Job
 from vllm_multimodal_embeddings._probe import probe
 from vllm_multimodal_embeddings._server_info import ServerInfo
 
@@ -82,15 +83,25 @@ def texts(*items: str) -> list[PreparedInput]:
     return [PreparedInput(text=t) for t in items]
 
 
-def job_for(c: EmbeddingCore, info: ServerInfo = INFO, **call: Any) -> Job:
-    options = c.start(
+def run_for(c: EmbeddingCore, **call: Any) -> CallRun:
+    return c.start(
+        [],
         str_as="text",
         input_type=call.get("input_type", "document"),
         instruction=None,
         dimensions=call.get("dimensions"),
         embedding_type="float",
     )
-    return c.plan(options, info)
+
+
+def job_for(c: EmbeddingCore, info: ServerInfo = INFO, **call: Any) -> Job:
+    return run_for(c, **call).plan(info)
+
+
+def send(c: EmbeddingCore, start: int, items: list[PreparedInput], **call: Any) -> Any:
+    """The chunk step of a fresh call, planned against INFO."""
+    run = run_for(c, **call)
+    return run.send(run.plan(INFO), start, items)
 
 
 # -- probe -------------------------------------------------------------------------------------
@@ -186,14 +197,23 @@ def test_chunks_read_lazily() -> None:
     assert (first.start, list(first.items), len(pulled)) == (0, ["t0", "t1", "t2"], 3)
     assert next(chunks).start == 3
     with pytest.raises(InputError, match="single str"):
-        next(EmbeddingCore.chunks("abc", 3))
+        core().start(
+            "abc",
+            str_as="text",
+            input_type="document",
+            instruction=None,
+            dimensions=None,
+            embedding_type="float",
+        )
 
 
 # -- sending: splitting, bisection, validation ------------------------------------------------
 
 
 def texts_in(call: Call) -> list[str]:
-    return [m[1]["content"][0]["text"] for m in (call.json or {})["messages"]]
+    messages = (call.json or {})["messages"]
+    conversations = messages if isinstance(messages[0], list) else [messages]  # unbatched: one
+    return [m[1]["content"][0]["text"] for m in conversations]
 
 
 def refusing(poison: Callable[[str], bool], message: str = "too long") -> Server:
@@ -208,9 +228,8 @@ def refusing(poison: Callable[[str], bool], message: str = "too long") -> Server
 
 def test_send_chunk_splits_by_count_and_bytes() -> None:
     c = core(batch_size=3, max_batch_bytes=200)
-    job = job_for(c)
     items = texts("a", "b", "c", "d", "x" * 150, "e")
-    result, calls = play(c.send_chunk(job, 10, items), refusing(lambda t: False))
+    result, calls = play(send(c, 10, items), refusing(lambda t: False))
     # "d" fits no more beside the long text, nor "e" after it (about 48 bytes of framing each).
     assert [texts_in(call) for call in calls] == [["a", "b", "c"], ["d"], ["x" * 150], ["e"]]
     assert len(result.vectors) == 6 and result.error is None
@@ -219,7 +238,7 @@ def test_send_chunk_splits_by_count_and_bytes() -> None:
 def test_a_refused_input_is_narrowed_down_and_the_halves_that_pass_are_kept() -> None:
     c = core(batch_size=8)
     items = texts("a", "b", "c", "poison", "e", "f")
-    result, calls = play(c.send_chunk(job_for(c), 20, items), refusing(lambda t: t == "poison"))
+    result, calls = play(send(c, 20, items), refusing(lambda t: t == "poison"))
     # 6 refused; a-c pass; poison-f refused; poison alone refused: stop there (e, f are after
     # the first bad input, where the caller's stream ends).
     assert [len(texts_in(call)) for call in calls] == [6, 3, 3, 1]
@@ -232,16 +251,68 @@ def test_a_request_refused_as_a_whole_blames_no_input() -> None:
     c = core(batch_size=8)
     items = texts("a", "b", "c", "d")
     server = refusing(lambda t: True, "dimensions must be positive")
-    result, calls = play(c.send_chunk(job_for(c), 0, items), server)
+    result, calls = play(send(c, 0, items), server)
     assert result.error.index is None
     assert "as a whole" in str(result.error) and "dimensions must be positive" in str(result.error)
-    assert len(calls) == 4  # 4 -> 2 -> 1, then one other input alone to tell
+    # 4 -> 2 -> 1, then the control request (the shortest text alone) is refused too.
+    assert [texts_in(call) for call in calls] == [["a", "b", "c", "d"], ["a", "b"], ["a"], ["."]]
+
+
+def test_two_inputs_refused_alike_are_each_an_inputs_fault() -> None:
+    # vLLM words every over-long input's 400 the same: the first and last of a request look
+    # alike, yet the control request passes, so the first is named, not the request.
+    c = core(batch_size=8)
+    items = texts("long1", "b", "c", "long2")
+    server = refusing(lambda t: t.startswith("long"), "at least 2049 input tokens")
+    result, calls = play(send(c, 0, items), server)
+    assert result.error is not None and result.error.index == 0
+    assert "as a whole" not in str(result.error)
+    assert texts_in(calls[-1]) == ["."]
+
+
+def test_one_input_per_request_still_names_the_input() -> None:
+    # Servers without batched conversations send 1-input requests: a refusal of one of them
+    # is that input's (once the control passes), not a refusal of every request.
+    c = core(batch_size=8)
+    run = run_for(c)
+    job = run.plan(dataclasses.replace(INFO, batched_conversations=False))
+    assert job.batch_size == 1
+    server = refusing(lambda t: t == "bad")
+    result, calls = play(run.send(job, 5, texts("bad", "ok")), server)
+    assert result.error is not None and result.error.index == 5
+    assert len(calls) == 2  # "bad", then the control; "ok" is after the first bad input
+
+
+def test_a_dead_server_fetched_url_is_narrowed_down_without_retrying_the_batch() -> None:
+    c = core(batch_size=8)
+    items = [
+        PreparedInput(image_url="http://img.test/ok1.png"),
+        PreparedInput(image_url="http://img.test/dead.png?sig=SECRET"),
+        PreparedInput(text="after"),
+    ]
+
+    def server(call: Call) -> httpx.Response:
+        urls = json.dumps(call.json)
+        if "dead.png" in urls:
+            return response(call, 500, {"error": {"message": "Cannot connect to host"}})
+        n = len((call.json or {})["messages"])
+        return response(call, body=vectors_body(n))
+
+    result, calls = play(send(c, 0, items), server)
+    # Batches with URLs get no 5xx retry (the transport honours server_error_retries): [all 3]
+    # is refused, [ok1] passes, [dead, after] is refused, [dead] alone is named. Single
+    # requests with a URL are retried twice at most.
+    assert [c.server_error_retries for c in calls] == [0, 2, 0, 2]
+    assert len(result.vectors) == 1 and result.error is not None and result.error.index == 1
+    assert "SECRET" not in str(result.error)
 
 
 def test_a_prepared_error_is_reported_after_the_inputs_before_it() -> None:
     c = core()
     error = InputError("empty text", index=7)
-    good, found = c.triage(Chunk(5, ["a", "b", "", "c"]), [*texts("a", "b"), error, *texts("c")])
+    run = run_for(c)
+    chunk = Chunk(5, ["a", "b", "", "c"])
+    good, found = run.triage(chunk, [*texts("a", "b"), error, *texts("c")])
     assert [g.text for g in good] == ["a", "b"] and found is error
 
 
@@ -260,15 +331,15 @@ def test_vectors_no_caller_should_get_are_refused(vector: np.ndarray, match: str
     def server(call: Call) -> httpx.Response:
         return response(call, body=body)
 
-    result, _ = play(c.send_chunk(job_for(c), 0, texts("a")), server)
+    result, _ = play(send(c, 0, texts("a")), server)
     assert isinstance(result.error, APIError) and match in str(result.error)
 
 
 def test_the_request_is_the_official_recipe() -> None:
     c = core()
-    job = job_for(c, input_type="query")
     result, calls = play(
-        c.send_chunk(job, 0, texts("hello")), lambda call: response(call, body=vectors_body(1))
+        send(c, 0, texts("hello"), input_type="query"),
+        lambda call: response(call, body=vectors_body(1)),
     )
     body = calls[0].json or {}
     assert body["messages"][0][0] == {

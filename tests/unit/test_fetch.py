@@ -20,7 +20,8 @@ from PIL import Image
 
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
 from vllm_multimodal_embeddings._fetch import RemoteFetcher, RemoteFetchError
-from vllm_multimodal_embeddings._inputs import ImageOptions, prepare_image
+from vllm_multimodal_embeddings._inputs import prepare_image
+from vllm_multimodal_embeddings._settings import ImageSettings
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -99,7 +100,7 @@ def test_fetches_an_image_with_a_clean_request(server: _Server) -> None:
 
 def test_plugs_in_as_the_fetcher_of_prepare_image(server: _Server) -> None:
     server.routes["/a.png"] = lambda h: _send(h, 200, PNG)
-    options = ImageOptions(fetch_remote=True)
+    options = ImageSettings(fetch_remote_images=True)
     with RemoteFetcher(allowed_hosts=LOOPBACK) as fetch:
         uri = prepare_image(_url(server, "/a.png"), index=0, options=options, fetch=fetch)
     assert uri.startswith("data:image/png;base64,")
@@ -274,7 +275,7 @@ def test_small_gzip_body_is_inflated(server: _Server) -> None:
 @pytest.mark.parametrize("status", [403, 404, 500])
 def test_error_status_names_status_not_url(server: _Server, status: int) -> None:
     server.routes["/x"] = lambda h: _send(h, status, b"nope")
-    options = ImageOptions(fetch_remote=True)
+    options = ImageSettings(fetch_remote_images=True)
     url = _url(server, "/x?X-Amz-Signature=deadbeef")
     with RemoteFetcher(allowed_hosts=LOOPBACK) as fetch, pytest.raises(ImageLoadError) as info:
         prepare_image(url, index=3, options=options, fetch=fetch)
@@ -292,15 +293,15 @@ def test_bad_urls_are_refused_cleanly(url: str) -> None:
 
 def test_from_options_carries_limits_and_allow_list(server: _Server) -> None:
     server.routes["/a.png"] = lambda h: _send(h, 200, PNG)
-    options = ImageOptions(
-        fetch_remote=True, remote_max_bytes=10, remote_allowed_hosts=("127.0.0.1",)
+    options = ImageSettings(
+        fetch_remote_images=True, remote_image_max_bytes=10, remote_allowed_hosts=("127.0.0.1",)
     )
     with RemoteFetcher.from_options(options) as fetch:
         assert fetch.max_bytes == 10
         with pytest.raises(RemoteFetchError, match="over the limit of 10"):
             fetch(_url(server, "/a.png"))
     with (
-        RemoteFetcher.from_options(ImageOptions()) as fetch,
+        RemoteFetcher.from_options(ImageSettings()) as fetch,
         pytest.raises(RemoteFetchError, match="non-public"),
     ):
         fetch(_url(server, "/a.png"))

@@ -16,7 +16,8 @@ from PIL import Image
 
 from vllm_multimodal_embeddings import _images
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
-from vllm_multimodal_embeddings._inputs import ImageOptions, prepare_image
+from vllm_multimodal_embeddings._inputs import prepare_image
+from vllm_multimodal_embeddings._settings import ImageSettings
 
 
 def _png(im: Image.Image) -> bytes:
@@ -36,7 +37,7 @@ def _claiming(width: int, height: int) -> bytes:
 
 
 def _prep(source: object, index: int = 2, **options: object) -> str:
-    return prepare_image(source, index=index, options=ImageOptions(**options))  # type: ignore[arg-type]
+    return prepare_image(source, index=index, options=ImageSettings(**options))  # type: ignore[arg-type]
 
 
 def _error(source: object, **options: object) -> str:
@@ -136,7 +137,7 @@ def test_pixel_cap_is_checked_from_the_header() -> None:
     assert "also needs PIL.Image.MAX_IMAGE_PIXELS raised" in text
     small = _png(Image.new("RGB", (100, 100)))
     assert "10,000 pixels, over the limit of 5,000" in _error(
-        small, max_pixels=5000, max_source_pixels=5000
+        small, max_image_pixels=5000, max_source_pixels=5000
     )
 
 
@@ -145,7 +146,7 @@ def test_pillow_warning_zone_is_handled_by_our_cap(monkeypatch: pytest.MonkeyPat
     # our own cap decides instead, and the image is simply downscaled.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     png = _png(Image.new("RGB", (40, 40), (5, 6, 7)))
-    assert _prep(png, max_pixels=400).startswith("data:image/png;base64,")
+    assert _prep(png, max_image_pixels=400).startswith("data:image/png;base64,")
 
 
 def test_high_depth_is_converted_after_downscaling(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +162,7 @@ def test_high_depth_is_converted_after_downscaling(monkeypatch: pytest.MonkeyPat
         return real(im)
 
     monkeypatch.setattr(_images, "_high_depth_to_rgb", spy)
-    uri = _prep(png, max_pixels=96 * 64)
+    uri = _prep(png, max_image_pixels=96 * 64)
     target = _images.smart_resize(600, 400, max_pixels=96 * 64)  # the official target
     assert seen == [target] == [(96, 64)]
     out = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
@@ -173,9 +174,9 @@ def test_high_depth_is_converted_after_downscaling(monkeypatch: pytest.MonkeyPat
 
 def test_options_validate_caps() -> None:
     with pytest.raises(ValueError, match="max_image_bytes"):
-        ImageOptions(max_image_bytes=0)
+        ImageSettings(max_image_bytes=0)
     with pytest.raises(ValueError, match="max_source_pixels"):
-        ImageOptions(max_pixels=1000, max_source_pixels=999)
-    assert ImageOptions(remote_allowed_hosts="10.0.0.0/8").remote_allowed_hosts == (  # type: ignore[arg-type]
+        ImageSettings(max_image_pixels=1000, max_source_pixels=999)
+    assert ImageSettings(remote_allowed_hosts="10.0.0.0/8").remote_allowed_hosts == (  # type: ignore[arg-type]
         "10.0.0.0/8",
     )

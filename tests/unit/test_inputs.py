@@ -16,7 +16,7 @@ from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
 from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
 from vllm_multimodal_embeddings._images import smart_resize
 from vllm_multimodal_embeddings._inputs import (
-    ImageOptions,
+    ImageSettings,
     PreparedInput,
     PreparedPart,
     prepare_image,
@@ -25,7 +25,7 @@ from vllm_multimodal_embeddings._inputs import (
 )
 from vllm_multimodal_embeddings._types import Content
 
-OPTS = ImageOptions()
+OPTS = ImageSettings()
 
 
 # --- helpers ---
@@ -65,7 +65,7 @@ def decode_uri(uri: str) -> tuple[str, bytes, Image.Image]:
 
 
 def prep(source: object, **opts: object) -> str:
-    return prepare_image(source, index=0, options=ImageOptions(**opts))  # type: ignore[arg-type]
+    return prepare_image(source, index=0, options=ImageSettings(**opts))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_pil_image_is_encoded_as_deterministic_png() -> None:
 
 
 def test_pil_image_is_downscaled() -> None:
-    _, _, out = decode_uri(prep(gradient((400, 300)), max_pixels=10_000))
+    _, _, out = decode_uri(prep(gradient((400, 300)), max_image_pixels=10_000))
     assert out.width * out.height <= 10_000
     # Qwen-VL's smart resize: sides multiples of 32, so the server resizes nothing again.
     assert out.size == (96, 64)
@@ -213,7 +213,7 @@ def test_smart_resize_matches_the_official_recipe(size, max_pixels, expected) ->
 
 def test_custom_max_pixels_is_honoured_for_png() -> None:
     raw = encode(gradient((300, 100)), "PNG")
-    mime, _, out = decode_uri(prep(raw, max_pixels=3_000))
+    mime, _, out = decode_uri(prep(raw, max_image_pixels=3_000))
     assert mime == "image/png"
     assert out.width * out.height <= 3_000
     assert out.size == (64, 32)
@@ -221,7 +221,7 @@ def test_custom_max_pixels_is_honoured_for_png() -> None:
 
 def test_image_exactly_at_budget_is_passed_through() -> None:
     raw = encode(gradient((50, 40)), "PNG")
-    assert prep(raw, max_pixels=2_000) == data_uri(raw)
+    assert prep(raw, max_image_pixels=2_000) == data_uri(raw)
 
 
 # --- errors ---
@@ -420,7 +420,7 @@ def test_fetch_remote_inlines_bytes(png_bytes: bytes) -> None:
         seen.append(url)
         return png_bytes
 
-    opts = ImageOptions(fetch_remote=True)
+    opts = ImageSettings(fetch_remote_images=True)
     out = prepare_input(Content(image=URL), index=0, options=opts, fetch=fetch)
     assert out.image_url == data_uri(png_bytes)
     assert seen == [URL]
@@ -430,32 +430,32 @@ def test_fetch_failure_names_url() -> None:
     def fetch(url: str) -> bytes:
         raise ConnectionError("boom")
 
-    opts = ImageOptions(fetch_remote=True)
+    opts = ImageSettings(fetch_remote_images=True)
     err = _raises(ImageLoadError, URL, str_as="image", options=opts, fetch=fetch)
     assert URL in str(err) and "boom" in str(err)
     assert isinstance(err, ImageLoadError) and err.source == URL
 
 
 def test_remote_size_limit(png_bytes: bytes) -> None:
-    opts = ImageOptions(fetch_remote=True, remote_max_bytes=len(png_bytes) - 1)
+    opts = ImageSettings(fetch_remote_images=True, remote_image_max_bytes=len(png_bytes) - 1)
     err = _raises(ImageLoadError, URL, str_as="image", options=opts, fetch=lambda _: png_bytes)
     assert "over the limit" in str(err)
 
 
 def test_fetched_garbage_is_an_image_error() -> None:
-    opts = ImageOptions(fetch_remote=True)
+    opts = ImageSettings(fetch_remote_images=True)
     _raises(ImageLoadError, URL, str_as="image", options=opts, fetch=lambda _: b"<html>")
 
 
 def test_fetch_remote_without_fetcher_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="fetch") as info:
-        prepare_image(URL, index=0, options=ImageOptions(fetch_remote=True))
+        prepare_image(URL, index=0, options=ImageSettings(fetch_remote_images=True))
     assert not isinstance(info.value, InputError)
 
 
 def test_image_options_validate() -> None:
     with pytest.raises(ValueError):
-        ImageOptions(max_pixels=0)
+        ImageSettings(max_image_pixels=0)
 
 
 def test_unreadable_file(png_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,9 @@ import pytest
 
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
 from vllm_multimodal_embeddings._images import describe_source
-from vllm_multimodal_embeddings._inputs import ImageOptions, prepare_image
+from vllm_multimodal_embeddings._inputs import prepare_image
 from vllm_multimodal_embeddings._redact import redact_url
+from vllm_multimodal_embeddings._settings import ImageSettings
 
 SIGNED = (
     "https://bucket.s3.amazonaws.com/cat.png?X-Amz-Credential=AKIAEXAMPLE"
@@ -57,7 +58,7 @@ def test_failing_fetcher_does_not_leak_the_signed_url() -> None:
         response.raise_for_status()
         return b""
 
-    options = ImageOptions(fetch_remote=True)
+    options = ImageSettings(fetch_remote_images=True)
     with pytest.raises(ImageLoadError) as info:
         prepare_image(SIGNED, index=4, options=options, fetch=fetch)
     text = str(info.value)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._constants import CONTENT_STATUS
 from .._exceptions import APIError, APIStatusError, InputError
 from .._http import Call, Step
 from .._inputs import Fetcher, PreparedInput, prepare_input
@@ -47,7 +48,6 @@ ENV_RERANKER_BASE_URL = "VLLM_RERANKER_BASE_URL"
 RerankInput = EmbedInput
 
 # Statuses that say "this request's content is wrong": narrow a batch down to the culprit.
-_BISECT_STATUS = frozenset({400, 413, 422})
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +113,11 @@ class RerankCore:
         self.model = model or os.environ.get(ENV_RERANKER_MODEL) or None
         self.instruction = instruction
         self.recipe_images = recipe_images
-        options = settings.image_options()
+        options = settings.images
         if recipe_images:
             # The recipe's resize must start from the original pixels: the input preparation
             # must not downscale first (it still bounds, validates and makes RGB).
-            options = dataclasses.replace(options, max_pixels=options.max_source_pixels)
+            options = dataclasses.replace(options, max_image_pixels=options.max_source_pixels)
         self.image_options = options
 
     def prepare(self, item: RerankInput, index: int, fetch: Fetcher | None) -> PreparedInput:
@@ -191,7 +191,7 @@ class RerankCore:
             # A query with media can be what the server refused (a URL it cannot fetch): then
             # no document is to blame, and halving would blame the first one.
             media_query = query.image_url is not None or query.video_url is not None
-            if exc.status_code not in _BISECT_STATUS or exc.index is not None or media_query:
+            if exc.status_code not in CONTENT_STATUS or exc.index is not None or media_query:
                 raise
             if len(documents) == 1:
                 exc.index = start

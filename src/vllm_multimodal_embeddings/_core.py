@@ -2,16 +2,18 @@
 
 The sync and async clients own only threads, tasks and sockets. For one call they:
 
-1. :meth:`EmbeddingCore.start` - check the per-call arguments (before anything runs);
+1. :meth:`EmbeddingCore.start` - check the per-call arguments (before anything runs) and get a
+   :class:`CallRun`, the call's state across its chunks;
 2. read the inputs lazily, :meth:`EmbeddingCore.chunks` of ``batch_size`` at a time;
 3. :meth:`EmbeddingCore.prepare` each input in a worker (decode, resize, encode);
-4. probe the server once (:func:`._probe.probe`) and :meth:`EmbeddingCore.plan` the job;
-5. :meth:`EmbeddingCore.triage` the prepared chunk, then drive :meth:`EmbeddingCore.send_chunk`,
-   a sans-I/O step that splits it into requests, sends them, narrows a refused request down to
-   the input at fault, decodes and finishes the vectors.
+4. :meth:`CallRun.triage` the prepared chunk; when it holds inputs to send, probe the server
+   once (:func:`._probe.probe`) and :meth:`CallRun.plan` the call;
+5. drive :meth:`CallRun.send`, a sans-I/O step that splits the chunk into requests, sends them,
+   narrows a refused request down to the input at fault, decodes and finishes the vectors.
 
 Reading and preparing need no server; planning needs the probe, so the clients plan when the
 first chunk is ready to send: a bad first input is reported even when the server is down.
+What depends on the protocol is asked of the call's :class:`~._endpoints.Endpoint`.
 """
 
 from __future__ import annotations
@@ -20,99 +22,39 @@ import itertools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from ._constants import CONTENT_STATUS
+from ._endpoints import Endpoint, endpoint_for
 from ._exceptions import (
     APIError,
     APIStatusError,
     InputError,
+    InternalServerError,
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
 from ._http import Call, Step
 from ._inputs import Fetcher, PreparedInput, prepare_input
+from ._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
 from ._server_info import ServerInfo
-from ._settings import ClientSettings
+from ._settings import ClientSettings, check_not_bare
 from ._types import InputType, OutputDType
-from .protocol import (
-    ChatEmbeddingResponse,
-    CohereEmbedResponse,
-    build_chat_request,
-    build_cohere_request,
-    parse_body,
-    parse_error_message,
-)
-from .protocol.cohere import CohereEmbeddingType, CohereTruncate
+from .protocol import parse_error_message
 
-__all__ = [
-    "CallOptions",
-    "Chunk",
-    "ChunkResult",
-    "EmbeddingCore",
-    "Job",
-    "StrAs",
-    "Vector",
-    "truncate_vectors",
-]
+__all__ = ["CallRun", "EmbeddingCore", "truncate_vectors"]
 
 log = logging.getLogger("vllm_multimodal_embeddings")
 
-Vector = npt.NDArray[Any]
-#: What a bare ``str`` input is: text (``embed``) or an image reference (``embed_images``).
-StrAs = Literal["text", "image"]
-
-# Statuses that say "this request's content is wrong": narrow a batch down to the culprit.
-_BISECT_STATUS = frozenset({400, 413, 422})
-
-
-@dataclass(frozen=True, slots=True)
-class CallOptions:
-    """The per-call arguments of one embedding call, checked."""
-
-    str_as: StrAs
-    input_type: InputType
-    instruction: str | None
-    dimensions: int | None
-    embedding_type: OutputDType
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One call after planning against the server: what to send and how to finish vectors."""
-
-    input_type: InputType
-    instruction: str | None
-    server_dimensions: int | None
-    local_dimensions: int | None
-    embedding_type: OutputDType
-    str_as: StrAs
-    #: Several conversations per ``/v1/embeddings`` request (the server allows it).
-    batched: bool
-    #: Inputs per request.
-    batch_size: int
-    #: The vector length every response must have (``None``: binary, checked by bytes).
-    expected_size: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """Consecutive raw inputs, the unit of work of the pipeline: ``items[k]`` is input
-    ``start + k`` of the caller's sequence."""
-
-    start: int
-    items: Sequence[Any]
-
-
-@dataclass(slots=True)
-class ChunkResult:
-    """The vectors of a chunk's inputs, in order; on failure, those before the failing input
-    and the error, which names that input."""
-
-    vectors: list[Vector]
-    error: VLLMEmbeddingError | None = None
+# The input of the control request that tells "this input is refused" from "every request of
+# this call is refused" (a bad setting): the shortest text any server embeds.
+_CONTROL = PreparedInput(text=".")
+# Retries of a 5xx for one input with a server-fetched URL: a host that refused twice more is
+# down, and a corpus with many dead links must not wait the whole retry budget for each.
+_DEAD_URL_RETRIES = 2
 
 
 @dataclass(slots=True)
@@ -128,51 +70,45 @@ class EmbeddingCore:
 
     def __init__(self, settings: ClientSettings) -> None:
         self.settings = settings
+        #: The endpoint of ``settings.protocol``, chosen once (the settings checked it).
+        self.endpoint: Endpoint = endpoint_for(settings.protocol)
         #: The served model: the setting, else what the probe found.
         self.model = settings.model
         self.profile = settings.effective_profile()
-        self.image_options = settings.image_options()
 
     # -- 1. per-call arguments --------------------------------------------------------------
 
     def start(
         self,
+        inputs: object,
         *,
         str_as: StrAs,
         input_type: InputType,
         instruction: str | None,
         dimensions: int | None,
         embedding_type: OutputDType,
-    ) -> CallOptions:
+    ) -> CallRun:
         """Validate one call's arguments before anything is read, prepared or sent."""
-        protocol = self.settings.protocol
+        check_not_bare(inputs)
         if input_type not in ("query", "document"):
             raise InputError(f"input_type must be 'query' or 'document', got {input_type!r}")
         if embedding_type not in ("float", "binary", "ubinary"):
             raise InputError(
                 f"embedding_type must be 'float', 'binary' or 'ubinary', got {embedding_type!r}"
             )
-        if embedding_type != "float" and protocol != "cohere":
-            raise UnsupportedFeatureError(
-                f"embedding_type={embedding_type!r} needs protocol='cohere' (/v2/embed)"
-            )
-        if instruction is not None and protocol == "cohere":
-            raise UnsupportedFeatureError(
-                "per-call instructions need protocol='chat'; /v2/embed only knows the "
-                "server's task_instructions"
-            )
         if instruction is not None and not instruction.strip():
             raise InputError("instruction is empty")
         dims = check_dimensions(dimensions) if dimensions is not None else self.settings.dimensions
         if dims is not None and embedding_type != "float" and dims % 8:
             raise InputError(f"binary embeddings need dimensions divisible by 8, got {dims}")
-        return CallOptions(str_as, input_type, instruction, dims, embedding_type)
+        options = CallOptions(str_as, input_type, instruction, dims, embedding_type)
+        self.endpoint.check_call(options)
+        return CallRun(self, options)
 
     # -- 2. planning ------------------------------------------------------------------------
 
     def plan(self, options: CallOptions, info: ServerInfo) -> Job:
         """Decide dimensions, instruction and batching against what the server can do."""
-        s = self.settings
         dimensions = options.dimensions
         server_dims: int | None = None
         local_dims: int | None = None
@@ -185,7 +121,7 @@ class EmbeddingCore:
                 pass
             elif info.matryoshka:
                 server_dims = dimensions
-            elif s.client_side_dimensions:
+            elif self.settings.client_side_dimensions:
                 local_dims = dimensions
             else:
                 raise UnsupportedFeatureError(
@@ -193,20 +129,7 @@ class EmbeddingCore:
                     "--hf-overrides '{\"is_matryoshka\": true}', or pass "
                     "client_side_dimensions=True to truncate and re-normalize in the client"
                 )
-        if s.protocol == "cohere":
-            if info.input_types is None:
-                raise UnsupportedFeatureError(
-                    "the server has no /v2/embed endpoint (vLLM >= 0.18 serves it); "
-                    "use protocol='chat'"
-                )
-            if options.input_type not in info.input_types:
-                raise UnsupportedFeatureError(
-                    f"the model has no '{options.input_type}' task instruction for /v2/embed "
-                    f"(it knows: {', '.join(info.input_types) or 'none'}); start vLLM with "
-                    '--hf-overrides \'{"task_instructions": {"query": ..., "document": ...}}\' '
-                    "(see docker/) or use protocol='chat'"
-                )
-        single = s.protocol == "chat" and not info.batched_conversations
+        self.endpoint.check_plan(options, info)
         expected = server_dims or info.embedding_size
         return Job(
             input_type=options.input_type,
@@ -216,7 +139,7 @@ class EmbeddingCore:
             embedding_type=options.embedding_type,
             str_as=options.str_as,
             batched=info.batched_conversations,
-            batch_size=1 if single else s.batch_size,
+            batch_size=self.endpoint.batch_size(self.settings.batch_size, info),
             expected_size=expected if options.embedding_type == "float" else None,
         )
 
@@ -225,7 +148,6 @@ class EmbeddingCore:
     @staticmethod
     def chunks(inputs: Iterable[Any], size: int) -> Iterator[Chunk]:
         """The inputs ``size`` at a time, read lazily (a generator of paths stays lazy)."""
-        check_not_bare(inputs)
         iterator = iter(inputs)
         start = 0
         while True:
@@ -257,28 +179,81 @@ class EmbeddingCore:
         so that a worker's failure is reported at the input's place in the order)."""
         try:
             return prepare_input(
-                item, index=index, options=self.image_options, str_as=str_as, fetch=fetch
+                item, index=index, options=self.settings.images, str_as=str_as, fetch=fetch
             )
         except VLLMEmbeddingError as exc:
             return exc
 
-    # -- 5. sending -------------------------------------------------------------------------
+    # -- 5. requests ------------------------------------------------------------------------
+
+    def call_for(self, job: Job, items: Sequence[PreparedInput]) -> Call:
+        """The request for one batch."""
+        if self.model is None:  # the clients resolve the model before planning
+            raise VLLMEmbeddingError("model unknown: the server was not probed")
+        body = self.endpoint.body(
+            model=self.model,
+            job=job,
+            items=items,
+            profile=self.profile,
+            truncate=self.settings.truncate,
+        )
+        # A 5xx of a request with server-fetched URLs may be one dead URL's: narrow a batch
+        # down at once rather than spend the retry budget on it; retry a single one briefly.
+        retries: int | None = None
+        if any(_server_fetched(item) for item in items):
+            retries = 0 if len(items) > 1 else _DEAD_URL_RETRIES
+        return Call("POST", self.endpoint.path, body, server_error_retries=retries)
+
+
+class CallRun:
+    """One call's state across its chunks, shared by the chunk tasks of either client.
+
+    It plans once, remembers where the first bad input was (later chunks need not be sent:
+    the caller stops there), and whether a request of this call has succeeded (then a refusal
+    can only be an input's fault).
+    """
+
+    def __init__(self, core: EmbeddingCore, options: CallOptions) -> None:
+        self.core = core
+        self.options = options
+        self._job: Job | None = None
+        self._failed_at: int | None = None
+        # Set once any request of this call succeeded: the call's settings are fine.
+        self._accepted = False
+
+    # -- the chunk step, in the order the clients take it ------------------------------------
+
+    def skip(self, chunk: Chunk) -> bool:
+        """Whether ``chunk`` comes after a chunk that failed: its vectors would be dropped."""
+        # Plain reads and writes of an int: atomic enough across threads for a "skip" hint.
+        return self._failed_at is not None and self._failed_at < chunk.start
 
     def triage(
         self, chunk: Chunk, prepared: Sequence[PreparedInput | VLLMEmbeddingError]
     ) -> tuple[list[PreparedInput], VLLMEmbeddingError | None]:
         """The inputs of a prepared chunk before the first bad one, and that one's error."""
         good: list[PreparedInput] = []
+        error: VLLMEmbeddingError | None = None
         for offset, outcome in enumerate(prepared):
             if isinstance(outcome, VLLMEmbeddingError):
-                return good, outcome
-            problem = self._unsendable(outcome, chunk.start + offset)
-            if problem is not None:
-                return good, problem
+                error = outcome
+                break
+            why = self.core.endpoint.unsendable(outcome)
+            if why is not None:
+                error = InputError(why, index=chunk.start + offset)
+                break
             good.append(outcome)
-        return good, None
+        if error is not None and (self._failed_at is None or chunk.start < self._failed_at):
+            self._failed_at = chunk.start
+        return good, error
 
-    def send_chunk(
+    def plan(self, info: ServerInfo) -> Job:
+        """The call's plan against ``info``, made once (it is pure: a race makes it twice)."""
+        if self._job is None:
+            self._job = self.core.plan(self.options, info)
+        return self._job
+
+    def send(
         self,
         job: Job,
         start: int,
@@ -289,23 +264,22 @@ class EmbeddingCore:
         vectors: list[Vector] = []
         try:
             for batch in self._batches(job, start, items):
-                yield from self._run_batch(job, batch, whole=batch, out=vectors)
+                yield from self._run_batch(job, batch, vectors)
         except VLLMEmbeddingError as exc:
+            if self._failed_at is None or start < self._failed_at:
+                self._failed_at = start
             return ChunkResult(vectors, exc)
         if job.local_dimensions is not None and vectors:
             matrix = truncate_vectors(np.stack(vectors), job.local_dimensions, job.embedding_type)
             vectors = list(matrix)
         return ChunkResult(vectors, error)
 
-    def _unsendable(self, item: PreparedInput, index: int) -> InputError | None:
-        if self.settings.protocol == "cohere" and item.video_url is not None:
-            return InputError("video needs protocol='chat'; /v2/embed takes none", index=index)
-        return None
+    # -- inside the step ----------------------------------------------------------------------
 
     def _batches(self, job: Job, start: int, items: Sequence[PreparedInput]) -> Iterator[_Batch]:
         """Consecutive requests of at most ``job.batch_size`` inputs and ``max_batch_bytes``
         (an oversized input goes alone)."""
-        limit = self.settings.max_batch_bytes
+        limit = self.core.settings.max_batch_bytes
         batch, size = _Batch(), 0
         for offset, item in enumerate(items):
             nbytes = item.nbytes
@@ -318,99 +292,65 @@ class EmbeddingCore:
         if batch.items:
             yield batch
 
-    def _run_batch(
-        self, job: Job, batch: _Batch, *, whole: _Batch, out: list[Vector]
-    ) -> Step[None]:
-        """Embed one batch into ``out``; when the server refuses it, split it to name the input
-        at fault (the vectors before it stay in ``out``).
+    def _run_batch(self, job: Job, batch: _Batch, out: list[Vector]) -> Step[None]:
+        """Embed one batch into ``out``; when the server refuses it for its content, split it
+        to name the input at fault (the vectors before it stay in ``out``).
 
-        Halves that pass are kept: the batch may have failed only for its size. When the
-        input found is the first of ``whole`` and another input alone fails the same way,
-        the request as a whole was refused (a bad setting, not a bad input), and the error
-        says so instead of blaming one input.
+        Halves that pass are kept: the batch may have failed only for its size. A single input
+        refused before any request of this call succeeded may be a refusal of every request
+        (a bad setting, a model that refuses ``dimensions``): one control request of the
+        shortest text under the same plan tells the two apart, so the error either names the
+        input or says that the request as a whole was refused.
         """
+        core = self.core
         try:
-            response = yield self.call_for(job, batch)
+            response = yield core.call_for(job, batch.items)
         except APIStatusError as exc:
-            if exc.status_code not in _BISECT_STATUS:
+            if not self._content_fault(exc, batch):
                 raise
             if len(batch.items) > 1:
                 mid = len(batch.items) // 2
-                left = _Batch(batch.indices[:mid], batch.items[:mid])
-                right = _Batch(batch.indices[mid:], batch.items[mid:])
-                yield from self._run_batch(job, left, whole=whole, out=out)
-                yield from self._run_batch(job, right, whole=whole, out=out)
+                yield from self._run_batch(job, _Batch(batch.indices[:mid], batch.items[:mid]), out)
+                yield from self._run_batch(job, _Batch(batch.indices[mid:], batch.items[mid:]), out)
                 return
-            index = batch.indices[0]
-            if index == whole.indices[0] and len(whole.items) > 1:
-                other = _Batch(whole.indices[-1:], whole.items[-1:])
+            if not self._accepted:
                 try:
-                    yield self.call_for(job, other)
+                    yield core.call_for(job, [_CONTROL])
                 except APIStatusError as again:
-                    if again.status_code == exc.status_code and again.message == exc.message:
+                    if again.status_code == exc.status_code:
                         raise _request_wide(exc) from exc
-            exc.index = index
+                    raise
+                self._accepted = True
+            exc.index = batch.indices[0]
             raise
-        out.extend(self._decode(job, batch, response))
-
-    def call_for(self, job: Job, batch: _Batch) -> Call:
-        """The request for one batch."""
-        s = self.settings
-        model = self.model
-        if model is None:  # the clients resolve the model before planning
-            raise VLLMEmbeddingError("model unknown: the server was not probed")
-        if s.protocol == "chat":
-            conversations = [self.profile.messages(item, job.instruction) for item in batch.items]
-            tokens, side = _chat_truncation(s.truncate)
-            body = build_chat_request(
-                model=model,
-                conversations=conversations,
-                batched=job.batched,
-                options=self.profile.request_options(),
-                dimensions=job.server_dimensions,
-                truncate_prompt_tokens=tokens,
-                truncation_side=side,
-            )
-            return Call("POST", "/v1/embeddings", body)
-        return Call("POST", "/v2/embed", self._cohere_body(model, job, batch.items))
-
-    def _cohere_body(self, model: str, job: Job, items: Sequence[PreparedInput]) -> dict[str, Any]:
-        etype: CohereEmbeddingType = (
-            "base64" if job.embedding_type == "float" else job.embedding_type
-        )
-        common: dict[str, Any] = {
-            "model": model,
-            "input_type": job.input_type,
-            "embedding_type": etype,
-            "output_dimension": job.server_dimensions,
-            "truncate": self.settings.truncate,
-        }
-        if any(it.interleaved for it in items):
-            # Several parts in the caller's order: only ``inputs`` can say that.
-            return build_cohere_request(inputs=[self.profile.parts(it) for it in items], **common)
-        if all(it.image_url is None for it in items):
-            return build_cohere_request(texts=[it.text or "" for it in items], **common)
-        if all(it.text is None for it in items):
-            return build_cohere_request(images=[it.image_url or "" for it in items], **common)
-        inputs = [self.profile.parts(it) for it in items]
-        return build_cohere_request(inputs=inputs, **common)
-
-    def _decode(self, job: Job, batch: _Batch, response: Any) -> list[Vector]:
-        expected = len(batch.items)
+        self._accepted = True
         try:
-            if self.settings.protocol == "chat":
-                chat = parse_body(ChatEmbeddingResponse, response.content)
-                return chat.vectors(expected, job.expected_size)
-            etype: CohereEmbeddingType = (
-                "base64" if job.embedding_type == "float" else job.embedding_type
-            )
-            cohere = parse_body(CohereEmbedResponse, response.content)
-            return cohere.vectors(etype, expected, job.expected_size)
+            out.extend(core.endpoint.decode(job, response.content, len(batch.items)))
         except ValueError as exc:  # MalformedResponseError: bad JSON, base64, NaN, sizes
             path = response.request.url.path
             raise APIError(
                 f"malformed response from {path} (inputs {batch.indices}): {exc}"
             ) from exc
+
+    @staticmethod
+    def _content_fault(exc: APIStatusError, batch: _Batch) -> bool:
+        """Whether the refusal may be one input's fault, worth narrowing down.
+
+        A 400/413/422 says so. vLLM answers 500 when it cannot fetch an image URL it was given
+        (retried first, as any 500): with such URLs in the batch, narrowing down names the
+        dead one, and a real outage fails the control request or every half anyway.
+        """
+        if exc.status_code in CONTENT_STATUS:
+            return True
+        return isinstance(exc, InternalServerError) and any(
+            _server_fetched(item) for item in batch.items
+        )
+
+
+def _server_fetched(item: PreparedInput) -> bool:
+    urls: list[str | None] = [p.value for p in item.parts if p.kind != "text"]
+    urls += [item.image_url, item.video_url]
+    return any(u is not None and u.startswith(("http://", "https://")) for u in urls)
 
 
 def _request_wide(exc: APIStatusError) -> APIStatusError:
@@ -421,14 +361,6 @@ def _request_wide(exc: APIStatusError) -> APIStatusError:
         response=exc.response,
         body=exc.body,
     )
-
-
-def check_not_bare(inputs: object) -> None:
-    """A bare string is iterable too; iterating it would embed one character at a time."""
-    if isinstance(inputs, (str, bytes, bytearray)):
-        raise InputError(
-            f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list"
-        )
 
 
 def check_dimensions(dimensions: int | None) -> int | None:
@@ -456,10 +388,3 @@ def truncate_vectors(
     norms[norms == 0] = 1.0
     result: npt.NDArray[Any] = cut / norms
     return result
-
-
-def _chat_truncation(truncate: CohereTruncate) -> tuple[int | None, str | None]:
-    if truncate == "NONE":
-        return None, None
-    # -1: truncate to the model's context length.
-    return -1, "left" if truncate == "START" else "right"

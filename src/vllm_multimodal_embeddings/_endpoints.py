@@ -1,0 +1,209 @@
+"""The embedding endpoints a vLLM server offers, one object each: path, checks, body, decoding.
+
+The core picks one endpoint per client, once, by protocol name (:func:`endpoint_for`), and
+never switches on that name again. A third endpoint (say vLLM's ``/pooling``) is one more
+class here and one more row of :data:`ENDPOINTS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ._exceptions import ConfigurationError, UnsupportedFeatureError
+from ._job import CallOptions, Job, Vector
+from ._server_info import ServerInfo
+from .profiles import ModelProfile
+from .protocol import (
+    ChatEmbeddingResponse,
+    CohereEmbedResponse,
+    build_chat_request,
+    build_cohere_request,
+    parse_body,
+)
+from .protocol.cohere import CohereEmbeddingType, CohereTruncate
+
+if TYPE_CHECKING:
+    from ._inputs import PreparedInput
+
+__all__ = ["ENDPOINTS", "ChatEndpoint", "CohereEndpoint", "Endpoint", "endpoint_for"]
+
+
+class Endpoint:
+    """One embedding endpoint: what it accepts and how it speaks. Stateless; every method is
+    pure and raises the package's errors for what the endpoint cannot do."""
+
+    name: ClassVar[str]
+    path: ClassVar[str]
+
+    def check_settings(
+        self, *, query_instruction: str | None, document_instruction: str | None
+    ) -> None:
+        """Refuse client settings this endpoint cannot honour (at construction)."""
+
+    def check_call(self, options: CallOptions) -> None:
+        """Refuse per-call arguments this endpoint cannot honour (before any input is read)."""
+
+    def check_plan(self, options: CallOptions, info: ServerInfo) -> None:
+        """Refuse a call the probed server cannot serve on this endpoint."""
+
+    def batch_size(self, wanted: int, info: ServerInfo) -> int:
+        """Inputs per request against this server."""
+        return wanted
+
+    def unsendable(self, item: PreparedInput) -> str | None:
+        """Why this endpoint cannot carry ``item``, or ``None``."""
+        return None
+
+    def body(
+        self,
+        *,
+        model: str,
+        job: Job,
+        items: Sequence[PreparedInput],
+        profile: ModelProfile,
+        truncate: CohereTruncate,
+    ) -> dict[str, Any]:
+        """The JSON body for one request carrying ``items``."""
+        raise NotImplementedError
+
+    def decode(self, job: Job, content: bytes, expected: int) -> list[Vector]:
+        """The vectors of a successful response, in request order; ``ValueError`` when the
+        body cannot be right."""
+        raise NotImplementedError
+
+
+class ChatEndpoint(Endpoint):
+    """``POST /v1/embeddings`` with chat ``messages``: the official recipe."""
+
+    name = "chat"
+    path = "/v1/embeddings"
+
+    def check_call(self, options: CallOptions) -> None:
+        if options.embedding_type != "float":
+            raise UnsupportedFeatureError(
+                f"embedding_type={options.embedding_type!r} needs protocol='cohere' (/v2/embed)"
+            )
+
+    def batch_size(self, wanted: int, info: ServerInfo) -> int:
+        # Servers before vLLM 0.24 take one conversation per request.
+        return wanted if info.batched_conversations else 1
+
+    def body(
+        self,
+        *,
+        model: str,
+        job: Job,
+        items: Sequence[PreparedInput],
+        profile: ModelProfile,
+        truncate: CohereTruncate,
+    ) -> dict[str, Any]:
+        tokens, side = (None, None) if truncate == "NONE" else (-1, _SIDE[truncate])
+        return build_chat_request(
+            model=model,
+            conversations=[profile.messages(item, job.instruction) for item in items],
+            batched=job.batched,
+            options=profile.request_options(),
+            dimensions=job.server_dimensions,
+            truncate_prompt_tokens=tokens,  # -1: the model's context length
+            truncation_side=side,
+        )
+
+    def decode(self, job: Job, content: bytes, expected: int) -> list[Vector]:
+        return parse_body(ChatEmbeddingResponse, content).vectors(expected, job.expected_size)
+
+
+# Which end of an over-long chat prompt vLLM cuts, by Cohere truncate name.
+_SIDE = {"START": "left", "END": "right"}
+
+
+class CohereEndpoint(Endpoint):
+    """``POST /v2/embed``: the Cohere Embed v2 schema (vLLM >= 0.18); instructions come from
+    the server's ``task_instructions``, by ``input_type``."""
+
+    name = "cohere"
+    path = "/v2/embed"
+
+    def check_settings(
+        self, *, query_instruction: str | None, document_instruction: str | None
+    ) -> None:
+        if query_instruction or document_instruction:
+            raise ConfigurationError(
+                "query_instruction/document_instruction apply to protocol='chat' only; with "
+                "'cohere' the server's task_instructions decide (see the docker/ flags)"
+            )
+
+    def check_call(self, options: CallOptions) -> None:
+        if options.instruction is not None:
+            raise UnsupportedFeatureError(
+                "per-call instructions need protocol='chat'; /v2/embed only knows the "
+                "server's task_instructions"
+            )
+
+    def check_plan(self, options: CallOptions, info: ServerInfo) -> None:
+        if info.input_types is None:
+            raise UnsupportedFeatureError(
+                "the server has no /v2/embed endpoint (vLLM >= 0.18 serves it); use protocol='chat'"
+            )
+        if options.input_type not in info.input_types:
+            raise UnsupportedFeatureError(
+                f"the model has no '{options.input_type}' task instruction for /v2/embed "
+                f"(it knows: {', '.join(info.input_types) or 'none'}); start vLLM with "
+                '--hf-overrides \'{"task_instructions": {"query": ..., "document": ...}}\' '
+                "(see docker/) or use protocol='chat'"
+            )
+
+    def unsendable(self, item: PreparedInput) -> str | None:
+        if item.video_url is not None or any(p.kind == "video" for p in item.parts):
+            return "video needs protocol='chat'; /v2/embed takes none"
+        return None
+
+    def body(
+        self,
+        *,
+        model: str,
+        job: Job,
+        items: Sequence[PreparedInput],
+        profile: ModelProfile,
+        truncate: CohereTruncate,
+    ) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "model": model,
+            "input_type": job.input_type,
+            "embedding_type": _wire_type(job),
+            "output_dimension": job.server_dimensions,
+            "truncate": truncate,
+        }
+        # ``texts`` and ``images`` are the plain forms; ``inputs`` keeps several parts, and
+        # the caller's order of interleaved parts, which only it can say.
+        if not any(it.interleaved for it in items):
+            if all(it.image_url is None for it in items):
+                return build_cohere_request(texts=[it.text or "" for it in items], **common)
+            if all(it.text is None for it in items):
+                return build_cohere_request(images=[it.image_url or "" for it in items], **common)
+        return build_cohere_request(inputs=[profile.parts(it) for it in items], **common)
+
+    def decode(self, job: Job, content: bytes, expected: int) -> list[Vector]:
+        response = parse_body(CohereEmbedResponse, content)
+        return response.vectors(_wire_type(job), expected, job.expected_size)
+
+
+def _wire_type(job: Job) -> CohereEmbeddingType:
+    # Floats travel as base64: ~16x cheaper to decode than JSON lists.
+    return "base64" if job.embedding_type == "float" else job.embedding_type
+
+
+#: Every endpoint by protocol name.
+ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
+    {endpoint.name: endpoint for endpoint in (ChatEndpoint(), CohereEndpoint())}
+)
+
+
+def endpoint_for(protocol: object) -> Endpoint:
+    """The endpoint of ``protocol``; an unknown name is a :class:`ConfigurationError`."""
+    endpoint = ENDPOINTS.get(protocol) if isinstance(protocol, str) else None
+    if endpoint is None:
+        known = " or ".join(repr(name) for name in ENDPOINTS)
+        raise ConfigurationError(f"protocol must be {known}, got {protocol!r}")
+    return endpoint
