@@ -14,9 +14,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ._core import CallRun, EmbeddingCore
+from ._exceptions import UnsupportedFeatureError
 from ._fetch import RemoteFetcher
 from ._http import AsyncTransport, SyncTransport
-from ._job import Chunk, ChunkResult, Vector
+from ._job import Chunk, ChunkResult, Job, Vector
 from ._pipeline import (
     AsyncEmbeddingStream,
     EmbeddingStream,
@@ -173,6 +174,18 @@ class EmbeddingClient(_ClientBase):
             assert self._info is not None
             return self._info
 
+    def _plan(self, run: CallRun) -> Job:
+        """The call's plan; a plan the cached probe result refuses is tried once more against a
+        fresh probe (the server may have restarted with other flags since)."""
+        info = self.server_info()
+        try:
+            return run.plan(info)
+        except UnsupportedFeatureError:
+            fresh = self.server_info(refresh=self._info is info)
+            if fresh == info:
+                raise
+            return run.plan(fresh)
+
     def iter_embed(
         self,
         inputs: Iterable[EmbedInput],
@@ -327,7 +340,7 @@ class EmbeddingClient(_ClientBase):
             del futures
             if not good:
                 return ChunkResult([], error)
-            job = run.plan(self.server_info())
+            job = self._plan(run)
             return self._transport.drive(run.send(job, chunk.start, good, error))
 
         def on_close() -> None:
@@ -397,6 +410,17 @@ class AsyncEmbeddingClient(_ClientBase):
                 self._adopt(await self._transport.drive(probe(self._core.model)))
             assert self._info is not None
             return self._info
+
+    async def _plan(self, run: CallRun) -> Job:
+        """:meth:`EmbeddingClient._plan`, awaiting the probe."""
+        info = await self.server_info()
+        try:
+            return run.plan(info)
+        except UnsupportedFeatureError:
+            fresh = await self.server_info(refresh=self._info is info)
+            if fresh == info:
+                raise
+            return run.plan(fresh)
 
     def iter_embed(
         self,
@@ -538,7 +562,7 @@ class AsyncEmbeddingClient(_ClientBase):
                 good, error = run.triage(chunk, prepared)
                 if not good:
                     return ChunkResult([], error)
-                job = run.plan(await self.server_info())
+                job = await self._plan(run)
                 return await self._transport.drive(run.send(job, chunk.start, good, error))
 
         async for vector in arun_window(

@@ -1,4 +1,10 @@
-"""Probing a server: which model, how large its vectors, which features it has (sans-I/O)."""
+"""Probing a server: which model, how large its vectors, which features it has (sans-I/O).
+
+Every probe request is retried like any other request, and only an answer about the content
+(2xx, or 400/404/405/413/422 naming what is missing) is read as a capability: a status that
+may be transient (429, 5xx) or anything else unexpected raises, so that a flaky link is never
+cached as "the server cannot do this" for the life of a client.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,20 @@ def _model_list(response: httpx.Response) -> ModelList:
         raise APIError(f"GET /v1/models returned no model list: {exc}") from exc
 
 
+# Statuses of an endpoint that is not there at all.
+_MISSING = frozenset({404, 405})
+
+
+def _answer(response: httpx.Response) -> bool:
+    """Whether a feature probe succeeded; a refusal of the content is a "no", and any other
+    failure (a 5xx or 429 the retries did not mend, an auth error) is raised, not cached."""
+    if response.is_success:
+        return True
+    if response.status_code in CONTENT_STATUS:
+        return False
+    raise map_status_error(response)
+
+
 def probe(model: str | None) -> Step[ServerInfo]:
     """Find the model (``model``, else the first served), its vector size and the features."""
     models = _model_list((yield Call("GET", "/v1/models")))
@@ -39,7 +59,7 @@ def probe(model: str | None) -> Step[ServerInfo]:
         card = models.data[0]
         model = card.id
 
-    version_resp = yield Call("GET", "/version", raise_for_status=False, retry=False)
+    version_resp = yield Call("GET", "/version", raise_for_status=False)
     body = json_or_text(version_resp) if version_resp.is_success else None
     version = str(body["version"]) if isinstance(body, dict) and "version" in body else None
 
@@ -56,15 +76,13 @@ def probe(model: str | None) -> Step[ServerInfo]:
         "encoding_format": "float",
     }
     batch_resp = yield Call("POST", "/v1/embeddings", batch_body, raise_for_status=False)
-    batched = batch_resp.is_success
-    if not batched and batch_resp.status_code not in CONTENT_STATUS:
-        raise map_status_error(batch_resp)
+    batched = _answer(batch_resp)
 
     dims_resp = yield Call(
         "POST", "/v1/embeddings", {**plain, "dimensions": 1}, raise_for_status=False
     )
     # A model with a fixed list of Matryoshka sizes refuses 1 but names the list instead.
-    matryoshka = dims_resp.is_success or (
+    matryoshka = _answer(dims_resp) or (
         dims_resp.status_code == 400
         and "does not support matryoshka"
         not in parse_error_message(json_or_text(dims_resp), "").lower()
@@ -75,12 +93,12 @@ def probe(model: str | None) -> Step[ServerInfo]:
         "/v2/embed",
         {"model": model, "texts": ["probe"], "input_type": _PROBE_INPUT_TYPE},
         raise_for_status=False,
-        retry=False,
     )
     input_types: tuple[str, ...] | None
-    if types_resp.status_code in (404, 405):
+    if types_resp.status_code in _MISSING:
         input_types = None
     else:
+        _answer(types_resp)
         message = parse_error_message(json_or_text(types_resp), "")
         match = _SUPPORTED_TYPES_RE.search(message)
         input_types = (

@@ -395,3 +395,23 @@ def test_a_server_never_reached_fails_fast_one_that_was_is_retried(no_sleep: lis
     client = probed(fake)  # this one has reached the server
     fake.failures = [httpx.ConnectError("restarting")] * 5
     assert len(client.embed(["x"])) == 1  # an outage mid-job is ridden out
+
+
+def test_a_capability_the_server_gained_is_probed_again() -> None:
+    # Probed while the server refused dimensions; restarted with is_matryoshka since: the
+    # plan's refusal is checked against a fresh probe instead of being cached for ever.
+    fake = FakeVLLM(matryoshka=False)
+    client = probed(fake)
+    assert client.server_info().matryoshka is False
+    fake.matryoshka = True
+    vectors = client.embed(["x"], dimensions=2)
+    assert len(vectors[0]) == 2 and client.server_info().matryoshka is True
+
+
+def test_a_capability_still_missing_raises_after_one_fresh_probe() -> None:
+    fake = FakeVLLM(matryoshka=False)
+    client = probed(fake)
+    with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
+        client.embed(["x"], dimensions=2)
+    models = [r for r in fake.requests if r.url.path == "/v1/models"]
+    assert len(models) == 1  # one fresh probe, not one per chunk

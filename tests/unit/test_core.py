@@ -155,6 +155,27 @@ def test_probe_of_an_old_bare_server() -> None:
     assert (info.batched_conversations, info.matryoshka, info.input_types) == (False, False, None)
 
 
+@pytest.mark.parametrize("path", ["/v1/embeddings", "/v2/embed"])
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_transient_status_is_never_read_as_a_capability(path: str, status: int) -> None:
+    # The retries are the transport's; what they could not mend must raise, not be cached as
+    # "no batching", "no Matryoshka" or "no input types" for the client's whole life.
+    healthy = a_vllm_server()
+
+    def flaky(call: Call) -> httpx.Response:
+        if call.path == path and call.json and ("messages" in call.json or "texts" in call.json):
+            return response(call, status, {"error": {"message": "try later"}})
+        return healthy(call)
+
+    with pytest.raises(APIError, match="try later"):
+        play(probe(None), flaky)
+
+
+def test_every_probe_request_is_retried_like_any_other() -> None:
+    _, calls = play(probe(None), a_vllm_server())
+    assert all(call.retry for call in calls)
+
+
 def test_probe_refuses_a_model_list_that_is_not_one() -> None:
     def html(call: Call) -> httpx.Response:
         request = httpx.Request(call.method, f"http://vllm.test{call.path}")
