@@ -1,0 +1,132 @@
+"""Video headers and the official embedder's frame count and pixel bounds for one video.
+
+The server's flags (``server/flags.py``) reproduce the official sampling for most videos. The
+rest (an odd official frame count; frames under 131,072 pixels in a video of other than 4
+frames) need the request to carry ``media_io_kwargs`` and ``mm_processor_kwargs`` computed here
+from the video's header. Reading the header needs PyAV (the ``video`` extra).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._constants import (
+    VIDEO_FPS,
+    VIDEO_FRAME_MAX_PIXELS,
+    VIDEO_FRAME_MIN_PIXELS,
+    VIDEO_MAX_FRAMES,
+    VIDEO_MIN_FRAMES,
+)
+from ._exceptions import ImageLoadError, InputError
+
+__all__ = [
+    "VideoHeader",
+    "VideoKwargs",
+    "official_frame_count",
+    "official_video_kwargs",
+    "read_video_header",
+]
+
+_FACTOR = 32  # patch 16 x spatial merge 2
+
+
+@dataclass(frozen=True, slots=True)
+class VideoHeader:
+    """What a video's container says about it: frame count, frames per second, frame size."""
+
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class VideoKwargs:
+    """Per-request fields that make vLLM sample and size one video like the official embedder.
+
+    Attributes:
+        media_io_kwargs: the request's ``media_io_kwargs`` (frame sampling).
+        mm_processor_kwargs: the request's ``mm_processor_kwargs`` (per-frame pixel bounds).
+    """
+
+    media_io_kwargs: dict[str, dict[str, Any]]
+    mm_processor_kwargs: dict[str, Any]
+
+
+def read_video_header(data: bytes, *, index: int, source: str) -> VideoHeader:
+    """The header of an encoded video; a typed error naming the input when it cannot be read."""
+    try:
+        import av
+    except ImportError as exc:
+        raise InputError(
+            "reading a video's frame count needs PyAV: pip install "
+            "'vllm-multimodal-embeddings[video]' "
+            f"(video {source!r})",
+            index=index,
+        ) from exc
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise ImageLoadError("no video stream in the file", index=index, source=source)
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0)
+            frames = int(stream.frames or 0)
+            if frames <= 0 and stream.duration is not None and stream.time_base is not None:
+                # Containers without a frame count (some WebM, MKV): duration x rate, as
+                # OpenCV (vLLM's decoder) estimates it.
+                frames = round(float(stream.duration * stream.time_base) * fps)
+            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # PyAV raises its own error types for every kind of bad input
+        raise ImageLoadError(f"cannot read video: {exc}", index=index, source=source) from exc
+    if frames <= 0 or fps <= 0 or width <= 0 or height <= 0:
+        raise ImageLoadError(
+            f"video header gives {frames} frames at {fps} fps, {width}x{height}",
+            index=index,
+            source=source,
+        )
+    return VideoHeader(frames=frames, fps=fps, width=width, height=height)
+
+
+def official_frame_count(frames: int, fps: float) -> int:
+    """Frames the official embedder samples (qwen_vl_utils ``smart_nframes``, 1/s, 4..64, even)."""
+    wanted = min(max(frames / fps * VIDEO_FPS, VIDEO_MIN_FRAMES), VIDEO_MAX_FRAMES, frames)
+    return max(2, math.floor(wanted / 2) * 2)
+
+
+def _server_frame_count(frames: int, fps: float) -> int:
+    """Frames vLLM 0.32's Qwen3-VL loader samples under the project's ``--media-io-kwargs``."""
+    return min(max(int(frames / fps * VIDEO_FPS), VIDEO_MIN_FRAMES), VIDEO_MAX_FRAMES, frames)
+
+
+def official_video_kwargs(header: VideoHeader) -> VideoKwargs | None:
+    """Per-request fields for one video, or ``None`` when the server's flags already match.
+
+    The flags bound the whole video to 4 x 131,072 pixels at least; the official embedder bounds
+    each frame. They agree for 4 frames, and for any count when the frames are not upscaled.
+    """
+    count = official_frame_count(header.frames, header.fps)
+    h = max(_FACTOR, round(header.height / _FACTOR) * _FACTOR)
+    w = max(_FACTOR, round(header.width / _FACTOR) * _FACTOR)
+    flag_min = VIDEO_MIN_FRAMES * VIDEO_FRAME_MIN_PIXELS
+    # Upscaled by either rule but not both, or by both with another scale: any upscale at all
+    # when the count is not 4.
+    sizes_differ = count != VIDEO_MIN_FRAMES and (
+        h * w < VIDEO_FRAME_MIN_PIXELS or count * h * w < flag_min
+    )
+    if count == _server_frame_count(header.frames, header.fps) and not sizes_differ:
+        return None
+    return VideoKwargs(
+        media_io_kwargs={"video": {"fps": VIDEO_FPS, "max_frames": count}},
+        mm_processor_kwargs={
+            "videos_kwargs": {
+                "min_pixels": count * VIDEO_FRAME_MIN_PIXELS,
+                "max_pixels": VIDEO_MAX_FRAMES * VIDEO_FRAME_MAX_PIXELS,
+                "cap_pixels_per_frame": True,
+            }
+        },
+    )
