@@ -18,12 +18,17 @@ __all__ = [
     "InputType",
     "OutputDType",
     "ProtocolName",
+    "VideoInput",
 ]
 
 #: Anything that names or holds one image: a filesystem path (``str`` or ``PathLike``),
 #: a ``file://``, ``http(s)://`` or ``data:`` URI, raw encoded bytes, a binary stream
 #: such as ``io.BytesIO``, or a ``PIL.Image.Image``.
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"]
+
+#: Anything that names or holds one encoded video: a filesystem path (``str`` or
+#: ``PathLike``), a ``file://``, ``http(s)://`` or ``data:`` URI, or the file's bytes.
+VideoInput = Union[str, "os.PathLike[str]", bytes, bytearray]
 
 #: Which instruction a vector is made under: retrieval queries or indexed documents.
 InputType = Literal["query", "document"]
@@ -49,13 +54,15 @@ class Content:
     Attributes:
         text: the text part.
         image: the image part, in any :data:`ImageInput` form.
-        video: a video URL (``http(s)://``, ``data:`` or ``file://``), sent as is.
+        video: a video, in any :data:`VideoInput` form. Local videos are read and sent
+            inline, with the request fields the official sampling needs (PyAV, the ``video``
+            extra, reads their header); ``http(s)`` URLs go to the server as they are.
         parts: interleaved parts, in order (see :meth:`of`); excludes the three fields above.
     """
 
     text: str | None = None
     image: ImageInput | None = None
-    video: str | None = None
+    video: VideoInput | None = None
     parts: tuple[ContentPart, ...] = ()
 
     def __post_init__(self) -> None:
@@ -77,7 +84,7 @@ class Content:
         """Several texts, images and videos embedded together as one vector, in this order.
 
         A ``str`` is text; ``pathlib.Path``, bytes, streams and PIL images are images; wrap an
-        image reference given as ``str`` in ``Content(image=...)`` and a video URL in
+        image reference given as ``str`` in ``Content(image=...)`` and a video in
         ``Content(video=...)``. The chat protocol keeps the order; ``/v2/embed`` keeps it for
         images and texts and takes no video.
         """

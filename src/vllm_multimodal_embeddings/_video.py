@@ -8,10 +8,13 @@ from the video's header. Reading the header needs PyAV (the ``video`` extra).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from ._constants import (
     VIDEO_FPS,
@@ -27,7 +30,9 @@ __all__ = [
     "VideoKwargs",
     "official_frame_count",
     "official_video_kwargs",
+    "parse_video_data_uri",
     "read_video_header",
+    "video_data_uri",
 ]
 
 _FACTOR = 32  # patch 16 x spatial merge 2
@@ -106,27 +111,75 @@ def _server_frame_count(frames: int, fps: float) -> int:
 def official_video_kwargs(header: VideoHeader) -> VideoKwargs | None:
     """Per-request fields for one video, or ``None`` when the server's flags already match.
 
-    The flags bound the whole video to 4 x 131,072 pixels at least; the official embedder bounds
-    each frame. They agree for 4 frames, and for any count when the frames are not upscaled.
+    The flags bound the whole video to at least 4 x 131,072 pixels; the official embedder bounds
+    each frame to 131,072. They agree for 4 frames, and for any count when no frame is upscaled.
+    The request's minimum stays at the flags' value unless frames are upscaled: transformers
+    also floors each frame's MAXIMUM at 1.05 x the video's minimum, which ``count`` x 131,072
+    would push over the official 786,432 from 6 frames on.
     """
     count = official_frame_count(header.frames, header.fps)
     h = max(_FACTOR, round(header.height / _FACTOR) * _FACTOR)
     w = max(_FACTOR, round(header.width / _FACTOR) * _FACTOR)
-    flag_min = VIDEO_MIN_FRAMES * VIDEO_FRAME_MIN_PIXELS
-    # Upscaled by either rule but not both, or by both with another scale: any upscale at all
-    # when the count is not 4.
-    sizes_differ = count != VIDEO_MIN_FRAMES and (
-        h * w < VIDEO_FRAME_MIN_PIXELS or count * h * w < flag_min
-    )
-    if count == _server_frame_count(header.frames, header.fps) and not sizes_differ:
+    upscaled = h * w < VIDEO_FRAME_MIN_PIXELS
+    flags_min = VIDEO_MIN_FRAMES * VIDEO_FRAME_MIN_PIXELS
+    min_pixels = (count if upscaled else min(count, VIDEO_MIN_FRAMES)) * VIDEO_FRAME_MIN_PIXELS
+    if count == _server_frame_count(header.frames, header.fps) and min_pixels == flags_min:
         return None
     return VideoKwargs(
         media_io_kwargs={"video": {"fps": VIDEO_FPS, "max_frames": count}},
         mm_processor_kwargs={
             "videos_kwargs": {
-                "min_pixels": count * VIDEO_FRAME_MIN_PIXELS,
+                "min_pixels": min_pixels,
                 "max_pixels": VIDEO_MAX_FRAMES * VIDEO_FRAME_MAX_PIXELS,
                 "cap_pixels_per_frame": True,
             }
         },
     )
+
+
+def video_mime(data: bytes) -> str:
+    """A MIME type for the ``data:`` URI of an encoded video (``video/mp4`` unless told)."""
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm"
+    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    return "video/mp4"
+
+
+def video_data_uri(data: bytes) -> str:
+    """``data:video/...;base64,...`` for encoded video bytes."""
+    return f"data:{video_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def parse_video_data_uri(uri: str, *, index: int, max_bytes: int) -> bytes:
+    """The payload of a ``data:`` URI holding a video (base64 or percent-encoded)."""
+    from ._images import describe_source
+
+    source = describe_source(uri)
+    header, sep, payload = uri.partition(",")
+    if not sep:
+        raise ImageLoadError("malformed data URI: no ',' separator", index=index, source=source)
+    params = [p.strip().lower() for p in header[5:].split(";")]
+    if params[0] and not params[0].startswith("video/"):
+        raise ImageLoadError(f"data URI is not a video ({params[0]})", index=index, source=source)
+    if "base64" in params[1:]:
+        compact = "".join(payload.split())
+        if len(compact) // 4 * 3 > max_bytes:
+            raise ImageLoadError(
+                f"data URI payload over the limit of {max_bytes} bytes", index=index, source=source
+            )
+        try:
+            data = base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ImageLoadError(
+                "data URI is not valid base64", index=index, source=source
+            ) from exc
+    else:
+        data = unquote_to_bytes(payload)
+    if len(data) > max_bytes:
+        raise ImageLoadError(
+            f"data URI payload over the limit of {max_bytes} bytes", index=index, source=source
+        )
+    return data

@@ -75,7 +75,11 @@ def test_hf_overrides_turn_on_matryoshka_and_both_task_instructions(compose):
     )
 
 
-OFFICIAL_VIDEOS_KWARGS = {"min_pixels": 524288, "max_pixels": 50331648, "cap_pixels_per_frame": True}
+OFFICIAL_VIDEOS_KWARGS = {
+    "min_pixels": 524288,
+    "max_pixels": 50331648,
+    "cap_pixels_per_frame": True,
+}
 
 
 @pytest.mark.parametrize("profile", sorted(SERVICES))
