@@ -180,7 +180,7 @@ def test_data_uri_of_another_type_is_refused() -> None:
 def test_unsupported_scheme_and_type() -> None:
     with pytest.raises(InputError, match="unsupported URL scheme 'ftp'"):
         prepare_input(Content(video="ftp://host/a.mp4"), index=0, options=OPTIONS)
-    with pytest.raises(InputError, match="Content.video must be"):
+    with pytest.raises(InputError, match=r"Content\.video must be"):
         prepare_input(Content(video=42), index=0, options=OPTIONS)  # type: ignore[arg-type]
 
 
