@@ -191,3 +191,24 @@ def test_without_pyav_a_local_video_names_the_extra_and_the_input(
     with pytest.raises(InputError, match=r"vllm-multimodal-embeddings\[video\]") as info:
         prepare_input(Content(video=odd_video), index=5, options=OPTIONS)
     assert info.value.index == 5 and str(odd_video) in str(info.value)
+
+
+def test_doctor_probe_videos_and_their_official_tokens() -> None:
+    from vllm_multimodal_embeddings.doctor import (
+        VIDEO_PROBES,
+        official_video_tokens,
+        probe_video,
+    )
+
+    (seconds, fps, width, height), odd = VIDEO_PROBES
+    data = probe_video(seconds, fps, width, height)
+    assert data == probe_video(seconds, fps, width, height)  # deterministic
+    header = read_video_header(data, index=0, source="probe")
+    assert header == VideoHeader(frames=seconds * fps, fps=fps, width=width, height=height)
+    # 8 frames of 480x352 (15 x 11 blocks), two frames per token grid.
+    assert official_video_tokens(*VIDEO_PROBES[0]) == 4 * 15 * 11
+    assert official_video_tokens(*odd) == 2 * 15 * 11
+    # The first probe needs no request fields (the flags alone must pass it); the second does.
+    assert official_video_kwargs(header) is None
+    odd_header = VideoHeader(frames=odd[0] * odd[1], fps=odd[1], width=odd[2], height=odd[3])
+    assert official_video_kwargs(odd_header) is not None
