@@ -31,6 +31,10 @@ from ._images import describe_source, encode_bytes, encode_pil_image, parse_data
 from ._types import Content, ContentPart, EmbedInput, ImageInput, VideoInput
 from ._video import (
     VideoKwargs,
+    encode_frames,
+    frame_size,
+    frames_to_keep,
+    frames_video_kwargs,
     official_video_kwargs,
     parse_video_data_uri,
     read_video_header,
@@ -367,9 +371,12 @@ def prepare_video(
         return _video_part(data, None, index=index, source=type(video).__name__)
     if isinstance(video, os.PathLike):
         return _video_file(Path(os.fsdecode(video)), index=index, options=options)
+    if isinstance(video, (list, tuple)):
+        return _video_frames(video, index=index, options=options, fetch=fetch)
     if not isinstance(video, str):
         raise InputError(
-            "Content.video must be a path, a URL (http(s)://, data:, file://) or bytes, "
+            "Content.video must be a path, a URL (http(s)://, data:, file://), bytes or a list "
+            "of frames, "
             f"got {type(video).__name__!r}",
             index=index,
         )
@@ -403,6 +410,73 @@ def prepare_video(
             "fetched video is not bytes or is over remote_max_bytes", index=index, source=source
         )
     return _video_part(bytes(data), None, index=index, source=source)
+
+
+def _video_frames(
+    frames: Sequence[ImageInput], *, index: int, options: ImageOptions, fetch: Fetcher | None
+) -> PreparedPart:
+    """A video given as frames, prepared as the official embedder prepares one, and sent as a
+    lossless video with the fields that make vLLM take every frame as it is."""
+    if not frames:
+        raise InputError("Content.video is an empty list of frames", index=index)
+    images: list[Image.Image] = []
+    for number in frames_to_keep(len(frames)):
+        try:
+            images.append(_frame_image(frames[number], index=index, options=options, fetch=fetch))
+        except InputError as exc:
+            exc.message = f"video frame {number}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+    sizes = sorted({im.size for im in images})
+    if len(sizes) > 1:
+        raise InputError(
+            f"video frames differ in size after resizing ({sizes[0]} and {sizes[-1]}); "
+            "give frames of one size",
+            index=index,
+        )
+    images += images[-1:] * (len(images) % 2)  # an even count: the last frame again
+    width, height = sizes[0]
+    data = encode_frames(images, index=index)
+    kwargs = frames_video_kwargs(len(images), width, height)
+    return PreparedPart("video", video_data_uri(data), kwargs)
+
+
+def _frame_image(
+    frame: ImageInput, *, index: int, options: ImageOptions, fetch: Fetcher | None
+) -> Image.Image:
+    """One frame as RGB (transparency over white) at its first, image-like size."""
+    if isinstance(frame, Image.Image):
+        im = frame
+    else:
+        # The image path's own reading and checks, then decoded back: a frame needs pixels.
+        uri = prepare_image(
+            frame,
+            index=index,
+            options=ImageOptions(
+                max_pixels=options.max_source_pixels,
+                fetch_remote=options.fetch_remote,
+                remote_max_bytes=options.remote_max_bytes,
+                remote_timeout=options.remote_timeout,
+                max_source_pixels=options.max_source_pixels,
+                max_image_bytes=options.max_image_bytes,
+                remote_allowed_hosts=options.remote_allowed_hosts,
+                allow_private_networks=options.allow_private_networks,
+            ),
+            fetch=fetch,
+        )
+        if not uri.startswith("data:"):
+            raise InputError(
+                "a frame given as an http(s) URL needs fetch_remote=True (frames are read here)",
+                index=index,
+            )
+        im = Image.open(io.BytesIO(parse_data_uri(uri, index=index)))
+        im.load()
+    if im.mode == "RGBA":
+        rgb = Image.new("RGB", im.size, (255, 255, 255))
+        rgb.paste(im, mask=im.getchannel("A"))
+    else:
+        rgb = im.convert("RGB")
+    return rgb.resize(frame_size(*rgb.size))
 
 
 def _video_file(path: Path, *, index: int, options: ImageOptions) -> PreparedPart:

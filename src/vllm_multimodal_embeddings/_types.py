@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Union
 
@@ -26,9 +27,10 @@ __all__ = [
 #: such as ``io.BytesIO``, or a ``PIL.Image.Image``.
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"]
 
-#: Anything that names or holds one encoded video: a filesystem path (``str`` or
-#: ``PathLike``), a ``file://``, ``http(s)://`` or ``data:`` URI, or the file's bytes.
-VideoInput = Union[str, "os.PathLike[str]", bytes, bytearray]
+#: Anything that names or holds one video: a filesystem path (``str`` or ``PathLike``), a
+#: ``file://``, ``http(s)://`` or ``data:`` URI, the file's bytes, or its frames as a list or
+#: tuple of images (in any :data:`ImageInput` form), as the official embedder takes them.
+VideoInput = Union[str, "os.PathLike[str]", bytes, bytearray, "Sequence[ImageInput]"]
 
 #: Which instruction a vector is made under: retrieval queries or indexed documents.
 InputType = Literal["query", "document"]
@@ -66,6 +68,9 @@ class Content:
     parts: tuple[ContentPart, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.video, list):
+            # A list of frames is accepted; a tuple keeps the dataclass hashable.
+            object.__setattr__(self, "video", tuple(self.video))
         if self.parts:
             if self.text is not None or self.image is not None or self.video is not None:
                 raise ValueError("Content takes either parts or text/image/video, not both")

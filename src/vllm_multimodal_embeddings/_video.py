@@ -28,6 +28,10 @@ from ._exceptions import ImageLoadError, InputError
 __all__ = [
     "VideoHeader",
     "VideoKwargs",
+    "encode_frames",
+    "frame_size",
+    "frames_to_keep",
+    "frames_video_kwargs",
     "official_frame_count",
     "official_video_kwargs",
     "parse_video_data_uri",
@@ -140,7 +144,7 @@ def official_video_kwargs(header: VideoHeader) -> VideoKwargs | None:
 def video_mime(data: bytes) -> str:
     """A MIME type for the ``data:`` URI of an encoded video (``video/mp4`` unless told)."""
     if data[4:8] == b"ftyp":
-        return "video/mp4"
+        return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
     if data[:4] == b"\x1a\x45\xdf\xa3":
         return "video/webm"
     if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
@@ -183,3 +187,73 @@ def parse_video_data_uri(uri: str, *, index: int, max_bytes: int) -> bytes:
             f"data URI payload over the limit of {max_bytes} bytes", index=index, source=source
         )
     return data
+
+
+# A video given as a list of frames (the official embedder's other video form): thinned to 64
+# frames, each resized as an image, padded to an even count, each frame then bounded by a total
+# of 10 frames at the maximum, and described to the processor as sampled at 2 frames per second.
+FRAMES_FPS = 2
+FRAMES_TOTAL_PIXELS = 10 * VIDEO_FRAME_MAX_PIXELS
+_IMAGE_MAX_PIXELS = 16384 * _FACTOR * _FACTOR  # qwen_vl_utils' image default for frames
+
+
+def frames_to_keep(count: int) -> list[int]:
+    """Indices of the frames the official embedder keeps of ``count`` (floored linspace)."""
+    import numpy as np
+
+    if count <= VIDEO_MAX_FRAMES:
+        return list(range(count))
+    return [int(i) for i in np.linspace(0, count - 1, VIDEO_MAX_FRAMES, dtype=int)]
+
+
+def frame_size(width: int, height: int) -> tuple[int, int]:
+    """The size a frame of a frame list is resized to first, as an image (sides of 32)."""
+    from ._images import smart_resize
+
+    return smart_resize(width, height, max_pixels=_IMAGE_MAX_PIXELS)
+
+
+def frames_video_kwargs(count: int, width: int, height: int) -> VideoKwargs:
+    """Request fields for ``count`` (even) frames of ``width`` x ``height`` sent as a video."""
+    per_frame_max = max(
+        min(VIDEO_FRAME_MAX_PIXELS, FRAMES_TOTAL_PIXELS / count * 2),
+        int(VIDEO_FRAME_MIN_PIXELS * 1.05),
+    )
+    upscaled = width * height < VIDEO_FRAME_MIN_PIXELS
+    # transformers floors each frame's maximum at 1.05 x the video's minimum: keep the minimum
+    # tiny unless the frames are upscaled (then the maximum plays no part).
+    min_pixels = count * VIDEO_FRAME_MIN_PIXELS if upscaled else VIDEO_FRAME_MIN_PIXELS
+    return VideoKwargs(
+        media_io_kwargs={"video": {"fps": FRAMES_FPS, "max_frames": count}},
+        mm_processor_kwargs={
+            "videos_kwargs": {
+                "min_pixels": min_pixels,
+                "max_pixels": math.floor(per_frame_max * count),
+                "cap_pixels_per_frame": True,
+            }
+        },
+    )
+
+
+def encode_frames(frames: list[Any], *, index: int) -> bytes:
+    """Equal-size RGB PIL frames as a lossless video at ``FRAMES_FPS`` (PNG frames in MOV)."""
+    import numpy as np
+
+    try:
+        import av
+    except ImportError as exc:
+        raise InputError(
+            "a video given as frames is sent as a lossless video made with PyAV: pip install "
+            "'vllm-multimodal-embeddings[video]'",
+            index=index,
+        ) from exc
+    buf = io.BytesIO()
+    width, height = frames[0].size
+    with av.open(buf, "w", format="mov") as out:
+        stream = out.add_stream("png", rate=FRAMES_FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        for frame in frames:
+            rgb = np.asarray(frame, dtype=np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
