@@ -462,6 +462,47 @@ def test_videos_the_flags_match_go_through_the_client(
     assert cosine(got, video_reference(case, False).vector) >= MIN_COSINE
 
 
+# --- videos given as frames (the official embedder's other video form) ---
+
+FRAME_LISTS = {
+    # An odd count (the official embedder repeats the last frame), frames upscaled.
+    "5 frames, small": (5, 320, 240),
+    "6 frames, large": (6, 800, 600),
+    # Upscaled twice: as images (to 4,096 pixels), then as frames (to 131,072).
+    "24 frames, tiny": (24, 64, 48),
+}
+
+
+@pytest.fixture(scope="module")
+def frame_lists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    folder = tmp_path_factory.mktemp("frames")
+    lists: dict[str, list[Path]] = {}
+    for k, (name, (count, width, height)) in enumerate(FRAME_LISTS.items()):
+        paths = []
+        for i in range(count):
+            path = folder / f"{k}-{i}.png"
+            path.write_bytes(encode(photo(width, height, seed=100 * k + i), "PNG"))
+            paths.append(path)
+        lists[name] = paths
+    return lists
+
+
+@pytest.mark.parametrize("with_text", [False, True])
+@pytest.mark.parametrize("case", sorted(FRAME_LISTS))
+def test_frame_list_video_equals_the_official_recipe(
+    vllm_server, reference_embedder, frame_lists, case: str, with_text: bool
+) -> None:
+    frames = frame_lists[case]
+    text = [Part.text(VIDEO_TEXT)] if with_text else []
+    ref = reference_embedder.embed([(QWEN_DEFAULT_INSTRUCTION, [Part.frames(frames), *text])])[0]
+    item = Content(video=frames, text=VIDEO_TEXT if with_text else None)
+    prepared = prepare_input(item, index=0, options=ImageOptions())
+    tokens, (vector,) = _post_prepared(vllm_server, [prepared])
+    assert ref.frames == (FRAME_LISTS[case][0] + FRAME_LISTS[case][0] % 2,)
+    assert tokens == ref.prompt_tokens, case
+    assert cosine(vector, ref.vector) >= MIN_COSINE, case
+
+
 def test_reference_samples_and_sizes_videos_officially(video_reference) -> None:
     # Guards the reference: 1 frame/s rounded down to even, each frame 131,072..786,432 px.
     assert video_reference("odd, small frames", False).frames == (6,)

@@ -212,3 +212,84 @@ def test_doctor_probe_videos_and_their_official_tokens() -> None:
     assert official_video_kwargs(header) is None
     odd_header = VideoHeader(frames=odd[0] * odd[1], fps=odd[1], width=odd[2], height=odd[3])
     assert official_video_kwargs(odd_header) is not None
+
+
+# --- videos given as frames ---
+
+
+def _png(width: int, height: int, shade: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 80, 160)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_frames_are_thinned_like_the_official_embedder() -> None:
+    import numpy as np
+
+    from vllm_multimodal_embeddings._video import frames_to_keep
+
+    assert frames_to_keep(5) == [0, 1, 2, 3, 4]
+    kept = frames_to_keep(100)
+    assert len(kept) == 64 and kept[0] == 0 and kept[-1] == 99
+    assert kept == np.linspace(0, 99, 64, dtype=int).tolist()
+
+
+def test_frames_become_a_lossless_video_with_their_fields() -> None:
+    import av
+    import numpy as np
+
+    frames = [_png(320, 240, shade) for shade in (10, 120, 230)]
+    item = prepare_input(Content(video=frames), index=0, options=OPTIONS)
+    assert item.video_url is not None and item.video_url.startswith("data:video/quicktime;")
+    data = base64.b64decode(item.video_url.split(",", 1)[1])
+    header = read_video_header(data, index=0, source="frames")
+    # 3 frames padded to 4 with the last; 2 frames per second, as the official metadata says;
+    # each frame first resized as an image (sides to multiples of 32).
+    assert header == VideoHeader(frames=4, fps=2.0, width=320, height=256)
+    assert item.media_io_kwargs == {"video": {"fps": 2, "max_frames": 4}}
+    with av.open(io_bytes(data)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert [int(f[0, 0, 0]) for f in decoded] == [10, 120, 230, 230]
+    assert all(np.array_equal(f[..., 1], np.full((256, 320), 80)) for f in decoded)
+
+
+def io_bytes(data: bytes):  # type: ignore[no-untyped-def]
+    import io
+
+    return io.BytesIO(data)
+
+
+def test_frames_of_different_sizes_are_refused() -> None:
+    with pytest.raises(InputError, match="differ in size") as info:
+        prepare_input(
+            Content(video=[_png(320, 240, 1), _png(640, 480, 2)]), index=7, options=OPTIONS
+        )
+    assert info.value.index == 7
+
+
+def test_a_bad_frame_is_named_by_its_position(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="video frame 1:") as info:
+        prepare_input(
+            Content(video=[_png(32, 32, 1), tmp_path / "missing.png"]), index=2, options=OPTIONS
+        )
+    assert info.value.index == 2
+
+
+def test_http_frames_need_fetch_remote() -> None:
+    with pytest.raises(InputError, match="fetch_remote=True"):
+        prepare_input(Content(video=["https://example.com/f.png"]), index=0, options=OPTIONS)
+
+
+def test_empty_frame_list_is_refused() -> None:
+    with pytest.raises(InputError, match="empty list of frames"):
+        prepare_input(Content(video=[]), index=0, options=OPTIONS)
+
+
+def test_content_keeps_a_frame_list_hashable() -> None:
+    content = Content(video=[b"a", b"b"])
+    assert content.video == (b"a", b"b")
+    hash(content)
