@@ -293,3 +293,16 @@ def test_content_keeps_a_frame_list_hashable() -> None:
     content = Content(video=[b"a", b"b"])
     assert content.video == (b"a", b"b")
     hash(content)
+
+
+def test_doctor_video_fix_names_the_flags_flags_py_emits() -> None:
+    import json
+
+    from vllm_multimodal_embeddings.doctor import FIX_VIDEO, FIX_VIDEO_TRUST
+    from vllm_multimodal_embeddings.server.flags import production_config, vllm_args
+
+    args = vllm_args(production_config())
+    media, processor = FIX_VIDEO.split("'")[1], FIX_VIDEO.split("'")[3]
+    assert json.loads(media) == json.loads(args[args.index("--media-io-kwargs") + 1])
+    assert json.loads(processor) == json.loads(args[args.index("--mm-processor-kwargs") + 1])
+    assert FIX_VIDEO_TRUST.split()[0] in args
