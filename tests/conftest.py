@@ -120,7 +120,12 @@ def bare_vllm_server(vllm_server_factory: ServerFactory) -> Iterator[LiveServer]
     """One CPU server with none of our flags: no Matryoshka, no chat template, no task
     instructions. Shared by every test that proves a flag matters (a start costs ~60 s)."""
     with vllm_server_factory(
-        matryoshka=False, chat_template=None, task_instructions={}, mm_processor_kwargs={}
+        matryoshka=False,
+        chat_template=None,
+        task_instructions={},
+        mm_processor_kwargs={},
+        media_io_kwargs={},
+        trust_request_mm_kwargs=False,
     ) as server:
         yield server
 

@@ -29,6 +29,14 @@ DEFAULT_MAX_PIXELS: Final = 1_843_200
 # Qwen-VL smart_resize works on 32-pixel blocks (patch 16 x merge 2); smaller images are upscaled.
 DEFAULT_MIN_PIXELS: Final = 4_096
 
+# The official embedder's video recipe (qwen_vl_utils with the embedder's settings): 1 frame per
+# second, at least 4 and at most 64, an even count; each frame 128..768 blocks of 32x32 pixels.
+VIDEO_FPS: Final = 1
+VIDEO_MIN_FRAMES: Final = 4
+VIDEO_MAX_FRAMES: Final = 64
+VIDEO_FRAME_MIN_PIXELS: Final = 128 * 32 * 32
+VIDEO_FRAME_MAX_PIXELS: Final = 768 * 32 * 32
+
 DEFAULT_TIMEOUT_S: Final = 120.0
 # Enough for a 3000-item job through a link failing 16% of attempts to lose nothing (_retry.py).
 DEFAULT_MAX_RETRIES: Final = 8

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._constants import CONTENT_STATUS
-from ._endpoints import Endpoint, endpoint_for
+from ._endpoints import ANY, Endpoint, endpoint_for
 from ._exceptions import (
     APIError,
     APIStatusError,
@@ -278,17 +278,23 @@ class CallRun:
 
     def _batches(self, job: Job, start: int, items: Sequence[PreparedInput]) -> Iterator[_Batch]:
         """Consecutive requests of at most ``job.batch_size`` inputs and ``max_batch_bytes``
-        (an oversized input goes alone)."""
+        (an oversized input goes alone), whose inputs agree on request-level fields."""
         limit = self.core.settings.max_batch_bytes
-        batch, size = _Batch(), 0
+        fields_of = self.core.endpoint.request_fields
+        batch, size, fields = _Batch(), 0, ANY
         for offset, item in enumerate(items):
-            nbytes = item.nbytes
-            if batch.items and (size + nbytes > limit or len(batch.items) >= job.batch_size):
+            nbytes, wants = item.nbytes, fields_of(item)
+            clash = wants is not ANY and fields is not ANY and wants != fields
+            if batch.items and (
+                clash or size + nbytes > limit or len(batch.items) >= job.batch_size
+            ):
                 yield batch
-                batch, size = _Batch(), 0
+                batch, size, fields = _Batch(), 0, ANY
             batch.indices.append(start + offset)
             batch.items.append(item)
             size += nbytes
+            if wants is not ANY:
+                fields = wants
         if batch.items:
             yield batch
 

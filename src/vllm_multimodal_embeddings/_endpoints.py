@@ -56,6 +56,11 @@ class Endpoint:
         """Why this endpoint cannot carry ``item``, or ``None``."""
         return None
 
+    def request_fields(self, item: PreparedInput) -> object:
+        """The request-level fields ``item`` needs: items may share a request only when these
+        are equal, or when either is :data:`ANY` (it needs none)."""
+        return ANY
+
     def body(
         self,
         *,
@@ -90,6 +95,12 @@ class ChatEndpoint(Endpoint):
         # Servers before vLLM 0.24 take one conversation per request.
         return wanted if info.batched_conversations else 1
 
+    def request_fields(self, item: PreparedInput) -> object:
+        # vLLM applies a request's media_io_kwargs / mm_processor_kwargs to every video in it
+        # (measured on 0.32): a video with its own sampling fields goes only with videos of the
+        # same fields, or with items that have no video.
+        return item.video_kwargs if item.has_video else ANY
+
     def body(
         self,
         *,
@@ -100,11 +111,20 @@ class ChatEndpoint(Endpoint):
         truncate: CohereTruncate,
     ) -> dict[str, Any]:
         tokens, side = (None, None) if truncate == "NONE" else (-1, _SIDE[truncate])
+        options = profile.request_options()
+        video = next((it.video_kwargs for it in items if it.video_kwargs is not None), None)
+        if video is not None:
+            # The official frame count and per-frame pixels for this request's videos; the
+            # server needs --trust-request-mm-kwargs (the packaged flags set it).
+            options |= {
+                "media_io_kwargs": video.media_io_kwargs,
+                "mm_processor_kwargs": video.mm_processor_kwargs,
+            }
         return build_chat_request(
             model=model,
             conversations=[profile.messages(item, job.instruction) for item in items],
             batched=job.batched,
-            options=profile.request_options(),
+            options=options,
             dimensions=job.server_dimensions,
             truncate_prompt_tokens=tokens,  # -1: the model's context length
             truncation_side=side,
@@ -113,6 +133,9 @@ class ChatEndpoint(Endpoint):
     def decode(self, job: Job, content: bytes, expected: int) -> list[Vector]:
         return parse_body(ChatEmbeddingResponse, content).vectors(expected, job.expected_size)
 
+
+#: What :meth:`Endpoint.request_fields` gives for an item that can share any request.
+ANY: object = object()
 
 # Which end of an over-long chat prompt vLLM cuts, by Cohere truncate name.
 _SIDE = {"START": "left", "END": "right"}

@@ -6,6 +6,7 @@ is synchronous and CPU-bound: the async client runs it in a worker thread.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -13,7 +14,7 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -22,7 +23,18 @@ from PIL import Image
 from ._exceptions import ImageLoadError, InputError
 from ._images import describe_source, encode_bytes, encode_pil_image, parse_data_uri
 from ._settings import ImageSettings, check_not_bare
-from ._types import Content, ContentPart, EmbedInput, ImageInput
+from ._types import Content, ContentPart, EmbedInput, ImageInput, VideoInput
+from ._video import (
+    VideoKwargs,
+    encode_frames,
+    frame_size,
+    frames_to_keep,
+    frames_video_kwargs,
+    official_video_kwargs,
+    parse_video_data_uri,
+    read_video_header,
+    video_data_uri,
+)
 
 __all__ = [
     "Fetcher",
@@ -52,11 +64,14 @@ class PreparedPart:
 
     Attributes:
         kind: ``text``, ``image`` or ``video``.
-        value: the text, the image's ``data:`` URI or URL, or the video URL.
+        value: the text, the image's ``data:`` URI or URL, or the video's ``data:`` URI or URL.
+        video_kwargs: for a video the server's flags cannot sample like the official
+            embedder, the request fields that make it (see :attr:`PreparedInput.media_io_kwargs`).
     """
 
     kind: PartKind
     value: str
+    video_kwargs: VideoKwargs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +81,44 @@ class PreparedInput:
     Attributes:
         text: the text part.
         image_url: a ``data:`` URI (inlined image) or an ``http(s)`` URL passed through.
-        video_url: a video URL, passed through as given.
+        video_url: a ``data:`` URI (a video read here) or an ``http(s)`` URL passed through.
         parts: for ``Content.of(...)`` items, every part in the caller's order (empty
             otherwise). ``text``, ``image_url`` and ``video_url`` then hold the FIRST part of
             each kind only: code that builds requests must send ``parts`` when it is set.
+        video_kwargs: ``None``, or the per-request fields this item's video needs to be
+            sampled and sized like the official embedder (an odd official frame count, frames
+            under 131,072 pixels): see :attr:`media_io_kwargs`.
     """
 
     text: str | None = None
     image_url: str | None = None
     video_url: str | None = None
     parts: tuple[PreparedPart, ...] = ()
+    video_kwargs: VideoKwargs | None = None
+
+    @property
+    def media_io_kwargs(self) -> dict[str, dict[str, Any]] | None:
+        """The chat request's top-level ``media_io_kwargs`` this item needs, else ``None``.
+
+        vLLM applies a request's ``media_io_kwargs`` and ``mm_processor_kwargs`` to EVERY
+        conversation in it (measured on 0.32): an item that has them may share a request only
+        with items that have equal ones or no video at all. The server must run with
+        ``--trust-request-mm-kwargs`` (our flags do), else it answers 400.
+        """
+        return None if self.video_kwargs is None else self.video_kwargs.media_io_kwargs
+
+    @property
+    def mm_processor_kwargs(self) -> dict[str, Any] | None:
+        """The chat request's top-level ``mm_processor_kwargs`` this item needs, else ``None``.
+
+        Only ``videos_kwargs`` in it: the server's image bounds stay in force.
+        """
+        return None if self.video_kwargs is None else self.video_kwargs.mm_processor_kwargs
+
+    @property
+    def has_video(self) -> bool:
+        """Whether a video is part of this item (request-level video fields then reach it)."""
+        return self.video_url is not None
 
     @property
     def interleaved(self) -> bool:
@@ -176,12 +219,17 @@ def _prepare_content(
     image_url = None
     if item.image is not None:
         image_url = prepare_image(item.image, index=index, options=options, fetch=fetch)
-    video_url = None
+    video = None
     if item.video is not None:
-        video_url = _check_video(item.video, index=index)
-    if text is None and image_url is None and video_url is None:
+        video = prepare_video(item.video, index=index, options=options, fetch=fetch)
+    if text is None and image_url is None and video is None:
         raise InputError("empty Content: give text, image or video", index=index)
-    return PreparedInput(text=text, image_url=image_url, video_url=video_url)
+    return PreparedInput(
+        text=text,
+        image_url=image_url,
+        video_url=None if video is None else video.value,
+        video_kwargs=None if video is None else video.video_kwargs,
+    )
 
 
 def _prepare_parts(
@@ -197,11 +245,20 @@ def _prepare_parts(
             exc.args = (exc.message,)
             raise
     first = {kind: next((p.value for p in prepared if p.kind == kind), None) for kind in _KINDS}
+    videos = [p for p in prepared if p.kind == "video"]
+    # One request carries one set of video fields, and they reach every video in it.
+    if any(p.video_kwargs != videos[0].video_kwargs for p in videos):
+        raise InputError(
+            "its videos need different frame counts or pixel bounds, which one request cannot "
+            "carry; embed them as separate inputs",
+            index=index,
+        )
     return PreparedInput(
         text=first["text"],
         image_url=first["image"],
         video_url=first["video"],
         parts=tuple(prepared),
+        video_kwargs=videos[0].video_kwargs if videos else None,
     )
 
 
@@ -214,7 +271,7 @@ def _prepare_part(
         if part.text is not None:
             return PreparedPart("text", _check_content_text(part.text, index=index))
         if part.video is not None:
-            return PreparedPart("video", _check_video(part.video, index=index))
+            return prepare_video(part.video, index=index, options=options, fetch=fetch)
         if part.image is not None:
             return PreparedPart(
                 "image", prepare_image(part.image, index=index, options=options, fetch=fetch)
@@ -235,24 +292,146 @@ def _check_text(text: str, *, index: int) -> str:
     return text
 
 
-def _check_video(video: object, *, index: int) -> str:
+def prepare_video(
+    video: VideoInput, *, index: int, options: ImageSettings, fetch: Fetcher | None = None
+) -> PreparedPart:
+    """One video as a part to send, with the request fields it needs for the official sampling.
+
+    Paths, ``file://`` URIs and bytes are read here and sent inline (the server need not see
+    the client's files); ``data:`` URIs are sent as given; ``http(s)`` URLs are passed to the
+    server to fetch unless ``options.fetch_remote_images``. Reading a video's header needs PyAV (the
+    ``video`` extra): without it a local video is an :class:`InputError` naming the extra.
+    """
+    if isinstance(video, (bytes, bytearray)):
+        data = bytes(video)
+        if len(data) > options.max_image_bytes:
+            raise ImageLoadError(
+                f"video is {len(data)} bytes, over the limit of {options.max_image_bytes} "
+                "(max_image_bytes)",
+                index=index,
+                source=type(video).__name__,
+            )
+        return _video_part(data, None, index=index, source=type(video).__name__)
+    if isinstance(video, os.PathLike):
+        return _video_file(Path(os.fsdecode(video)), index=index, options=options)
+    if isinstance(video, (list, tuple)):
+        return _video_frames(video, index=index, options=options, fetch=fetch)
     if not isinstance(video, str):
         raise InputError(
-            f"Content.video must be a URL string, got {type(video).__name__!r}", index=index
-        )
-    if video[:5].lower() == "data:":
-        return video
-    match = _URL_SCHEME.match(video)
-    if match is None:
-        raise InputError(
-            "Content.video must be an http(s)://, data: or file:// URL "
-            f"(for a local file use Path(...).resolve().as_uri()): {describe_source(video)!r}",
+            "Content.video must be a path, a URL (http(s)://, data:, file://), bytes or a list "
+            "of frames, "
+            f"got {type(video).__name__!r}",
             index=index,
         )
+    if not video.strip():
+        raise InputError("empty video reference", index=index)
+    source = describe_source(video)
+    if video[:5].lower() == "data:":
+        data = parse_video_data_uri(video, index=index, max_bytes=options.max_image_bytes)
+        return _video_part(data, video, index=index, source=source)
+    match = _URL_SCHEME.match(video)
+    if match is None:
+        return _video_file(Path(video).expanduser(), index=index, options=options)
     scheme = match.group(1).lower()
-    if scheme not in ("http", "https", "file"):
+    if scheme == "file":
+        path = _file_uri_to_path(video, index=index)
+        return _video_file(path, index=index, options=options)
+    if scheme not in ("http", "https"):
         raise InputError(f"unsupported URL scheme {scheme!r}", index=index)
-    return video
+    if not options.fetch_remote_images:
+        # The server fetches it and samples it with its flags alone (no per-request fields).
+        return PreparedPart("video", video)
+    if fetch is None:
+        raise ValueError("fetch_remote_images=True needs a fetch function")
+    try:
+        data = fetch(video)
+    except Exception as exc:  # the fetcher is pluggable: any failure means "could not load"
+        reason = str(exc).replace(video, "<url>")
+        raise ImageLoadError(f"cannot fetch video: {reason}", index=index, source=source) from exc
+    if not isinstance(data, (bytes, bytearray)) or len(data) > options.remote_image_max_bytes:
+        raise ImageLoadError(
+            "fetched video is not bytes or is over remote_image_max_bytes",
+            index=index,
+            source=source,
+        )
+    return _video_part(bytes(data), None, index=index, source=source)
+
+
+def _video_frames(
+    frames: Sequence[ImageInput], *, index: int, options: ImageSettings, fetch: Fetcher | None
+) -> PreparedPart:
+    """A video given as frames, prepared as the official embedder prepares one, and sent as a
+    lossless video with the fields that make vLLM take every frame as it is."""
+    if not frames:
+        raise InputError("Content.video is an empty list of frames", index=index)
+    images: list[Image.Image] = []
+    for number in frames_to_keep(len(frames)):
+        try:
+            images.append(_frame_image(frames[number], index=index, options=options, fetch=fetch))
+        except InputError as exc:
+            exc.message = f"video frame {number}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
+    sizes = sorted({im.size for im in images})
+    if len(sizes) > 1:
+        raise InputError(
+            f"video frames differ in size after resizing ({sizes[0]} and {sizes[-1]}); "
+            "give frames of one size",
+            index=index,
+        )
+    images += images[-1:] * (len(images) % 2)  # an even count: the last frame again
+    width, height = sizes[0]
+    data = encode_frames(images, index=index)
+    kwargs = frames_video_kwargs(len(images), width, height)
+    return PreparedPart("video", video_data_uri(data), kwargs)
+
+
+def _frame_image(
+    frame: ImageInput, *, index: int, options: ImageSettings, fetch: Fetcher | None
+) -> Image.Image:
+    """One frame as RGB (transparency over white) at its first, image-like size."""
+    if isinstance(frame, Image.Image):
+        im = frame
+    else:
+        # The image path's own reading and checks, then decoded back: a frame needs pixels.
+        uri = prepare_image(
+            frame,
+            index=index,
+            options=dataclasses.replace(options, max_image_pixels=options.max_source_pixels),
+            fetch=fetch,
+        )
+        if not uri.startswith("data:"):
+            raise InputError(
+                "a frame given as an http(s) URL needs fetch_remote_images=True "
+                "(frames are read here)",
+                index=index,
+            )
+        im = Image.open(io.BytesIO(parse_data_uri(uri, index=index)))
+        im.load()
+    if im.mode == "RGBA":
+        rgb = Image.new("RGB", im.size, (255, 255, 255))
+        rgb.paste(im, mask=im.getchannel("A"))
+    else:
+        rgb = im.convert("RGB")
+    return rgb.resize(frame_size(*rgb.size))
+
+
+def _video_file(path: Path, *, index: int, options: ImageSettings) -> PreparedPart:
+    try:
+        data = _read_file(path, index=index, max_bytes=options.max_image_bytes)
+    except ImageLoadError as exc:
+        # The file checks are shared with images; their messages say "image".
+        exc.message = exc.message.replace("image", "video", 1)
+        exc.args = (exc.message,)
+        raise
+    return _video_part(data, None, index=index, source=str(path))
+
+
+def _video_part(data: bytes, uri: str | None, *, index: int, source: str) -> PreparedPart:
+    """The part for encoded video bytes: ``uri`` (or a new ``data:`` URI) and its fields."""
+    header = read_video_header(data, index=index, source=source)
+    kwargs = official_video_kwargs(header)
+    return PreparedPart("video", uri if uri is not None else video_data_uri(data), kwargs)
 
 
 def _prepare_image_ref(
@@ -279,7 +458,7 @@ def _prepare_image_ref(
 
 def _fetch_remote(url: str, *, index: int, options: ImageSettings, fetch: Fetcher | None) -> str:
     if fetch is None:
-        # The client always supplies one with fetch_remote=True; reaching here is a bug.
+        # The client always supplies one with fetch_remote_images=True; reaching here is a bug.
         raise ValueError("fetch_remote_images=True needs a fetch function")
     source = describe_source(url)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Union
 
@@ -18,12 +19,18 @@ __all__ = [
     "InputType",
     "OutputDType",
     "ProtocolName",
+    "VideoInput",
 ]
 
 #: Anything that names or holds one image: a filesystem path (``str`` or ``PathLike``),
 #: a ``file://``, ``http(s)://`` or ``data:`` URI, raw encoded bytes, a binary stream
 #: such as ``io.BytesIO``, or a ``PIL.Image.Image``.
 ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"]
+
+#: Anything that names or holds one video: a filesystem path (``str`` or ``PathLike``), a
+#: ``file://``, ``http(s)://`` or ``data:`` URI, the file's bytes, or its frames as a list or
+#: tuple of images (in any :data:`ImageInput` form), as the official embedder takes them.
+VideoInput = Union[str, "os.PathLike[str]", bytes, bytearray, "Sequence[ImageInput]"]
 
 #: Which instruction a vector is made under: retrieval queries or indexed documents.
 InputType = Literal["query", "document"]
@@ -49,16 +56,21 @@ class Content:
     Attributes:
         text: the text part.
         image: the image part, in any :data:`ImageInput` form.
-        video: a video URL (``http(s)://``, ``data:`` or ``file://``), sent as is.
+        video: a video, in any :data:`VideoInput` form. Local videos are read and sent
+            inline, with the request fields the official sampling needs (PyAV, the ``video``
+            extra, reads their header); ``http(s)`` URLs go to the server as they are.
         parts: interleaved parts, in order (see :meth:`of`); excludes the three fields above.
     """
 
     text: str | None = None
     image: ImageInput | None = None
-    video: str | None = None
+    video: VideoInput | None = None
     parts: tuple[ContentPart, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.video, list):
+            # A list of frames is accepted; a tuple keeps the dataclass hashable.
+            object.__setattr__(self, "video", tuple(self.video))
         if self.parts:
             if self.text is not None or self.image is not None or self.video is not None:
                 raise ValueError("Content takes either parts or text/image/video, not both")
@@ -77,7 +89,7 @@ class Content:
         """Several texts, images and videos embedded together as one vector, in this order.
 
         A ``str`` is text; ``pathlib.Path``, bytes, streams and PIL images are images; wrap an
-        image reference given as ``str`` in ``Content(image=...)`` and a video URL in
+        image reference given as ``str`` in ``Content(image=...)`` and a video in
         ``Content(video=...)``. The chat protocol keeps the order; ``/v2/embed`` keeps it for
         images and texts and takes no video.
         """

@@ -12,6 +12,9 @@ version                     warning   ``GET /version`` does not answer
 chat protocol               error     ``/v1/embeddings`` with ``messages`` fails
 image preprocessing         error     probe images get another number of image tokens than
                                       the official embedder gives them (processor limits)
+video preprocessing         error     probe videos get another number of video tokens than
+                                      the official embedder gives them (frame sampling,
+                                      per-frame pixel bounds, untrusted request fields)
 /v2/embed                   warning   the endpoint is missing (vLLM < 0.18)
 batched conversations       warning   one conversation per request only (vLLM < 0.24)
 matryoshka                  error     ``dimensions`` refused or wrong length
@@ -39,7 +42,14 @@ from PIL import Image
 
 from ._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from ._client import EmbeddingClient
-from ._constants import DEFAULT_MAX_PIXELS, ENV_API_KEY, ENV_BASE_URL, ENV_MODEL
+from ._constants import (
+    DEFAULT_MAX_PIXELS,
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_MODEL,
+    VIDEO_FRAME_MAX_PIXELS,
+    VIDEO_FRAME_MIN_PIXELS,
+)
 from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
 from ._http import Call, SyncTransport
 from ._images import smart_resize
@@ -47,9 +57,15 @@ from ._redact import redact_url
 from ._server_info import ServerInfo
 from ._settings import resolve_base_url
 from ._types import Content
+from ._video import VideoHeader, official_frame_count, official_video_kwargs
 from .protocol import parse_body
 from .protocol.cohere import CohereEmbedResponse, build_cohere_request
-from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS, OFFICIAL_PROCESSOR_KWARGS
+from .server.flags import (
+    CHAT_TEMPLATE_PATH,
+    DEFAULT_TASK_INSTRUCTIONS,
+    OFFICIAL_MEDIA_IO_KWARGS,
+    OFFICIAL_PROCESSOR_KWARGS,
+)
 
 __all__ = [
     "PARITY_MIN_COSINE",
@@ -59,9 +75,12 @@ __all__ = [
     "gradient_png",
     "main",
     "official_image_tokens",
+    "official_video_tokens",
+    "probe_video",
     "render_table",
     "run_checks",
     "run_doctor",
+    "video_preprocessing_check",
 ]
 
 Severity = Literal["error", "warning"]
@@ -91,6 +110,15 @@ FIX_CHAT_TEMPLATE = (
 FIX_PROCESSOR = (
     f"--mm-processor-kwargs '{json.dumps(dict(OFFICIAL_PROCESSOR_KWARGS))}' (vLLM otherwise "
     "resizes images with the checkpoint's preprocessor_config.json limits)"
+)
+FIX_VIDEO = (
+    f"--media-io-kwargs '{json.dumps({k: dict(v) for k, v in OFFICIAL_MEDIA_IO_KWARGS.items()})}'"
+    f" and --mm-processor-kwargs '{json.dumps(dict(OFFICIAL_PROCESSOR_KWARGS))}' (vLLM otherwise"
+    " samples 2 frames/s and bounds pixels per video, not per frame)"
+)
+FIX_VIDEO_TRUST = (
+    "--trust-request-mm-kwargs (the client sends a video's own frame count and pixel bounds "
+    "where the flags cannot express them)"
 )
 FIX_VERSION_V2 = "upgrade vLLM to >= 0.18 (docker/compose.yaml pins a tested one)"
 FIX_VERSION_BATCH = "upgrade vLLM to >= 0.24; the client falls back to one request per input"
@@ -213,6 +241,101 @@ def _preprocessing_check(transport: SyncTransport, model: str) -> CheckResult:
     return _result(name, ok, "error", detail if not ok else detail + " (official)", FIX_PROCESSOR)
 
 
+# (seconds, fps, width, height): 8 official frames the server flags alone must reproduce (the
+# loader's default takes 16), and 5 s, which the loader samples as 5 frames and the official
+# embedder as 4: only the request's own fields fix that one.
+VIDEO_PROBES: tuple[tuple[int, int, int, int], ...] = ((8, 4, 480, 352), (5, 4, 480, 352))
+
+
+def probe_video(seconds: int, fps: int, width: int, height: int) -> bytes:
+    """A deterministic MP4 (MPEG-4 part 2) of moving gradients; needs PyAV (``video`` extra)."""
+    import av
+
+    out_buf = io.BytesIO()
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    with av.open(out_buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(seconds * fps):
+            row = np.roll(x, i * 7)
+            rgb = np.empty((height, width, 3), np.uint8)
+            rgb[..., 0] = row
+            rgb[..., 1] = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
+            rgb[..., 2] = 255 - row
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    return out_buf.getvalue()
+
+
+def official_video_tokens(seconds: int, fps: int, width: int, height: int) -> int:
+    """Video tokens the official embedder makes of a video (2 frames per token grid)."""
+    frames = official_frame_count(seconds * fps, fps)
+    w, h = smart_resize(
+        width, height, min_pixels=VIDEO_FRAME_MIN_PIXELS, max_pixels=VIDEO_FRAME_MAX_PIXELS
+    )
+    return frames // 2 * (w // _TOKEN_BLOCK) * (h // _TOKEN_BLOCK)
+
+
+def video_preprocessing_check(transport: SyncTransport, model: str) -> CheckResult:
+    """Count the video tokens the server makes of probe videos; compare with the official.
+
+    ``POST /tokenize`` runs the server's video loader and processor without the model; the
+    ``<|video_pad|>`` tokens in its answer are the video tokens. The second probe is sent with
+    the per-request fields the client would send for it.
+    """
+    name = "video preprocessing"
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return _skip(name, "error", "needs PyAV: pip install 'vllm-multimodal-embeddings[video]'")
+    try:
+        pad = transport.send(
+            Call("POST", "/tokenize", {"model": model, "prompt": "<|video_pad|>"})
+        ).json()["tokens"]
+        if len(pad) != 1:
+            return _skip(name, "error", "the tokenizer has no single <|video_pad|> token")
+        found: list[tuple[str, int | None, int]] = []
+        for seconds, fps, width, height in VIDEO_PROBES:
+            data = probe_video(seconds, fps, width, height)
+            uri = "data:video/mp4;base64," + base64.b64encode(data).decode("ascii")
+            content = [{"type": "video_url", "video_url": {"url": uri}}]
+            body: dict[str, Any] = {
+                "model": model,
+                "messages": [{"role": "user", "content": content}],
+            }
+            fields = official_video_kwargs(VideoHeader(seconds * fps, fps, width, height))
+            if fields is not None:
+                body["media_io_kwargs"] = fields.media_io_kwargs
+                body["mm_processor_kwargs"] = fields.mm_processor_kwargs
+            label = f"{seconds} s at {fps} fps {width}x{height}"
+            want = official_video_tokens(seconds, fps, width, height)
+            try:
+                tokens = transport.send(Call("POST", "/tokenize", body, retry=False)).json()
+            except VLLMEmbeddingError as exc:
+                if fields is None or "trust-request-mm-kwargs" not in str(exc):
+                    raise
+                found.append((label, None, want))  # refused: the server trusts no request fields
+                continue
+            found.append((label, sum(1 for t in tokens["tokens"] if t == pad[0]), want))
+    except (VLLMEmbeddingError, KeyError, TypeError, ValueError) as exc:
+        return _result(name, False, "error", f"probe failed: {exc}", "see the server log")
+    detail = ", ".join(
+        f"{label}: "
+        + (
+            "request video fields refused"
+            if got is None
+            else f"{got} video tokens" + ("" if got == want else f" (official {want})")
+        )
+        for label, got, want in found
+    )
+    wrong = any(got is not None and got != want for _, got, want in found)
+    refused = any(got is None for _, got, _ in found)
+    if not wrong and not refused:
+        return _result(name, True, "error", detail + " (official)")
+    fix = " ".join(([FIX_VIDEO] if wrong else []) + ([FIX_VIDEO_TRUST] if refused else []))
+    return _result(name, False, "error", detail, fix)
+
+
 def run_checks(
     base_url: str,
     *,
@@ -328,6 +451,7 @@ def _embed_checks(
         CheckResult("chat protocol", "ok", "error", "/v1/embeddings with messages: text, image")
     )
     checks.append(_preprocessing_check(chat._transport, info.model))
+    checks.append(video_preprocessing_check(chat._transport, info.model))
 
     checks.append(_matryoshka_check(chat, info))
 

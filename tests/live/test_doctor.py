@@ -23,6 +23,7 @@ ALL_CHECKS = [
     "batched conversations",
     "chat protocol",
     "image preprocessing",
+    "video preprocessing",
     "matryoshka",
     "input_type",
     "normalized",

@@ -23,8 +23,11 @@ from PIL import Image, ImageOps
 
 from tests.helpers import cosine
 from tests.reference.embedder import Part, Reference, ReferenceEmbedder
+from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content, EmbeddingClient, InputError
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
+from vllm_multimodal_embeddings._inputs import PreparedInput, prepare_input
+from vllm_multimodal_embeddings._settings import ImageSettings
 from vllm_multimodal_embeddings.doctor import official_image_tokens
 from vllm_multimodal_embeddings.server import (
     ServerStartError,
@@ -349,3 +352,219 @@ def test_interleaved_video_goes_on_chat_and_is_refused_by_name_on_cohere(
     ):
         client.embed(["fine", *items])
     assert info.value.index == 1
+
+
+# --- videos -----------------------------------------------------------------------------------
+# Made here (tests/reference/videos.py), each a few seconds. The tiny server's 2,048 tokens bound
+# the sizes: the official recipe spends 128..768 tokens per pair of frames.
+
+VIDEO_SPECS = {
+    # 4 official frames: the server's flags alone match (no request fields).
+    "4 frames, small": VideoSpec(4, 10, 320, 240),
+    "4 frames, large": VideoSpec(4, 5, 1280, 720),
+    "12 frames": VideoSpec(12, 12, 640, 360),
+    # The loader keeps 7 frames (the processor then repeats one); the official embedder takes 6.
+    "odd, small frames": VideoSpec(7, 15, 480, 270),
+    "odd, large frames": VideoSpec(7, 4, 800, 600),
+    # Frames under 131,072 pixels: the official embedder upscales each frame to that.
+    "tiny frames": VideoSpec(6, 8, 64, 48),
+    "long, tiny frames": VideoSpec(22, 2, 96, 64),
+}
+VIDEO_TEXT = "A red block crosses the frame."
+# (case, with text): every video alone, and three with text.
+VIDEO_CASES = [(name, False) for name in VIDEO_SPECS] + [
+    ("4 frames, large", True),
+    ("odd, small frames", True),
+    ("long, tiny frames", True),
+]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    pytest.importorskip("av")
+    folder = tmp_path_factory.mktemp("videos")
+    return {
+        name: make_video(folder / f"{i}.mp4", spec)
+        for i, (name, spec) in enumerate(VIDEO_SPECS.items())
+    }
+
+
+@pytest.fixture(scope="module")
+def video_reference(
+    reference_embedder: ReferenceEmbedder, videos: dict[str, Path]
+) -> Callable[[str, bool], Reference]:
+    memo: dict[tuple[str, bool], Reference] = {}
+
+    def get(case: str, with_text: bool) -> Reference:
+        if (case, with_text) not in memo:
+            parts = [Part.video(videos[case])] + ([Part.text(VIDEO_TEXT)] if with_text else [])
+            memo[case, with_text] = reference_embedder.embed([(QWEN_DEFAULT_INSTRUCTION, parts)])[0]
+        return memo[case, with_text]
+
+    return get
+
+
+def _prepared_video(path: Path, with_text: bool) -> PreparedInput:
+    item = Content(video=path, text=VIDEO_TEXT if with_text else None)
+    return prepare_input(item, index=0, options=ImageSettings())
+
+
+def _post_prepared(server: Any, items: list[PreparedInput]) -> tuple[int, list[np.ndarray]]:
+    """The chat recipe for prepared items, hand-written, with their per-request video fields.
+
+    Stands in for the client's request building until it sends ``media_io_kwargs`` /
+    ``mm_processor_kwargs``: vLLM takes them at the top level of the request and applies them
+    to every conversation in it, so the items must agree on them.
+    """
+    conversations = []
+    for item in items:
+        content: list[dict[str, Any]] = []
+        if item.video_url is not None:
+            content.append({"type": "video_url", "video_url": {"url": item.video_url}})
+        if item.image_url is not None:
+            content.append({"type": "image_url", "image_url": {"url": item.image_url}})
+        if item.text is not None:
+            content.append({"type": "text", "text": item.text})
+        system = {"role": "system", "content": [{"type": "text", "text": QWEN_DEFAULT_INSTRUCTION}]}
+        conversations.append([system, {"role": "user", "content": content}])
+    body: dict[str, Any] = {
+        "model": server.model,
+        "messages": conversations if len(items) > 1 else conversations[0],
+        "add_generation_prompt": True,
+        "encoding_format": "float",
+    }
+    fields = [i.video_kwargs for i in items if i.video_kwargs is not None]
+    if fields:
+        body["media_io_kwargs"] = fields[0].media_io_kwargs
+        body["mm_processor_kwargs"] = fields[0].mm_processor_kwargs
+    resp = httpx.post(f"{server.base_url}/v1/embeddings", json=body, timeout=300.0)
+    resp.raise_for_status()
+    data = resp.json()
+    return data["usage"]["prompt_tokens"], [np.asarray(d["embedding"]) for d in data["data"]]
+
+
+@pytest.mark.parametrize(("case", "with_text"), VIDEO_CASES)
+def test_video_vector_and_tokens_equal_the_official_recipe(
+    vllm_server, videos, video_reference, case: str, with_text: bool
+) -> None:
+    ref = video_reference(case, with_text)
+    tokens, (vector,) = _post_prepared(vllm_server, [_prepared_video(videos[case], with_text)])
+    assert tokens == ref.prompt_tokens, case
+    assert cosine(vector, ref.vector) >= MIN_COSINE, case
+
+
+@pytest.mark.parametrize("case", ["4 frames, small", "4 frames, large", "12 frames"])
+def test_videos_the_flags_match_go_through_the_client(
+    vllm_server, videos, video_reference, case: str
+) -> None:
+    assert _prepared_video(videos[case], False).video_kwargs is None
+    with EmbeddingClient(base_url=vllm_server.base_url, model=vllm_server.model) as client:
+        (got,) = client.embed_array([Content(video=videos[case])], input_type="document")
+    assert cosine(got, video_reference(case, False).vector) >= MIN_COSINE
+
+
+def test_every_video_through_the_client_in_one_call(vllm_server, videos, video_reference) -> None:
+    # Videos whose fields differ (and those that need none), with text, in one call: the
+    # client splits requests by fields and sends them, so each vector is the recipe's.
+    items = [Content(video=videos[case], text=VIDEO_TEXT if t else None) for case, t in VIDEO_CASES]
+    with EmbeddingClient(base_url=vllm_server.base_url, model=vllm_server.model) as client:
+        got = client.embed_array(items, input_type="document")
+    for (case, with_text), vector in zip(VIDEO_CASES, got, strict=True):
+        assert cosine(vector, video_reference(case, with_text).vector) >= MIN_COSINE, case
+
+
+# --- videos given as frames (the official embedder's other video form) ---
+
+FRAME_LISTS = {
+    # An odd count (the official embedder repeats the last frame), frames upscaled.
+    "5 frames, small": (5, 320, 240),
+    "6 frames, large": (6, 800, 600),
+    # Upscaled twice: as images (to 4,096 pixels), then as frames (to 131,072).
+    "24 frames, tiny": (24, 64, 48),
+}
+
+
+@pytest.fixture(scope="module")
+def frame_lists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    folder = tmp_path_factory.mktemp("frames")
+    lists: dict[str, list[Path]] = {}
+    for k, (name, (count, width, height)) in enumerate(FRAME_LISTS.items()):
+        paths = []
+        for i in range(count):
+            path = folder / f"{k}-{i}.png"
+            path.write_bytes(encode(photo(width, height, seed=100 * k + i), "PNG"))
+            paths.append(path)
+        lists[name] = paths
+    return lists
+
+
+@pytest.mark.parametrize("with_text", [False, True])
+@pytest.mark.parametrize("case", sorted(FRAME_LISTS))
+def test_frame_list_video_equals_the_official_recipe(
+    vllm_server, reference_embedder, frame_lists, case: str, with_text: bool
+) -> None:
+    frames = frame_lists[case]
+    text = [Part.text(VIDEO_TEXT)] if with_text else []
+    ref = reference_embedder.embed([(QWEN_DEFAULT_INSTRUCTION, [Part.frames(frames), *text])])[0]
+    item = Content(video=frames, text=VIDEO_TEXT if with_text else None)
+    prepared = prepare_input(item, index=0, options=ImageSettings())
+    tokens, (vector,) = _post_prepared(vllm_server, [prepared])
+    assert ref.frames == (FRAME_LISTS[case][0] + FRAME_LISTS[case][0] % 2,)
+    assert tokens == ref.prompt_tokens, case
+    assert cosine(vector, ref.vector) >= MIN_COSINE, case
+
+
+def test_reference_samples_and_sizes_videos_officially(video_reference) -> None:
+    # Guards the reference: 1 frame/s rounded down to even, each frame 131,072..786,432 px.
+    assert video_reference("odd, small frames", False).frames == (6,)
+    assert video_reference("12 frames", False).frames == (12,)
+    assert video_reference("long, tiny frames", False).frames == (22,)
+    assert video_reference("tiny frames", False).frame_sizes == ((448, 320),)
+    assert video_reference("4 frames, large", False).frame_sizes == ((1152, 640),)
+    assert video_reference("4 frames, small", False).video_tokens == 2 * 14 * 10
+
+
+def test_reference_fails_on_a_video_it_cannot_read(reference_embedder, tmp_path: Path) -> None:
+    # The official embedder embeds the text "NULL" when it cannot read a video; ours must not.
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"no video here" * 100)
+    with pytest.raises(RuntimeError, match=r"cannot open video|ended at frame|too short"):
+        reference_embedder.embed([(QWEN_DEFAULT_INSTRUCTION, [Part.video(fake)])])
+
+
+def test_batched_videos_share_the_request_fields(
+    vllm_server, videos, video_reference, cases, reference
+) -> None:
+    # Two videos with equal fields and an image in one request: all three are the recipe's.
+    odd, tiny = (_prepared_video(videos[c], False) for c in ("odd, small frames", "tiny frames"))
+    assert odd.video_kwargs == tiny.video_kwargs is not None
+    image = prepare_input(
+        Content(image=_image_path(cases["640x480"])), index=0, options=ImageSettings()
+    )
+    _, vectors = _post_prepared(vllm_server, [odd, tiny, image])
+    expected = [
+        video_reference("odd, small frames", False).vector,
+        video_reference("tiny frames", False).vector,
+        reference("640x480", "document").vector,
+    ]
+    for got, want in zip(vectors, expected, strict=True):
+        assert cosine(got, want) >= MIN_COSINE
+
+
+def test_request_fields_reach_every_video_in_the_request(
+    vllm_server, videos, video_reference
+) -> None:
+    # Why a video with other fields (or none) must go in another request: a 4-frame video
+    # given the 6-frame video's fields is embedded differently.
+    plain = _prepared_video(videos["4 frames, small"], False)
+    odd = _prepared_video(videos["odd, small frames"], False)
+    _, (got, _) = _post_prepared(vllm_server, [plain, odd])
+    assert cosine(got, video_reference("4 frames, small", False).vector) < 0.999
+
+
+def test_without_the_video_flags_videos_differ(bare_vllm_server, videos, video_reference) -> None:
+    ref = video_reference("12 frames", False)
+    item = _prepared_video(videos["12 frames"], False)
+    tokens, (vector,) = _post_prepared(bare_vllm_server, [item])
+    assert tokens != ref.prompt_tokens
+    assert cosine(vector, ref.vector) < 0.999

@@ -19,10 +19,12 @@ SCRIPT = Path(__file__).with_name("qwen3_vl_reference.py")
 
 @dataclass(frozen=True)
 class Part:
-    """One part of a reference input: ``kind`` ``text`` (the text) or ``image`` (a file path)."""
+    """One part of a reference input: ``kind`` ``text`` (the text), ``image`` or ``video`` (a
+    file path), or ``frames`` (a video as image files, ``paths``)."""
 
     kind: str
     value: str
+    paths: tuple[str, ...] = ()
 
     @classmethod
     def text(cls, text: str) -> Part:
@@ -31,6 +33,21 @@ class Part:
     @classmethod
     def image(cls, path: Path) -> Part:
         return cls("image", str(path))
+
+    @classmethod
+    def video(cls, path: Path) -> Part:
+        return cls("video", str(path))
+
+    @classmethod
+    def frames(cls, paths: list[Path]) -> Part:
+        return cls("frames", "", tuple(str(p) for p in paths))
+
+    def to_json(self) -> dict[str, object]:
+        if self.kind == "text":
+            return {"type": "text", "text": self.value}
+        if self.kind == "frames":
+            return {"type": "frames", "paths": list(self.paths)}
+        return {"type": self.kind, "path": self.value}
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,11 @@ class Reference:
     prompt_tokens: int
     image_tokens: int
     sizes: list[tuple[int, int]]
+    video_tokens: int = 0
+    frames: tuple[int, ...] = ()
+    """Frames the processor got, per video."""
+    frame_sizes: tuple[tuple[int, int], ...] = ()
+    """(width, height) of each video's frames after the recipe's resize."""
 
 
 class ReferenceEmbedder:
@@ -79,12 +101,7 @@ class ReferenceEmbedder:
             "items": [
                 {
                     "instruction": instruction,
-                    "parts": [
-                        {"type": "text", "text": p.value}
-                        if p.kind == "text"
-                        else {"type": p.kind, "path": p.value}
-                        for p in parts
-                    ],
+                    "parts": [p.to_json() for p in parts],
                 }
                 for instruction, parts in items
             ]
@@ -95,12 +112,23 @@ class ReferenceEmbedder:
         if "error" in reply:
             raise RuntimeError(f"reference embedder failed: {reply['error']}")
         return [
-            Reference(np.asarray(v, dtype=np.float64), p, i, [tuple(s) for s in sizes])
-            for v, p, i, sizes in zip(
+            Reference(
+                np.asarray(v, dtype=np.float64),
+                p,
+                i,
+                [tuple(s) for s in sizes],
+                video_tokens=vt,
+                frames=tuple(frames),
+                frame_sizes=tuple((w, h) for w, h in frame_sizes),
+            )
+            for v, p, i, sizes, vt, frames, frame_sizes in zip(
                 reply["vectors"],
                 reply["prompt_tokens"],
                 reply["image_tokens"],
                 reply["sizes"],
+                reply["video_tokens"],
+                reply["frames"],
+                reply["frame_sizes"],
                 strict=True,
             )
         ]

@@ -372,3 +372,29 @@ def test_the_request_is_the_official_recipe() -> None:
     assert body["continue_final_message"] is True and body["encoding_format"] == "base64"
     assert json.loads(json.dumps(body)) == body  # plain JSON, nothing exotic
     assert len(result.vectors) == 1
+
+
+def test_videos_with_other_request_fields_go_in_other_requests() -> None:
+    from vllm_multimodal_embeddings._video import VideoKwargs
+
+    odd = VideoKwargs({"video": {"fps": 1, "max_frames": 5}}, {"videos_kwargs": {"a": 1}})
+    six = VideoKwargs({"video": {"fps": 1, "max_frames": 6}}, {"videos_kwargs": {"a": 1}})
+    items = [
+        PreparedInput(video_url="data:video/mp4;base64,AA", video_kwargs=odd),
+        PreparedInput(text="joins any request"),
+        PreparedInput(video_url="data:video/mp4;base64,AB", video_kwargs=odd),
+        PreparedInput(video_url="data:video/mp4;base64,AC", video_kwargs=six),
+        PreparedInput(video_url="data:video/mp4;base64,AD"),  # the flags suffice: no fields
+    ]
+    c = core(batch_size=8)
+
+    def server(call: Call) -> httpx.Response:
+        return response(call, body=vectors_body(len((call.json or {})["messages"])))
+
+    result, calls = play(send(c, 0, items), server)
+    assert [len((call.json or {})["messages"]) for call in calls] == [3, 1, 1]
+    bodies = [call.json or {} for call in calls]
+    assert bodies[0]["media_io_kwargs"] == odd.media_io_kwargs
+    assert bodies[0]["mm_processor_kwargs"] == odd.mm_processor_kwargs
+    assert bodies[1]["media_io_kwargs"] == six.media_io_kwargs
+    assert "media_io_kwargs" not in bodies[2] and len(result.vectors) == 5

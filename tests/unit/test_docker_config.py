@@ -75,17 +75,37 @@ def test_hf_overrides_turn_on_matryoshka_and_both_task_instructions(compose):
     )
 
 
+OFFICIAL_VIDEOS_KWARGS = {
+    "min_pixels": 524288,
+    "max_pixels": 50331648,
+    "cap_pixels_per_frame": True,
+}
+
+
 @pytest.mark.parametrize("profile", sorted(SERVICES))
-def test_every_service_pins_the_official_image_budget(compose, profile):
+def test_every_service_pins_the_official_image_and_video_budget(compose, profile):
     command = compose["services"][SERVICES[profile]]["command"]
     kwargs = json.loads(command[command.index("--mm-processor-kwargs") + 1])
-    assert kwargs == {"min_pixels": 4096, "max_pixels": 1843200}
+    assert kwargs == {
+        "min_pixels": 4096,
+        "max_pixels": 1843200,
+        "videos_kwargs": OFFICIAL_VIDEOS_KWARGS,
+    }
+    media = json.loads(command[command.index("--media-io-kwargs") + 1])
+    assert media == {"video": {"fps": 1, "max_frames": 64}}
+    # The client sends per-video fields for what the flags cannot match.
+    assert "--trust-request-mm-kwargs" in command
 
 
-def test_server_args_cpu_prints_the_processor_flag(capsys):
+def test_server_args_cpu_prints_the_processor_and_video_flags(capsys):
     assert main(["server-args", "--profile", "cpu"]) == 0
     line = capsys.readouterr().out
-    assert """--mm-processor-kwargs '{"min_pixels":4096,"max_pixels":1843200}'""" in line
+    assert (
+        """--mm-processor-kwargs '{"min_pixels":4096,"max_pixels":1843200,"videos_kwargs":"""
+        """{"min_pixels":524288,"max_pixels":50331648,"cap_pixels_per_frame":true}}'"""
+    ) in line
+    assert """--media-io-kwargs '{"video":{"fps":1,"max_frames":64}}'""" in line
+    assert "--trust-request-mm-kwargs" in line
 
 
 @pytest.mark.parametrize("profile", sorted(SERVICES))
@@ -192,6 +212,15 @@ def test_reranker_hf_overrides_make_a_yes_no_classifier(compose):
         "classifier_from_token": ["no", "yes"],
         "is_original_qwen3_reranker": True,
     }
+
+
+def test_reranker_samples_videos_officially_but_trusts_no_request_kwargs(compose):
+    # The official reranker samples videos like the embedder; its client sends no video fields.
+    command = compose["services"][RERANKER_SERVICE]["command"]
+    assert json.loads(command[command.index("--media-io-kwargs") + 1]) == {
+        "video": {"fps": 1, "max_frames": 64}
+    }
+    assert "--trust-request-mm-kwargs" not in command
 
 
 @pytest.mark.source_tree

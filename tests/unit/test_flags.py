@@ -76,17 +76,41 @@ def test_template_default_instruction_matches_the_client() -> None:
     [production_config(), cpu_production_config(), cpu_test_config("/ckpt")],
     ids=["gpu", "cpu", "cpu-test"],
 )
-def test_every_profile_pins_the_official_image_budget(config) -> None:
+def test_every_profile_pins_the_official_image_and_video_budget(config) -> None:
     # vLLM resizes with the checkpoint's preprocessor_config.json limits unless told otherwise.
-    kwargs = json.loads(_value(vllm_args(config), "--mm-processor-kwargs"))
-    assert kwargs == {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS}
+    args = vllm_args(config)
+    kwargs = json.loads(_value(args, "--mm-processor-kwargs"))
+    assert kwargs == {
+        "min_pixels": DEFAULT_MIN_PIXELS,
+        "max_pixels": DEFAULT_MAX_PIXELS,
+        # Per frame 128..768 blocks of 32x32 pixels: 4 frames at the least, 64 at the most.
+        "videos_kwargs": {
+            "min_pixels": 4 * 128 * 32 * 32,
+            "max_pixels": 64 * 768 * 32 * 32,
+            "cap_pixels_per_frame": True,
+        },
+    }
     assert (DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS) == (4 * 32 * 32, 1800 * 32 * 32)
+    # The official sampling: 1 frame per second, at most 64.
+    assert json.loads(_value(args, "--media-io-kwargs")) == {"video": {"fps": 1, "max_frames": 64}}
+    assert "--trust-request-mm-kwargs" in args
 
 
-def test_processor_flag_can_be_dropped_for_a_bare_server() -> None:
-    assert "--mm-processor-kwargs" not in vllm_args(
-        cpu_test_config("/ckpt", mm_processor_kwargs={})
+def test_processor_and_video_flags_can_be_dropped_for_a_bare_server() -> None:
+    args = vllm_args(
+        cpu_test_config(
+            "/ckpt", mm_processor_kwargs={}, media_io_kwargs={}, trust_request_mm_kwargs=False
+        )
     )
+    for flag in ("--mm-processor-kwargs", "--media-io-kwargs", "--trust-request-mm-kwargs"):
+        assert flag not in args
+
+
+def test_configs_do_not_share_the_nested_video_budget() -> None:
+    # A caller editing one config's videos_kwargs must not change every other config's.
+    one, other = cpu_test_config("/a"), cpu_test_config("/b")
+    one.mm_processor_kwargs["videos_kwargs"]["min_pixels"] = 1  # type: ignore[index]
+    assert other.mm_processor_kwargs["videos_kwargs"]["min_pixels"] == 4 * 128 * 32 * 32  # type: ignore[index]
 
 
 def test_cohere_input_type_names_map_to_the_recipe_instructions() -> None:
@@ -128,6 +152,8 @@ def test_cpu_reranker_flags_follow_the_cpu_test_server() -> None:
     assert _value(args, "--served-model-name") == "tiny-qwen3-vl-reranker" != cpu.name
     assert json.loads(_value(args, "--hf-overrides")) == RERANKER_OVERRIDES
     assert "sk-secret" not in " ".join(args) and "sk-secret" not in repr(cfg)
+    # Its client sends no per-request video fields: nothing to trust.
+    assert "--trust-request-mm-kwargs" not in args
 
 
 def test_reranker_overrides_are_fresh_copies() -> None:

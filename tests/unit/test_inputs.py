@@ -381,21 +381,20 @@ def test_str_as_image(png_file: Path, png_bytes: bytes) -> None:
     assert out == [PreparedInput(image_url=data_uri(png_bytes))]
 
 
-@pytest.mark.parametrize(
-    "video",
-    ["http://h/v.mp4", "https://h/v.mp4", "file:///tmp/v.mp4", "data:video/mp4;base64,AAAA"],
-)
-def test_video_urls_pass_through(video: str) -> None:
+@pytest.mark.parametrize("video", ["http://h/v.mp4", "https://h/v.mp4"])
+def test_remote_video_urls_pass_through(video: str) -> None:
+    # Local forms are read and inlined: tests/unit/test_video_inputs.py.
     assert prepare_input(Content(video=video), index=0, options=OPTS).video_url == video
 
 
-@pytest.mark.parametrize("video", ["/tmp/v.mp4", "ftp://h/v.mp4"])
-def test_bad_video_string(video: str) -> None:
-    _raises(InputError, Content(video=video))
+@pytest.mark.parametrize("video", ["/tmp/no-such-v.mp4", "file:///tmp/no-such-v.mp4"])
+def test_missing_local_video(video: str) -> None:
+    _raises(ImageLoadError, Content(video=video))
 
 
-def test_video_not_a_string() -> None:
-    _raises(InputError, Content(video=b"\x00\x01"))  # type: ignore[arg-type]
+def test_bad_video_scheme_and_type() -> None:
+    _raises(InputError, Content(video="ftp://h/v.mp4"))
+    _raises(InputError, Content(video=3.5))  # type: ignore[arg-type]
 
 
 # --- remote images ---

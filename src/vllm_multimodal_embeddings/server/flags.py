@@ -19,6 +19,11 @@ from vllm_multimodal_embeddings._constants import (
     DEFAULT_MODEL,
     QWEN_DEFAULT_INSTRUCTION,
     QWEN_QUERY_INSTRUCTION,
+    VIDEO_FPS,
+    VIDEO_FRAME_MAX_PIXELS,
+    VIDEO_FRAME_MIN_PIXELS,
+    VIDEO_MAX_FRAMES,
+    VIDEO_MIN_FRAMES,
 )
 
 __all__ = [
@@ -27,7 +32,9 @@ __all__ = [
     "CPU_SERVER_ENV",
     "DEFAULT_RERANKER_MODEL",
     "DEFAULT_TASK_INSTRUCTIONS",
+    "OFFICIAL_MEDIA_IO_KWARGS",
     "OFFICIAL_PROCESSOR_KWARGS",
+    "OFFICIAL_VIDEOS_KWARGS",
     "RERANKER_CHAT_TEMPLATE_PATH",
     "RERANKER_DEFAULT_INSTRUCTION",
     "RERANKER_HF_OVERRIDES",
@@ -62,16 +69,49 @@ DEFAULT_TASK_INSTRUCTIONS: Final[Mapping[str, str]] = MappingProxyType(
 )
 """``input_type`` -> instruction, served through ``--hf-overrides`` for ``/v2/embed``."""
 
-OFFICIAL_PROCESSOR_KWARGS: Final[Mapping[str, int]] = MappingProxyType(
-    {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS}
+OFFICIAL_VIDEOS_KWARGS: Final[Mapping[str, object]] = MappingProxyType(
+    {
+        "min_pixels": VIDEO_MIN_FRAMES * VIDEO_FRAME_MIN_PIXELS,
+        "max_pixels": VIDEO_MAX_FRAMES * VIDEO_FRAME_MAX_PIXELS,
+        "cap_pixels_per_frame": True,
+    }
 )
-"""The official embedder's image budget, pinned with ``--mm-processor-kwargs``.
+"""The official per-frame video budget, as transformers' Qwen3-VL video processor takes it.
+
+The official embedder bounds each FRAME to 131,072..786,432 pixels; the processor bounds the
+whole video (frames x pixels). ``cap_pixels_per_frame`` (transformers 5.19+, the default from
+5.22) caps each frame at 768 blocks of 32x32 pixels or ``max_pixels / frames``, so 64 x 786,432
+gives every frame the official maximum; ``min_pixels`` is the official minimum for the fewest
+frames (4). Videos of more frames whose frames are under 131,072 pixels still need a
+per-request minimum (``official_video_kwargs`` in the client). Without ``videos_kwargs`` the
+image ``min_pixels``/``max_pixels`` above also bound videos: 4 synthetic videos gave cosine
+0.867-0.966 to the official vectors.
+"""
+
+OFFICIAL_PROCESSOR_KWARGS: Final[Mapping[str, object]] = MappingProxyType(
+    {
+        "min_pixels": DEFAULT_MIN_PIXELS,
+        "max_pixels": DEFAULT_MAX_PIXELS,
+        "videos_kwargs": dict(OFFICIAL_VIDEOS_KWARGS),
+    }
+)
+"""The official embedder's image and video budgets, pinned with ``--mm-processor-kwargs``.
 
 vLLM otherwise resizes with the limits in the checkpoint's ``preprocessor_config.json``, which
 need not be the embedder's (Qwen3-VL-Instruct's are 65,536..16,777,216 pixels): measured on a
 checkpoint with 4,096..262,144, a 2400x1600 image gave cosine 0.799 to the official vector
 without this flag and 0.99999 with it. vLLM 0.32 ignores the ``size`` dict form of the same
 limits, and refuses per-request ``mm_processor_kwargs`` unless it trusts them.
+"""
+
+OFFICIAL_MEDIA_IO_KWARGS: Final[Mapping[str, Mapping[str, int]]] = MappingProxyType(
+    {"video": MappingProxyType({"fps": VIDEO_FPS, "max_frames": VIDEO_MAX_FRAMES})}
+)
+"""The official frame sampling, pinned with ``--media-io-kwargs``: 1 frame/s, at most 64.
+
+vLLM's Qwen3-VL loader otherwise takes 2 frames/s, up to 768. It keeps an odd count (the
+processor then repeats the last frame) where the official embedder rounds down to an even
+one: such videos need a per-request ``max_frames`` (``official_video_kwargs``).
 """
 
 CPU_SERVER_ENV: Final[Mapping[str, str]] = MappingProxyType(
@@ -105,9 +145,20 @@ class ServerConfig:
     chat_template: Path | None = CHAT_TEMPLATE_PATH
     """``None`` keeps the checkpoint's own template (``/v2/embed`` then differs from the recipe)."""
     mm_processor_kwargs: Mapping[str, object] = field(
-        default_factory=lambda: dict(OFFICIAL_PROCESSOR_KWARGS)
+        default_factory=lambda: dict(_plain(OFFICIAL_PROCESSOR_KWARGS))  # type: ignore[call-overload]
     )
     """``--mm-processor-kwargs``; empty leaves the checkpoint's image limits (no parity)."""
+    media_io_kwargs: Mapping[str, Mapping[str, object]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in OFFICIAL_MEDIA_IO_KWARGS.items()}
+    )
+    """``--media-io-kwargs``; empty leaves vLLM's video sampling (2 frames/s, no parity)."""
+    trust_request_mm_kwargs: bool = True
+    """``--trust-request-mm-kwargs``: let a request carry its own ``media_io_kwargs`` and
+    ``mm_processor_kwargs``, which the client sends for the videos the flags above cannot match
+    (an odd official frame count, frames under 131,072 pixels). It also lets any client that
+    reaches the server raise the frame count and pixel budget of its own requests (up to the
+    loader's 768 frames): turn it off where clients are not trusted, and such videos then
+    differ from the official vectors."""
     api_key: str | None = field(default=None, repr=False)
     """Passed to the server in its environment (``VLLM_API_KEY``), never on its command line."""
     host: str | None = None
@@ -147,8 +198,13 @@ def vllm_args(cfg: ServerConfig) -> list[str]:
     if cfg.chat_template is not None:
         args += ["--chat-template", str(cfg.chat_template)]
     if cfg.mm_processor_kwargs:
-        kwargs = json.dumps(dict(cfg.mm_processor_kwargs), separators=(",", ":"))
+        kwargs = json.dumps(_plain(cfg.mm_processor_kwargs), separators=(",", ":"))
         args += ["--mm-processor-kwargs", kwargs]
+    if cfg.media_io_kwargs:
+        media = {k: dict(v) for k, v in cfg.media_io_kwargs.items()}
+        args += ["--media-io-kwargs", json.dumps(media, separators=(",", ":"))]
+    if cfg.trust_request_mm_kwargs:
+        args.append("--trust-request-mm-kwargs")
     if cfg.enforce_eager:
         args.append("--enforce-eager")
     if cfg.host is not None:
@@ -159,6 +215,13 @@ def vllm_args(cfg: ServerConfig) -> list[str]:
     # VLLM_API_KEY from its environment the same way (see server_env).
     args += cfg.extra_args
     return args
+
+
+def _plain(value: object) -> object:
+    """``value`` with every mapping a dict (``json.dumps`` refuses ``MappingProxyType``)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def server_env(cfg: ServerConfig) -> dict[str, str]:
@@ -228,6 +291,8 @@ class RerankerServerConfig(ServerConfig):
 
     matryoshka: bool = False
     task_instructions: Mapping[str, str] = field(default_factory=dict)
+    trust_request_mm_kwargs: bool = False
+    """The reranker client sends no per-request video fields: no reason to trust them."""
     chat_template: Path | None = RERANKER_CHAT_TEMPLATE_PATH
     """``None`` scores raw ``query + document`` text, without the judge prompt."""
 
