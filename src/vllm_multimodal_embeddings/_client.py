@@ -54,6 +54,8 @@ class _ClientBase:
             RemoteFetcher.from_options(self.settings) if self.settings.fetch_remote_images else None
         )
         self._info: ServerInfo | None = None
+        # The probe result a refusal was last checked against (see _plan).
+        self._confirmed: ServerInfo | None = None
         self._prepare = PreparePool(self.settings.prepare_workers)
 
     def __repr__(self) -> str:
@@ -176,12 +178,16 @@ class EmbeddingClient(_ClientBase):
 
     def _plan(self, run: CallRun) -> Job:
         """The call's plan; a plan the cached probe result refuses is tried once more against a
-        fresh probe (the server may have restarted with other flags since)."""
+        fresh probe (the server may have restarted with other flags since). A refusal the fresh
+        probe confirmed raises at once next time: one probe per change of mind, not per call."""
         info = self.server_info()
         try:
             return run.plan(info)
         except UnsupportedFeatureError:
+            if info is self._confirmed:
+                raise
             fresh = self.server_info(refresh=self._info is info)
+            self._confirmed = fresh
             if fresh == info:
                 raise
             return run.plan(fresh)
@@ -417,7 +423,10 @@ class AsyncEmbeddingClient(_ClientBase):
         try:
             return run.plan(info)
         except UnsupportedFeatureError:
+            if info is self._confirmed:
+                raise
             fresh = await self.server_info(refresh=self._info is info)
+            self._confirmed = fresh
             if fresh == info:
                 raise
             return run.plan(fresh)

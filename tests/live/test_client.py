@@ -368,17 +368,23 @@ def test_server_without_our_flags_gets_clear_errors_or_opt_in_fallback(
 ) -> None:
     base_url = bare_vllm_server.base_url
     log = RequestLog()
-    http = httpx.Client(event_hooks={"request": [log.hook]})
-    with EmbeddingClient(base_url=base_url, http_client=http) as c:
+    with (
+        httpx.Client(event_hooks={"request": [log.hook]}) as http,
+        EmbeddingClient(base_url=base_url, http_client=http) as c,
+    ):
         info = c.server_info()
         assert info.matryoshka is False
         assert info.input_types == ()
-        probes = len(log.paths)
+        probe = list(log.paths)
         with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
             c.embed(["x"], dimensions=16)
-        assert len(log.paths) == probes  # refused before sending
+        # Refused before sending: the only traffic is one fresh probe (the server may have
+        # been restarted with the flag since), and a second refusal sends nothing at all.
+        assert log.paths == probe + probe
+        with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
+            c.embed(["y"], dimensions=16)
+        assert log.paths == probe + probe
         full = c.embed_array(["x", Content(image=png)])
-    http.close()
     with EmbeddingClient(base_url=base_url, client_side_dimensions=True) as c:
         short = c.embed_array(["x", Content(image=png)], dimensions=16)
     prefix = full[:, :16] / np.linalg.norm(full[:, :16], axis=1, keepdims=True)

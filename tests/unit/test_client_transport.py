@@ -415,3 +415,7 @@ def test_a_capability_still_missing_raises_after_one_fresh_probe() -> None:
         client.embed(["x"], dimensions=2)
     models = [r for r in fake.requests if r.url.path == "/v1/models"]
     assert len(models) == 1  # one fresh probe, not one per chunk
+    with pytest.raises(UnsupportedFeatureError, match="is_matryoshka"):
+        client.embed(["y"], dimensions=2)
+    models = [r for r in fake.requests if r.url.path == "/v1/models"]
+    assert len(models) == 1  # the confirmed refusal is not probed again on every call
