@@ -16,7 +16,6 @@ from typing import Any
 from ._version import __version__
 from .bulk.cli import add_embed_parser
 from .doctor import add_doctor_parser
-from .server._cli import add_serve_parser
 from .server.flags import (
     CHAT_TEMPLATE_PATH,
     ServerConfig,
@@ -24,6 +23,7 @@ from .server.flags import (
     production_config,
     vllm_args,
 )
+from .testing._cli import add_serve_parser
 
 __all__ = ["CONTAINER_TEMPLATE", "docker_config", "main", "server_args"]
 

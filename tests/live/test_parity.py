@@ -26,7 +26,7 @@ from tests.reference.embedder import Part, Reference, ReferenceEmbedder
 from vllm_multimodal_embeddings import Content, EmbeddingClient, InputError
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
 from vllm_multimodal_embeddings.doctor import official_image_tokens
-from vllm_multimodal_embeddings.server import (
+from vllm_multimodal_embeddings.testing import (
     ServerStartError,
     ensure_tiny_checkpoint,
     server_python,
