@@ -196,7 +196,7 @@ class RerankCore:
             if len(documents) == 1:
                 # The query is in every request: when it is refused alone (too long, say),
                 # it is at fault, not the document the halving happened to end on.
-                if (yield from self._query_refused(query, model, instruction)):
+                if (yield from self._query_refused(query, model, instruction, exc.status_code)):
                     exc.message = f"query: {exc.message}"
                     exc.index = None
                 else:
@@ -221,9 +221,10 @@ class RerankCore:
             raise APIError(f"POST /rerank returned no usable scores: {exc}") from exc
 
     def _query_refused(
-        self, query: PreparedInput, model: str, instruction: str | None
+        self, query: PreparedInput, model: str, instruction: str | None, status: int
     ) -> Step[bool]:
-        """Whether the server refuses ``query`` with an empty document (its content's fault)."""
+        """Whether the server refuses ``query`` with an empty document as it refused the query
+        with one document (the same ``status``): then the query's content is at fault."""
         body = build_rerank_request(
             model=model,
             query=wire_item(query),
@@ -233,5 +234,5 @@ class RerankCore:
         try:
             yield Call("POST", "/rerank", body)
         except APIStatusError as exc:
-            return exc.status_code in _BISECT_STATUS
+            return exc.status_code == status
         return False
