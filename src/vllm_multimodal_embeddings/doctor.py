@@ -49,7 +49,6 @@ from ._settings import resolve_base_url
 from ._types import Content
 from .protocol import parse_body
 from .protocol.cohere import CohereEmbedResponse, build_cohere_request
-from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
 from .server.flags import CHAT_TEMPLATE_PATH, DEFAULT_TASK_INSTRUCTIONS, OFFICIAL_PROCESSOR_KWARGS
 
 __all__ = [
@@ -449,6 +448,8 @@ def exit_code(checks: Sequence[CheckResult]) -> int:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
+    from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
+
     parser.add_argument(
         "--reranker",
         action="store_true",
@@ -495,6 +496,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     """
     import os
 
+    from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
     from .reranking.doctor import run_reranker_checks  # it imports this module
 
     try:
