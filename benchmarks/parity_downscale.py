@@ -36,7 +36,7 @@ from vllm_multimodal_embeddings._constants import (
     DEFAULT_MAX_PIXELS,
     QWEN_DEFAULT_INSTRUCTION,
 )
-from vllm_multimodal_embeddings.server._launch import SERVER_VENV
+from vllm_multimodal_embeddings.testing import SERVER_VENV
 
 
 def old_downscale(data: bytes) -> bytes:

@@ -93,10 +93,15 @@ def check_installed(extra: str, version: str) -> None:
 
     if (out := run_cli("--version")) != f"vllm-mm-embed {version}\n":
         fail(f"--version printed {out!r}")
-    args = json.loads(run_cli("server-args", "--format", "json"))
-    template = Path(args[args.index("--chat-template") + 1])
-    if not (template.is_file() and template.resolve().is_relative_to(package_dir)):
-        fail(f"server-args names {template}, not a file inside {package_dir}")
+    for profile in ("gpu", "reranker"):
+        args = json.loads(run_cli("server-args", "--profile", profile, "--format", "json"))
+        template = Path(args[args.index("--chat-template") + 1])
+        if not (template.is_file() and template.resolve().is_relative_to(package_dir)):
+            fail(f"server-args --profile {profile} names {template}, not a file in {package_dir}")
+    # serve-cpu runs the checkpoint builders as scripts from the installed package folder.
+    for script in ("tiny_checkpoint.py", "tiny_reranker.py"):
+        if not (package_dir / "testing" / script).is_file():
+            fail(f"testing/{script} is missing from the wheel")
     print(f"[{extra}] ok: {package_dir}, version {version}, template {template.name}")
 
 

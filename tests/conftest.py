@@ -19,11 +19,10 @@ import pytest
 
 from tests.reference.embedder import ReferenceEmbedder
 from vllm_multimodal_embeddings._constants import ENV_BASE_URL, ENV_MODEL
-from vllm_multimodal_embeddings.server import (
+from vllm_multimodal_embeddings.server import cpu_reranker_test_config, cpu_test_config
+from vllm_multimodal_embeddings.testing import (
     LocalServer,
     ServerStartError,
-    cpu_reranker_test_config,
-    cpu_test_config,
     ensure_tiny_checkpoint,
     ensure_tiny_reranker,
     server_python,

@@ -17,7 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
-from vllm_multimodal_embeddings.server import tiny_checkpoint as tiny
+from vllm_multimodal_embeddings.testing import tiny_checkpoint as tiny
 
 VOCAB = 151_936
 

@@ -1,4 +1,6 @@
-"""``vllm-mm-embed``: check a server (``doctor``), print its flags (``server-args``), run a CPU one.
+"""``vllm-mm-embed``: check a server (``doctor [--reranker]``), print its flags
+(``server-args --profile gpu|cpu|reranker``), run a CPU test server (``serve-cpu``), embed a
+corpus (``embed``).
 
 ``python -m vllm_multimodal_embeddings <command>`` does the same.
 """
@@ -13,33 +15,53 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from ._constants import DEFAULT_MODEL
 from ._version import __version__
 from .bulk.cli import add_embed_parser
 from .doctor import add_doctor_parser
-from .server._cli import add_serve_parser
 from .server.flags import (
     CHAT_TEMPLATE_PATH,
+    DEFAULT_RERANKER_MODEL,
+    RERANKER_CHAT_TEMPLATE_PATH,
     ServerConfig,
     cpu_production_config,
     production_config,
+    reranker_config,
     vllm_args,
 )
+from .testing._cli import add_serve_parser
 
-__all__ = ["CONTAINER_TEMPLATE", "docker_config", "main", "server_args"]
+__all__ = [
+    "CONTAINER_TEMPLATE",
+    "PROFILES",
+    "RERANKER_CONTAINER_TEMPLATE",
+    "docker_config",
+    "main",
+    "server_args",
+]
 
 CONTAINER_TEMPLATE = PurePosixPath("/templates") / CHAT_TEMPLATE_PATH.name
 """Where docker/compose.yaml mounts the packaged chat template inside the container."""
+RERANKER_CONTAINER_TEMPLATE = PurePosixPath("/templates") / RERANKER_CHAT_TEMPLATE_PATH.name
+"""Where docker/compose.yaml mounts the packaged reranker score template."""
+
+PROFILES = ("gpu", "cpu", "reranker")
+"""``server-args`` profiles: the embedder on a GPU or the CPU, the reranker on a GPU."""
 
 # compose.yaml substitutes these; server-args --format compose prints the placeholders.
 COMPOSE_VARS = {"model": "MODEL", "max_model_len": "MAX_MODEL_LEN"}
+_COMPOSE_MODEL_VAR = {"gpu": "MODEL", "cpu": "MODEL", "reranker": "RERANKER_MODEL"}
 
 
 def docker_config(profile: str, model: str | None = None) -> ServerConfig:
-    """The flags docker/compose.yaml runs: ``gpu`` production, ``cpu`` the same on the CPU."""
+    """The flags docker/compose.yaml runs: ``gpu`` production, ``cpu`` the same on the CPU,
+    ``reranker`` Qwen3-VL-Reranker (service ``vllm-reranker``)."""
     if profile == "cpu":
         return cpu_production_config() if model is None else cpu_production_config(model)
+    if profile == "reranker":
+        return reranker_config() if model is None else reranker_config(model)
     if profile != "gpu":
-        raise ValueError(f"unknown profile {profile!r}; use gpu or cpu")
+        raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
     return production_config() if model is None else production_config(model)
 
 
@@ -56,10 +78,12 @@ def server_args(
 def _compose_args(profile: str) -> list[str]:
     """Arguments with compose's ``${VAR:-default}`` placeholders where compose.yaml has them."""
     cfg = docker_config(profile)
-    args = server_args(profile, template=str(CONTAINER_TEMPLATE))
+    mounted = RERANKER_CONTAINER_TEMPLATE if profile == "reranker" else CONTAINER_TEMPLATE
+    args = server_args(profile, template=str(mounted))
     defaults = {"model": cfg.model, "max_model_len": str(cfg.max_model_len)}
+    names = {**COMPOSE_VARS, "model": _COMPOSE_MODEL_VAR[profile]}
     flag_of = {"model": "--model", "max_model_len": "--max-model-len"}
-    for key, var in COMPOSE_VARS.items():
+    for key, var in names.items():
         i = args.index(flag_of[key]) + 1
         args[i] = f"${{{var}:-{defaults[key]}}}"
     return args
@@ -86,18 +110,29 @@ def _add_server_args_parser(subparsers: Any) -> None:
         "server-args",
         help="print the vLLM flags this package needs (the ones docker/compose.yaml runs)",
     )
-    parser.add_argument("--profile", choices=("gpu", "cpu"), default="gpu")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="gpu",
+        help="gpu: the embedder (default); cpu: the embedder on the CPU; reranker: "
+        "Qwen3-VL-Reranker",
+    )
     parser.add_argument(
         "--format",
         choices=("shell", "json", "compose"),
         default="shell",
         help="shell: one quoted line; json: a list; compose: compose.yaml's command list",
     )
-    parser.add_argument("--model", default=None, help="model (default: Qwen3-VL-Embedding-2B)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"model (default: {DEFAULT_MODEL}; reranker: {DEFAULT_RERANKER_MODEL})",
+    )
     parser.add_argument(
         "--chat-template",
         default=None,
-        help=f"template path as the server sees it (default: {CHAT_TEMPLATE_PATH})",
+        help=f"template path as the server sees it (default: {CHAT_TEMPLATE_PATH}; "
+        f"reranker: {RERANKER_CHAT_TEMPLATE_PATH})",
     )
     parser.set_defaults(func=_run_server_args)
 

@@ -73,7 +73,6 @@ __all__ = [
     "CheckResult",
     "add_doctor_parser",
     "gradient_png",
-    "main",
     "official_image_tokens",
     "official_video_tokens",
     "probe_video",
@@ -573,10 +572,25 @@ def exit_code(checks: Sequence[CheckResult]) -> int:
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--base-url", default=None, help=f"server root (default: ${ENV_BASE_URL})")
+    from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
+
+    parser.add_argument(
+        "--reranker",
+        action="store_true",
+        help="check a Qwen3-VL-Reranker server (POST /rerank) instead of an embedding server",
+    )
+    parser.add_argument(
+        "--base-url",
+        default=None,
+        help=f"server root (default: ${ENV_BASE_URL}; with --reranker "
+        f"${ENV_RERANKER_BASE_URL}, else ${ENV_BASE_URL})",
+    )
     add_api_key_arguments(parser)
     parser.add_argument(
-        "--model", default=None, help=f"served model name (default: ${ENV_MODEL}, else the first)"
+        "--model",
+        default=None,
+        help=f"served model name (default: ${ENV_MODEL}; with --reranker "
+        f"${ENV_RERANKER_MODEL}; else the server's first)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
@@ -584,10 +598,13 @@ def _configure(parser: argparse.ArgumentParser) -> None:
 
 def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``doctor`` subcommand to an ``argparse`` subparsers object."""
+    from .reranking import doctor as reranker_doctor  # it imports this module
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
-        help="check that a vLLM server is configured right for this package",
+        help="check that a vLLM server (embedder, or --reranker) is configured right",
         description=__doc__,
+        epilog=reranker_doctor.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _configure(parser)
@@ -603,21 +620,30 @@ def run_doctor(args: argparse.Namespace) -> int:
     """
     import os
 
+    from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
+    from .reranking.doctor import run_reranker_checks  # it imports this module
+
     try:
         api_key = resolve_api_key(args)
     except CLIKeyError as exc:
         print(f"error: {exc}", flush=True)
         return 2
-    base_url = args.base_url or os.environ.get(ENV_BASE_URL)
+    url_vars: tuple[str, ...] = (ENV_BASE_URL,)
+    model_var, run = ENV_MODEL, run_checks
+    if args.reranker:
+        # The reranker usually has its own server: its variables first.
+        url_vars = (ENV_RERANKER_BASE_URL, ENV_BASE_URL)
+        model_var, run = ENV_RERANKER_MODEL, run_reranker_checks
+    base_url = args.base_url or next((v for k in url_vars if (v := os.environ.get(k))), None)
     if not base_url:
-        print(f"error: pass --base-url or set {ENV_BASE_URL}", flush=True)
+        print(f"error: pass --base-url or set {' or '.join(url_vars)}", flush=True)
         return 2
     shown_url = redact_url(base_url)
     try:
-        checks = run_checks(
+        checks = run(
             base_url,
             api_key=api_key,
-            model=args.model or os.environ.get(ENV_MODEL) or None,
+            model=args.model or os.environ.get(model_var) or None,
             timeout=args.timeout,
         )
     # The CLI boundary: ValueError covers invalid JSON and pydantic's ValidationError,
@@ -644,10 +670,3 @@ def _one_line(exc: BaseException, api_key: str | None) -> str:
     if api_key:
         first = first.replace(api_key, "<redacted>")
     return f"{type(exc).__name__}: {first[:300]}"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``doctor`` alone: parse ``argv``, run, return the exit code."""
-    parser = argparse.ArgumentParser(prog="vllm-mm-embed doctor", description=__doc__)
-    _configure(parser)
-    return run_doctor(parser.parse_args(argv))

@@ -29,7 +29,7 @@ from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION, QWEN
 from vllm_multimodal_embeddings._inputs import PreparedInput, prepare_input
 from vllm_multimodal_embeddings._settings import ImageSettings
 from vllm_multimodal_embeddings.doctor import official_image_tokens
-from vllm_multimodal_embeddings.server import (
+from vllm_multimodal_embeddings.testing import (
     ServerStartError,
     ensure_tiny_checkpoint,
     server_python,

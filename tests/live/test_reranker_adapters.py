@@ -60,9 +60,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
-def raw_scores(server: Any, query: str, documents: list[Any]) -> list[float]:
+def raw_scores(server: Any, query: str, documents: list[Any], **extra: Any) -> list[float]:
     """Hand-written /rerank request: text documents as strings, images as data URIs."""
-    body = {"model": server.model, "query": query, "documents": documents}
+    body = {"model": server.model, "query": query, "documents": documents, **extra}
     resp = post(server.base_url, "/rerank", body)
     assert resp.status_code == 200, resp.text
     return [r["relevance_score"] for r in sorted(resp.json()["results"], key=lambda r: r["index"])]
@@ -214,4 +214,65 @@ def test_llama_index_image_query(vllm_reranker_server, images):
     ids = [n.node_id for n in nodes]
     for n in out:
         assert n.score == pytest.approx(want[ids.index(n.node.node_id)], abs=1e-6)
+    rerank.close()
+
+
+# -- clients follow the event loop and the fields -----------------------------------------------
+
+OTHER_INSTRUCTION = "Judge by length only."
+
+
+def test_langchain_reranker_survives_event_loops_and_follows_its_fields(vllm_reranker_server):
+    docs = [Document(page_content=c) for c in CAPTIONS]
+    reranker = VLLMMultimodalReranker(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model, top_n=None
+    )
+
+    def scores(out: Any) -> dict[str, float]:
+        return {d.page_content: d.metadata["relevance_score"] for d in out}
+
+    # Each asyncio.run is a new event loop: a client kept from the first one fails in the second.
+    first = scores(asyncio.run(reranker.acompress_documents(docs, QUERY)))
+    second = scores(asyncio.run(reranker.acompress_documents(docs, QUERY)))
+    assert second == pytest.approx(first, abs=1e-6)
+    assert first == pytest.approx(
+        dict(zip(CAPTIONS, raw_scores(vllm_reranker_server, QUERY, CAPTIONS), strict=True)),
+        abs=1e-6,
+    )
+
+    # A field changed after first use reaches the server, sync and async.
+    reranker.instruction = OTHER_INSTRUCTION
+    want = raw_scores(vllm_reranker_server, QUERY, CAPTIONS, instruction=OTHER_INSTRUCTION)
+    assert max(abs(a - b) for a, b in zip(want, first.values(), strict=True)) > 1e-4
+    expected = dict(zip(CAPTIONS, want, strict=True))
+    assert scores(reranker.compress_documents(docs, QUERY)) == pytest.approx(expected, abs=1e-6)
+    assert scores(asyncio.run(reranker.acompress_documents(docs, QUERY))) == pytest.approx(
+        expected, abs=1e-6
+    )
+    reranker.close()
+
+
+def test_llama_index_reranker_survives_event_loops_and_follows_its_fields(vllm_reranker_server):
+    nodes = [NodeWithScore(node=TextNode(text=c), score=0.0) for c in CAPTIONS]
+    rerank = LlamaReranker(
+        base_url=vllm_reranker_server.base_url, model=vllm_reranker_server.model, top_n=None
+    )
+
+    def scores(out: list[NodeWithScore]) -> dict[str, float]:
+        return {n.node.get_content(): n.score or 0.0 for n in out}
+
+    first = scores(asyncio.run(rerank.apostprocess_nodes(nodes, query_str=QUERY)))
+    second = scores(asyncio.run(rerank.apostprocess_nodes(nodes, query_str=QUERY)))
+    assert second == pytest.approx(first, abs=1e-6)
+
+    rerank.instruction = OTHER_INSTRUCTION
+    want = raw_scores(vllm_reranker_server, QUERY, CAPTIONS, instruction=OTHER_INSTRUCTION)
+    expected = dict(zip(CAPTIONS, want, strict=True))
+    assert max(abs(expected[c] - first[c]) for c in CAPTIONS) > 1e-4
+    assert scores(rerank.postprocess_nodes(nodes, query_str=QUERY)) == pytest.approx(
+        expected, abs=1e-6
+    )
+    assert scores(asyncio.run(rerank.apostprocess_nodes(nodes, query_str=QUERY))) == pytest.approx(
+        expected, abs=1e-6
+    )
     rerank.close()

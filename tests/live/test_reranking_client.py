@@ -18,6 +18,7 @@ from PIL import Image
 from tests.helpers import data_uri, image_png, post
 from vllm_multimodal_embeddings import Content
 from vllm_multimodal_embeddings._exceptions import (
+    BadRequestError,
     ImageLoadError,
     InputError,
     InternalServerError,
@@ -168,6 +169,23 @@ def test_unfetchable_image_url_is_a_server_error_on_rerank(client):
     with c, pytest.raises(InternalServerError, match=r"127\.0\.0\.1") as info:
         c.score("q", docs)
     assert info.value.status_code == 500
+
+
+TOO_LONG = "word " * 3000  # the CPU reranker serves 2,048 tokens
+
+
+def test_too_long_query_is_the_querys_fault_not_document_0(client):
+    with pytest.raises(BadRequestError, match="maximum context length") as info:
+        client.score(TOO_LONG, ["a", "b", "c"])
+    assert info.value.index is None
+    assert str(info.value).startswith("query: HTTP 400")
+
+
+def test_too_long_document_is_that_documents_fault(client):
+    with pytest.raises(BadRequestError, match="maximum context length") as info:
+        client.score("q", ["a", "b", TOO_LONG, "d"])
+    assert info.value.index == 2
+    assert str(info.value).startswith("input 2: HTTP 400")
 
 
 def test_unknown_model_is_not_found(vllm_reranker_server):

@@ -12,8 +12,8 @@ import pytest
 
 from vllm_multimodal_embeddings.__main__ import main
 from vllm_multimodal_embeddings._cli_keys import CLIKeyError, resolve_api_key
-from vllm_multimodal_embeddings.server import _cli as serve_cli
 from vllm_multimodal_embeddings.server.flags import server_env, vllm_args
+from vllm_multimodal_embeddings.testing import _cli as serve_cli
 
 
 class _Broken(http.server.BaseHTTPRequestHandler):

@@ -195,6 +195,18 @@ def expected_reranker_args(model: str = DEFAULT_RERANKER_MODEL) -> list[str]:
     return vllm_args(reranker_config(model, chat_template=RERANKER_CONTAINER_TEMPLATE))
 
 
+def test_server_args_reranker_profile_prints_the_reranker_command(compose, capsys):
+    assert main(["server-args", "--profile", "reranker", "--format", "compose"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["command"]
+    assert printed == compose["services"][RERANKER_SERVICE]["command"]
+    template = str(RERANKER_CONTAINER_TEMPLATE)
+    assert main(["server-args", "--profile", "reranker", "--chat-template", template]) == 0
+    assert shlex.split(capsys.readouterr().out) == expected_reranker_args()
+    assert main(["server-args", "--profile", "reranker", "--format", "json"]) == 0
+    args = json.loads(capsys.readouterr().out)
+    assert args[args.index("--chat-template") + 1] == str(RERANKER_CHAT_TEMPLATE_PATH)
+
+
 @pytest.mark.parametrize(
     "env", [{}, {"RERANKER_MODEL": "Qwen/Qwen3-VL-Reranker-8B"}], ids=["default", "8b"]
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import vllm_multimodal_embeddings as pkg
 
@@ -70,3 +71,23 @@ def test_import_pulls_in_no_framework() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_server_is_production_config_and_testing_holds_the_test_tooling() -> None:
+    import vllm_multimodal_embeddings.server as server
+    import vllm_multimodal_embeddings.testing as testing
+
+    assert set(testing.__all__) == {
+        "CACHE_DIR",
+        "SERVER_VENV",
+        "LocalServer",
+        "ServerStartError",
+        "ensure_tiny_checkpoint",
+        "ensure_tiny_reranker",
+        "server_python",
+    }
+    assert not set(server.__all__) & set(testing.__all__)
+    assert {"CHAT_TEMPLATE_PATH", "RERANKER_CHAT_TEMPLATE_PATH", "vllm_args"} <= set(server.__all__)
+    # The checkpoint builders run as scripts (in the server venv) from the package's folder.
+    for script in ("tiny_checkpoint.py", "tiny_reranker.py"):
+        assert Path(testing.__file__).with_name(script).is_file()

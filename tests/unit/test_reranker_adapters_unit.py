@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from langchain_core.documents import Document
 from llama_index.core.schema import ImageNode, NodeWithScore, TextNode
@@ -59,3 +61,43 @@ def test_llama_index_needs_a_query_and_keeps_empty_input_local() -> None:
     assert r.postprocess_nodes([]) == []
     with pytest.raises(ValueError, match="needs a query"):
         r.postprocess_nodes([NodeWithScore(node=TextNode(text="x"), score=1.0)])
+
+
+CREDENTIALED = "http://user:pa55word@reranker.test:8001/?token=t0ken"
+
+
+@pytest.mark.parametrize("cls", [VLLMMultimodalReranker, LlamaReranker])
+def test_base_url_credentials_never_shown(cls) -> None:
+    r = cls(base_url=CREDENTIALED, model="m", api_key="sk-secret")
+    shown = [repr(r), str(r), r.model_dump_json(), str(r.model_dump())]
+    if hasattr(r, "to_json"):  # LlamaIndex components serialize themselves
+        shown += [r.to_json(), str(r.to_dict())]
+    for text in shown:
+        for secret in ("pa55word", "t0ken", "sk-secret"):
+            assert secret not in text, text
+    assert "reranker.test:8001" in repr(r)
+    # The clients still get the real URL.
+    assert r._sync().settings.base_url == CREDENTIALED.rstrip("/")
+
+
+@pytest.mark.parametrize("cls", [VLLMMultimodalReranker, LlamaReranker])
+def test_clients_follow_fields_and_event_loops(cls) -> None:
+    r = cls(base_url=URL, model="m")
+    sync = r._sync()
+    assert r._sync() is sync
+    r.instruction = "Another task."
+    rebuilt = r._sync()
+    assert rebuilt is not sync and rebuilt.instruction == "Another task."
+    assert sync._transport._http.is_closed  # the stale one is closed
+
+    async def in_a_loop():
+        client = r._async()
+        assert r._async() is client  # one per loop
+        return client
+
+    first, second = asyncio.run(in_a_loop()), asyncio.run(in_a_loop())
+    assert first is not second
+    # Each loop closed its own client's pool on its way out.
+    assert first._transport._http.is_closed and second._transport._http.is_closed
+    assert second.instruction == "Another task."
+    r.close()

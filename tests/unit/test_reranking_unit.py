@@ -215,3 +215,54 @@ def test_reranker_base_url_variable_comes_before_vllm_base_url(monkeypatch) -> N
     monkeypatch.delenv("VLLM_RERANKER_BASE_URL")
     assert RerankClient(model="m").settings.base_url == "http://embedder.test:8000"
     assert RerankClient(model="m", base_url=URL).settings.base_url == URL
+
+
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_score_is_a_malformed_response_naming_the_document(bad: str) -> None:
+    # Python servers may write NaN/Infinity into JSON; a NaN would scramble the ranking.
+    def handler(request: httpx.Request) -> httpx.Response:
+        scores = ["0.2", "0.9", bad, "0.4"]
+        results = ",".join(
+            f'{{"index": {i}, "relevance_score": {x}}}' for i, x in enumerate(scores)
+        )
+        return httpx.Response(200, content=f'{{"results": [{results}]}}'.encode())
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with RerankClient(base_url=URL, model="m", http_client=http, batch_size=4) as c:
+        with pytest.raises(APIError, match="malformed response") as info:
+            c.rerank("q", ["a", "b", "c", "d"])
+        assert info.value.index == 2
+        assert "document 2" in str(info.value)
+
+
+def test_non_finite_score_names_the_document_in_the_callers_list() -> None:
+    # The second batch's first document is the caller's document 2.
+    def handler(request: httpx.Request) -> httpx.Response:
+        n = len(json.loads(request.content)["documents"])
+        first = "NaN" if json.loads(request.content)["documents"][0] == "c" else "0.5"
+        results = [f'{{"index": 0, "relevance_score": {first}}}'] + [
+            f'{{"index": {i}, "relevance_score": 0.1}}' for i in range(1, n)
+        ]
+        return httpx.Response(200, content=f'{{"results": [{",".join(results)}]}}'.encode())
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    c = RerankClient(base_url=URL, model="m", http_client=http, batch_size=2)
+    with c, pytest.raises(APIError) as info:
+        c.score("q", ["a", "b", "c", "d"])
+    assert info.value.index == 2
+
+
+def test_refused_query_blames_no_document_and_probes_once() -> None:
+    # Every request carrying the query is refused, whatever its documents.
+    server = FakeServer(status_for=lambda body, attempt: 400 if body["query"] == "LONG" else None)
+    with client(server, model="m") as c, pytest.raises(BadRequestError) as info:
+        c.score("LONG", DOCS[:4])
+    assert info.value.index is None
+    assert str(info.value).startswith("query: HTTP 400")
+    # 4 -> 2 -> 1 documents, then the query with an empty document.
+    assert [b["documents"] for b in server.bodies][-1] == [""]
+    assert len(server.bodies) == 4
+    # A refused document keeps the blame: the query alone passes.
+    with client(FakeServer(), model="m") as c, pytest.raises(BadRequestError) as info:
+        c.score("q", ["a", "BAD"])
+    assert info.value.index == 1

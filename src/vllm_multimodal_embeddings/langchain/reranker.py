@@ -6,6 +6,7 @@ Needs the ``langchain`` extra. A thin adapter over
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,11 +14,15 @@ from langchain_core.callbacks import Callbacks
 from langchain_core.documents import Document
 from langchain_core.documents.compressor import BaseDocumentCompressor
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_serializer
+from typing_extensions import Self
 
 from .. import _constants as C
+from .._adapter_clients import RerankerClients, RerankerSetup
+from .._redact import redact_url
 from .._types import Content
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
+from ..reranking._client import reranker_settings
 from ..reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
 
 __all__ = ["VLLMMultimodalReranker"]
@@ -81,43 +86,56 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
     timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
     max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
 
-    _client: RerankClient | None = PrivateAttr(default=None)
-    _aclient: AsyncRerankClient | None = PrivateAttr(default=None)
+    # Rebuilt when a field changes; one async client per event loop.
+    _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
 
-    def _options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "api_key": self.api_key.get_secret_value() if self.api_key else None,
-            "model": self.model,
-            "instruction": self.instruction,
-            "batch_size": self.batch_size,
-            "max_concurrency": self.max_concurrency,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-        }
+    @field_serializer("base_url")
+    def _dump_base_url(self, base_url: str | None) -> str | None:
+        # Dumps and serialized forms never carry URL credentials or query tokens.
+        return redact_url(base_url) if base_url else base_url
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" and value else value
+
+    def __copy__(self) -> Self:
+        # A copy (model_copy, maybe with changed fields) makes its own clients: sharing them
+        # would let the two rebuild, and close, each other's clients in turn.
+        new = super().__copy__()
+        object.__setattr__(new, "__pydantic_private__", {"_clients": RerankerClients()})
+        return new
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        new = self.__copy__()
+        for name, value in self.__dict__.items():
+            new.__dict__[name] = copy.deepcopy(value, memo)
+        return new
+
+    def setup(self) -> RerankerSetup:
+        """What the reranking clients are built from: these fields, read now."""
+        settings = reranker_settings(
+            base_url=self.base_url,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            batch_size=self.batch_size,
+            max_concurrency=self.max_concurrency,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+        return RerankerSetup(settings, self.model, self.instruction)
 
     def _sync(self) -> RerankClient:
-        if self._client is None:
-            self._client = RerankClient(**self._options())
-        return self._client
+        return self._clients.sync(self.setup(), None)
 
     def _async(self) -> AsyncRerankClient:
-        if self._aclient is None:
-            self._aclient = AsyncRerankClient(**self._options())
-        return self._aclient
+        return self._clients.async_(self.setup(), None)
 
     def close(self) -> None:
         """Close the sync client's connections."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close both clients' connections."""
-        self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        await self._clients.aclose()
 
     def document_input(self, document: Document) -> RerankInput:
         """What one document is scored as: its metadata image (with its text), else its text."""

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle
 
 from .. import _constants as C
+from .._adapter_clients import RerankerClients, RerankerSetup
 from .._exceptions import InputError
+from .._redact import redact_url
 from .._types import Content
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
+from ..reranking._client import reranker_settings
 
 __all__ = ["VLLMMultimodalReranker"]
 
@@ -42,7 +45,12 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
 
     model: str | None = Field(default=None, description="Served reranker name.")
     base_url: str | None = Field(default=None, description="Server root.")
-    api_key: SecretStr | None = Field(default=None, description="Bearer token (VLLM_API_KEY).")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Bearer token; None = VLLM_API_KEY. Never serialized or shown.",
+        exclude=True,  # to_json would fail on a SecretStr, and a key has no place in JSON
+        repr=False,
+    )
     top_n: int | None = Field(default=3, ge=1, description="Nodes kept; None keeps all.")
     instruction: str | None = Field(
         default=None, description="Task instruction; None: the official default."
@@ -55,47 +63,47 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
     timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
     max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
 
-    _client: RerankClient | None = PrivateAttr(default=None)
-    _aclient: AsyncRerankClient | None = PrivateAttr(default=None)
+    # Rebuilt when a field changes; one async client per event loop.
+    _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
 
     @classmethod
     def class_name(cls) -> str:
         return "VLLMMultimodalReranker"
 
-    def _options(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "api_key": self.api_key.get_secret_value() if self.api_key else None,
-            "model": self.model,
-            "instruction": self.instruction,
-            "batch_size": self.batch_size,
-            "max_concurrency": self.max_concurrency,
-            "timeout": self.timeout,
-            "max_retries": self.max_retries,
-        }
+    @field_serializer("base_url")
+    def _dump_base_url(self, base_url: str | None) -> str | None:
+        # Dumps and to_json never carry URL credentials or query tokens.
+        return redact_url(base_url) if base_url else base_url
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "base_url" and value else value
+
+    def setup(self) -> RerankerSetup:
+        """What the reranking clients are built from: these fields, read now."""
+        settings = reranker_settings(
+            base_url=self.base_url,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            batch_size=self.batch_size,
+            max_concurrency=self.max_concurrency,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+        return RerankerSetup(settings, self.model, self.instruction)
 
     def _sync(self) -> RerankClient:
-        if self._client is None:
-            self._client = RerankClient(**self._options())
-        return self._client
+        return self._clients.sync(self.setup(), None)
 
     def _async(self) -> AsyncRerankClient:
-        if self._aclient is None:
-            self._aclient = AsyncRerankClient(**self._options())
-        return self._aclient
+        return self._clients.async_(self.setup(), None)
 
     def close(self) -> None:
         """Close the sync client's connections."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close both clients' connections."""
-        self.close()
-        if self._aclient is not None:
-            await self._aclient.aclose()
-            self._aclient = None
+        await self._clients.aclose()
 
     def node_input(self, node: Any) -> RerankInput:
         """What one node is scored as: an image node's image (and text), else its text."""

@@ -10,10 +10,13 @@ sorted by score, cut to ``top_n``, each echoing its document (images included).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from ._decode import MalformedResponseError
 
 ContentPart = Mapping[str, Any]
 RerankItem = str | Sequence[ContentPart]
@@ -76,6 +79,26 @@ def build_rerank_request(
     return body
 
 
+class NonFiniteScoreError(MalformedResponseError):
+    """A result's score is NaN or infinite: no order can be built on it.
+
+    Attributes:
+        index: the document's position in the request.
+        score: the score as received.
+    """
+
+    def __init__(self, index: int, score: float) -> None:
+        self.index = index
+        self.score = score
+        super().__init__(f"document {index} has the score {score}, not a finite number")
+
+
+def _check_finite(result: RerankResult) -> None:
+    # JSON from Python servers may carry NaN/Infinity; pydantic's float takes them.
+    if not math.isfinite(result.relevance_score):
+        raise NonFiniteScoreError(result.index, result.relevance_score)
+
+
 class RerankDocument(BaseModel):
     """The document a result refers to, echoed by the server."""
 
@@ -126,7 +149,8 @@ class RerankResponse(BaseModel):
     """Token counts."""
 
     def scores(self, expected: int) -> list[float]:
-        """Every document's score in request order; ``ValueError`` if any is missing or repeated.
+        """Every document's score in request order; ``ValueError`` if any is missing or repeated,
+        :class:`NonFiniteScoreError` if one is NaN or infinite.
 
         For responses to requests without ``top_n`` (or with ``top_n >= expected``).
         """
@@ -134,6 +158,7 @@ class RerankResponse(BaseModel):
         for result in self.results:
             if not 0 <= result.index < expected or out[result.index] is not None:
                 raise ValueError(f"unexpected result index {result.index} in response")
+            _check_finite(result)
             out[result.index] = result.relevance_score
         missing = [i for i, s in enumerate(out) if s is None]
         if missing:
@@ -147,5 +172,6 @@ class RerankResponse(BaseModel):
             if not 0 <= result.index < expected or result.index in seen:
                 raise ValueError(f"unexpected result index {result.index} in response")
             seen.add(result.index)
+            _check_finite(result)
         pairs = [(r.index, r.relevance_score) for r in self.results]
         return sorted(pairs, key=lambda p: (-p[1], p[0]))

@@ -27,7 +27,16 @@ from ._core import (
     rank,
 )
 
-__all__ = ["AsyncRerankClient", "RerankClient"]
+__all__ = ["AsyncRerankClient", "RerankClient", "reranker_settings"]
+
+
+def reranker_settings(settings: ClientSettings | None = None, /, **options: Any) -> ClientSettings:
+    """``ClientSettings`` for a reranker: without a ``base_url`` (in ``settings`` or
+    ``options``) the server is ``VLLM_RERANKER_BASE_URL``, else ``VLLM_BASE_URL``."""
+    if settings is None and options.get("base_url") is None:
+        # The reranker usually has its own server: its variable first, then VLLM_BASE_URL.
+        options["base_url"] = os.environ.get(ENV_RERANKER_BASE_URL) or None
+    return ClientSettings.create(settings, **options)
 
 
 class _RerankBase:
@@ -41,10 +50,7 @@ class _RerankBase:
         recipe_images: bool,
         options: dict[str, Any],
     ) -> None:
-        if settings is None and options.get("base_url") is None:
-            # The reranker usually has its own server: its variable first, then VLLM_BASE_URL.
-            options["base_url"] = os.environ.get(ENV_RERANKER_BASE_URL) or None
-        self.settings = ClientSettings.create(settings, **options)
+        self.settings = reranker_settings(settings, **options)
         self._core = RerankCore(self.settings, model, instruction, recipe_images)
         # Its own HTTP client: the server's key and headers never go to an image host.
         self._remote = (

@@ -26,7 +26,7 @@ from .._inputs import Fetcher, PreparedInput, prepare_input
 from .._settings import ClientSettings
 from .._types import EmbedInput
 from ..protocol.models import ModelList
-from ..protocol.rerank import RerankResponse, build_rerank_request
+from ..protocol.rerank import NonFiniteScoreError, RerankResponse, build_rerank_request
 from ._recipe import recipe_image_uri
 
 __all__ = [
@@ -194,7 +194,13 @@ class RerankCore:
             if exc.status_code not in CONTENT_STATUS or exc.index is not None or media_query:
                 raise
             if len(documents) == 1:
-                exc.index = start
+                # The query is in every request: when it is refused alone (too long, say),
+                # it is at fault, not the document the halving happened to end on.
+                if (yield from self._query_refused(query, model, instruction, exc.status_code)):
+                    exc.message = f"query: {exc.message}"
+                    exc.index = None
+                else:
+                    exc.index = start
                 raise
             # Halve until the document the server refused is found; its error names it. When
             # both halves pass, the batch failed as a whole (413: too large) and halving fixed it.
@@ -204,5 +210,29 @@ class RerankCore:
             return left + right
         try:
             return RerankResponse.model_validate(response.json()).scores(len(documents))
+        except NonFiniteScoreError as exc:
+            index = start + exc.index
+            raise APIError(
+                f"malformed response from /rerank: document {index} scored {exc.score}, "
+                "not a finite number",
+                index=index,
+            ) from exc
         except ValueError as exc:
             raise APIError(f"POST /rerank returned no usable scores: {exc}") from exc
+
+    def _query_refused(
+        self, query: PreparedInput, model: str, instruction: str | None, status: int
+    ) -> Step[bool]:
+        """Whether the server refuses ``query`` with an empty document as it refused the query
+        with one document (the same ``status``): then the query's content is at fault."""
+        body = build_rerank_request(
+            model=model,
+            query=wire_item(query),
+            documents=[""],
+            instruction=instruction if instruction is not None else self.instruction,
+        )
+        try:
+            yield Call("POST", "/rerank", body)
+        except APIStatusError as exc:
+            return exc.status_code == status
+        return False

@@ -1,31 +1,35 @@
-"""Doctor for a Qwen3-VL-Reranker server: is it configured the way the reranking client needs?
+"""With ``--reranker``, ``doctor`` checks a Qwen3-VL-Reranker server instead:
 
-Usage: ``python -m vllm_multimodal_embeddings.reranking.doctor --base-url URL [--json]``
-(``VLLM_RERANKER_BASE_URL`` / ``VLLM_RERANKER_MODEL`` / ``VLLM_API_KEY`` as defaults). Each
-failed check names the server flag that fixes it; the exit code is 1 when an error check fails.
+==========================  ========  ====================================================
+check                       severity  fails when
+==========================  ========  ====================================================
+reachable                   error     ``GET /health`` does not answer 200
+rerank endpoint             error     ``POST /rerank`` fails (not a pooling runner, model)
+scores are P(yes)           error     a score lies outside [0, 1] (no yes/no classifier)
+judge-prompt template       error     another instruction leaves the scores unchanged (no
+                                      score template, or an embedding server)
+image documents             error     an image document is refused (a text-only reranker)
+==========================  ========  ====================================================
+
+The server is ``--base-url``, else ``$VLLM_RERANKER_BASE_URL``, else ``$VLLM_BASE_URL``; the
+model ``--model``, else ``$VLLM_RERANKER_MODEL``, else the server's first.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import httpx
 
-from .._constants import ENV_API_KEY, ENV_BASE_URL
 from .._exceptions import APIStatusError, ConfigurationError, VLLMEmbeddingError
 from .._settings import resolve_base_url
 from .._types import Content
-from ..doctor import CheckResult, _result, exit_code, probe_image_png, render_table
+from ..doctor import CheckResult, _result, probe_image_png
 from ..server.flags import RERANKER_CHAT_TEMPLATE_PATH, RERANKER_HF_OVERRIDES
 from ._client import RerankClient
-from ._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
 
-__all__ = ["main", "run_reranker_checks"]
+__all__ = ["FIX_RUNNER", "FIX_TEMPLATE", "FIX_VL_MODEL", "run_reranker_checks"]
 
 _OVERRIDES_JSON = json.dumps(dict(RERANKER_HF_OVERRIDES), separators=(",", ":"))
 FIX_RUNNER = f"--runner pooling --hf-overrides '{_OVERRIDES_JSON}'"
@@ -138,45 +142,15 @@ def run_reranker_checks(
     return checks
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run the checks, print them, return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m vllm_multimodal_embeddings.reranking.doctor")
-    parser.add_argument(
-        "--base-url",
-        default=None,
-        help=f"reranker root (default: ${ENV_RERANKER_BASE_URL}, else ${ENV_BASE_URL})",
-    )
-    parser.add_argument("--api-key", default=None, help=f"bearer token (default: ${ENV_API_KEY})")
-    parser.add_argument(
-        "--model", default=None, help=f"served reranker (default: ${ENV_RERANKER_MODEL})"
-    )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    args = parser.parse_args(argv)
-    base_url = (
-        args.base_url or os.environ.get(ENV_RERANKER_BASE_URL) or os.environ.get(ENV_BASE_URL)
-    )
-    if not base_url:
-        print(f"error: pass --base-url or set {ENV_RERANKER_BASE_URL}", flush=True)
-        return 2
-    checks = run_reranker_checks(
-        base_url,
-        api_key=args.api_key or os.environ.get(ENV_API_KEY) or None,
-        model=args.model,
-        timeout=args.timeout,
-    )
-    code = exit_code(checks)
-    if args.json:
-        out = {
-            "base_url": base_url,
-            "exit_code": code,
-            "checks": [{**asdict(c), "is_error": c.is_error} for c in checks],
-        }
-        print(json.dumps(out, indent=2))
-    else:
-        print(render_table(checks, base_url))
-    return code
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # The entry point before `vllm-mm-embed doctor --reranker`; kept as a thin alias.
+    import sys
+
+    from ..__main__ import main
+
+    print(
+        "python -m vllm_multimodal_embeddings.reranking.doctor is deprecated: "
+        "use `vllm-mm-embed doctor --reranker`",
+        file=sys.stderr,
+    )
+    raise SystemExit(main(["doctor", "--reranker", *sys.argv[1:]]))

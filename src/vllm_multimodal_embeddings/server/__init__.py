@@ -1,12 +1,7 @@
-"""The vLLM server side: flags (one source of truth), chat template, local CPU test server."""
+"""The vLLM server side: its flags (one source of truth for docker, docs, ``server-args`` and
+the CPU test server) and the chat templates this package ships. Test tooling (the CPU launcher,
+tiny checkpoints) is in :mod:`vllm_multimodal_embeddings.testing`."""
 
-from vllm_multimodal_embeddings.server._launch import (
-    LocalServer,
-    ServerStartError,
-    ensure_tiny_checkpoint,
-    server_python,
-)
-from vllm_multimodal_embeddings.server._reranker_checkpoint import ensure_tiny_reranker
 from vllm_multimodal_embeddings.server.flags import (
     CHAT_TEMPLATE_PATH,
     CPU_PRODUCTION_ENV,
@@ -38,18 +33,13 @@ __all__ = [
     "RERANKER_CHAT_TEMPLATE_PATH",
     "RERANKER_DEFAULT_INSTRUCTION",
     "RERANKER_HF_OVERRIDES",
-    "LocalServer",
     "RerankerServerConfig",
     "ServerConfig",
-    "ServerStartError",
     "cpu_production_config",
     "cpu_reranker_test_config",
     "cpu_test_config",
-    "ensure_tiny_checkpoint",
-    "ensure_tiny_reranker",
     "production_config",
     "reranker_config",
     "server_env",
-    "server_python",
     "vllm_args",
 ]

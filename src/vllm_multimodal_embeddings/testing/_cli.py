@@ -16,17 +16,17 @@ from vllm_multimodal_embeddings._cli_keys import (
     add_api_key_arguments,
     resolve_api_key,
 )
-from vllm_multimodal_embeddings.server._launch import (
+from vllm_multimodal_embeddings.server.flags import (
+    CPU_PRODUCTION_ENV,
+    cpu_production_config,
+    cpu_test_config,
+)
+from vllm_multimodal_embeddings.testing._launch import (
     SERVER_VENV,
     LocalServer,
     ServerStartError,
     ensure_tiny_checkpoint,
     server_python,
-)
-from vllm_multimodal_embeddings.server.flags import (
-    CPU_PRODUCTION_ENV,
-    cpu_production_config,
-    cpu_test_config,
 )
 
 __all__ = ["add_serve_parser", "main_serve", "run_serve"]
