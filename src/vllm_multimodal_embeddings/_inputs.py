@@ -289,6 +289,14 @@ def _check_content_text(text: object, *, index: int) -> str:
 def _check_text(text: str, *, index: int) -> str:
     if not text.strip():
         raise InputError("empty text", index=index)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no request body can carry it
+        raise InputError(
+            f"text is not valid Unicode: lone surrogate {text[exc.start]!r} at position "
+            f"{exc.start}",
+            index=index,
+        ) from None
     return text
 
 
@@ -444,7 +452,12 @@ def _prepare_image_ref(
         return _encode(data, index=index, options=options, source=describe_source(ref))
     match = _URL_SCHEME.match(ref)
     if match is None:
-        path = Path(ref).expanduser()
+        try:
+            path = Path(ref).expanduser()
+        except RuntimeError as exc:  # "~nobody/x.png": no such user or no home directory
+            raise ImageLoadError(
+                f"cannot expand '~' in image path: {exc}", index=index, source=ref
+            ) from None
         return _encode_file(path, index=index, options=options)
     scheme = match.group(1).lower()
     if scheme in ("http", "https"):
@@ -511,6 +524,10 @@ def _read_file(path: Path, *, index: int, max_bytes: int) -> bytes:
         raise ImageLoadError("image file not found", index=index, source=source) from exc
     except OSError as exc:
         raise ImageLoadError(f"cannot read image file: {exc}", index=index, source=source) from exc
+    except ValueError:  # os.stat refuses a NUL byte in a path: no file can have that name
+        raise ImageLoadError(
+            "image path holds a NUL byte", index=index, source=source.replace("\0", "\\0")
+        ) from None
     _check_regular(info, index=index, source=source, max_bytes=max_bytes)
     # O_NONBLOCK: if the path was swapped for a FIFO after stat, open returns at once and
     # fstat below refuses it. Regular files ignore the flag.

@@ -23,9 +23,43 @@ def test_embed_is_registered_and_needs_one_source() -> None:
         build_parser().parse_args(["embed", "--dir", "a", "--glob", "b", "--out", "v"])
 
 
-def test_there_is_no_api_key_option() -> None:
+@pytest.mark.parametrize("form", [["--api-key", "sk-on-argv"], ["--api-key=sk-on-argv"]])
+def test_api_key_on_argv_is_refused_without_echoing_it(
+    form: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse's "unrecognized arguments: --api-key sk-on-argv" printed the key.
+    code = main(["embed", "--dir", str(tmp_path), "--out", str(tmp_path / "o"), *form])
+    assert code == 2
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "--api-key was removed" in text and "VLLM_API_KEY" in text
+    assert "sk-on-argv" not in text
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--dimensions", "0"), ("--dimensions", "-3"), ("--flush-rows", "0")]
+)
+def test_bad_options_are_refused_before_the_folder_is_touched(
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --dimensions 0 used to write job.json first: the folder then refused every later run.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    out = tmp_path / "o"
+    args = ["embed", "--dir", str(photos), "--out", str(out), "--base-url", "http://127.0.0.1:9"]
+    assert main([*args, flag, value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and value in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_help_says_what_glob_and_dir_take_by_default(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["embed", "--dir", "a", "--out", "v", "--api-key", "k"])
+        main(["embed", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: the image types jpg,jpeg,png" in text
+    assert "--ask-api-key" in text
 
 
 def test_missing_source_is_a_clear_error(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
+
 from vllm_multimodal_embeddings import ClientSettings
 from vllm_multimodal_embeddings.bulk.ray_data import EmbedBatches, _plain
 
@@ -28,3 +30,15 @@ def test_each_actor_sends_batches_to_the_servers_in_turn() -> None:
     finally:
         for client in actor._clients:
             client.close()
+
+
+def test_an_empty_batch_gets_a_column_of_the_right_width() -> None:
+    # (0, 0) would not concatenate with the other batches' (n, dim) columns.
+    actor = EmbedBatches(
+        _plain(ClientSettings(base_url="http://a:8000")), ["http://a:8000"], dimensions=16
+    )
+    try:
+        out = actor({"id": np.array([], dtype=str), "text": np.array([], dtype=str)})
+        assert out["vector"].shape == (0, 16)
+    finally:
+        actor._clients[0].close()

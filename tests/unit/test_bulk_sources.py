@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,6 +14,7 @@ import pytest
 
 from vllm_multimodal_embeddings import Content
 from vllm_multimodal_embeddings.bulk import (
+    Item,
     SourceError,
     directory_source,
     glob_source,
@@ -117,3 +121,49 @@ def test_manifest_other_suffix_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"")
     with pytest.raises(SourceError, match=r"\.csv, \.jsonl or \.parquet"):
         list(manifest_source(path))
+
+
+def test_glob_without_ext_takes_image_types_only(tmp_path: Path) -> None:
+    _tree(tmp_path)
+    items = list(glob_source(str(tmp_path / "**" / "*")))
+    assert [Path(i.id).name for i in items] == ["a.jpg", "c.PNG", "d.jpeg"]
+    texts = list(glob_source(str(tmp_path / "**" / "*"), (".txt",)))
+    assert [(Path(i.id).name, i.text) for i in texts] == [("notes.txt", "hello")]
+
+
+def test_glob_extensions_are_part_of_the_job(tmp_path: Path) -> None:
+    # A resume with another --ext is another job: the description tells them apart.
+    pattern = str(tmp_path / "*")
+    assert glob_source(pattern).description != glob_source(pattern, (".png",)).description
+
+
+def _within(seconds: float, fn: Callable[[], str]) -> str:
+    """``fn()``, failing the test (not hanging it) when it does not return in time."""
+    out: list[str] = []
+    worker = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert out, f"still running after {seconds} s"
+    return out[0]
+
+
+def test_input_hash_never_reads_a_device_or_a_fifo(tmp_path: Path) -> None:
+    # A plain open() of /dev/zero never ends; of a FIFO, it blocks until a writer comes.
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        digest = _within(10, Item("x", image=path).input_hash)
+        assert digest == Item("x", image=path).input_hash() and len(digest) == 64
+
+
+def test_input_hash_takes_any_text_and_any_path() -> None:
+    # A lone surrogate, a NUL byte, a '~user' that does not exist: the client reports those;
+    # hashing must not raise first.
+    for item in (
+        Item("a", text="bad \ud800 text"),
+        Item("b", image="x\0y.png"),
+        Item("c", image="~no-such-user-here/x.png"),
+        Item("d", text="t", image="https://example.com/x.png?sig=1"),
+    ):
+        assert len(item.input_hash()) == 64
+    assert Item("a", text="\ud800").input_hash() != Item("a", text="\ud801").input_hash()

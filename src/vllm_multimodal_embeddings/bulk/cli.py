@@ -1,7 +1,9 @@
 """``vllm-mm-embed embed``: embed a folder, a glob or a manifest into Parquet or NumPy parts.
 
-The API key is read from ``VLLM_API_KEY`` only, never from the command line (where ``ps`` and
-shell histories would show it).
+The API key is read from ``VLLM_API_KEY`` (or typed, with ``--ask-api-key``), never from the
+command line (where ``ps`` and shell histories would show it). One run writes to an output
+folder at a time. With ``--on-error skip`` an input the client pins the error on (unreadable,
+too long, refused by the server) is recorded in ``failures-*.jsonl`` with its reason.
 """
 
 from __future__ import annotations
@@ -12,11 +14,19 @@ import sys
 import threading
 from typing import Any
 
+from .._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from .._exceptions import VLLMEmbeddingError
 from .._settings import ClientSettings
-from .job import JobOptions, run_job
+from .job import BulkJobError, JobOptions, run_job, scrub
 from .progress import Progress
-from .sources import Source, SourceError, directory_source, glob_source, manifest_source
+from .sources import (
+    IMAGE_EXTENSIONS,
+    Source,
+    SourceError,
+    directory_source,
+    glob_source,
+    manifest_source,
+)
 
 __all__ = ["add_embed_parser"]
 
@@ -29,17 +39,18 @@ def add_embed_parser(subparsers: Any) -> None:
         "embed",
         help="embed a folder, glob or manifest into Parquet/NumPy parts (resumable)",
         description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--dir", help="a folder, read recursively (files with --ext)")
-    src.add_argument("--glob", help="a glob pattern, e.g. 'photos/**/*.jpg'")
+    src.add_argument("--glob", help="a glob pattern, e.g. 'photos/**/*.jpg' (files with --ext)")
     src.add_argument("--manifest", help="a .csv, .jsonl or .parquet with id, text, image columns")
     p.add_argument("--out", required=True, help="output folder (parts, failures, job.json)")
     p.add_argument(
         "--ext",
         default=None,
-        help="comma-separated extensions for --dir/--glob (default: image types; "
-        ".txt and .md are read as text)",
+        help="comma-separated extensions for --dir/--glob (default: the image types "
+        f"{','.join(e[1:] for e in IMAGE_EXTENSIONS)}; .txt and .md are read as text)",
     )
     p.add_argument("--id-column", default="id")
     p.add_argument("--text-column", default="text")
@@ -79,6 +90,7 @@ def add_embed_parser(subparsers: Any) -> None:
         help="a bad input stops the run (fail) or is reported and skipped (skip)",
     )
     p.add_argument("--no-progress", action="store_true")
+    add_api_key_arguments(p)
     p.set_defaults(func=run_embed)
 
 
@@ -96,8 +108,9 @@ def _source(args: argparse.Namespace) -> Source:
     )
 
 
-def _settings(args: argparse.Namespace) -> ClientSettings:
+def _settings(args: argparse.Namespace, api_key: str | None) -> ClientSettings:
     given = {
+        "api_key": api_key,
         "base_url": args.base_url,
         "model": args.model,
         "protocol": args.protocol,
@@ -112,8 +125,19 @@ def run_embed(args: argparse.Namespace) -> int:
     """Run the ``embed`` command; 0 done, 1 failed, 130 stopped by Ctrl-C (resumable)."""
     from .._client import EmbeddingClient
 
-    if args.flush_rows < 1:
-        print("error: --flush-rows must be >= 1", file=sys.stderr)
+    # Every argument is checked before anything is read, sent or written.
+    try:
+        api_key = resolve_api_key(args)
+        options = JobOptions(
+            input_type=args.input_type,
+            instruction=args.instruction,
+            dimensions=args.dimensions,
+            format=args.format,
+            on_error=args.on_error,
+            flush_rows=args.flush_rows,
+        )
+    except (CLIKeyError, BulkJobError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -126,17 +150,9 @@ def run_embed(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         source = _source(args)
-        options = JobOptions(
-            input_type=args.input_type,
-            instruction=args.instruction,
-            dimensions=args.dimensions,
-            format=args.format,
-            on_error=args.on_error,
-            flush_rows=args.flush_rows,
-        )
         progress = Progress(source.total, enabled=not args.no_progress)
         try:
-            with EmbeddingClient(_settings(args)) as client:
+            with EmbeddingClient(_settings(args, api_key)) as client:
                 summary = run_job(
                     client,
                     source,
@@ -149,7 +165,7 @@ def run_embed(args: argparse.Namespace) -> int:
         finally:
             progress.close()
     except (VLLMEmbeddingError, SourceError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -3,12 +3,19 @@
 Resuming: ids already in committed parts (or reported as failures) are skipped, the rest are
 embedded in source order. Skipping a bad input: the client's stream stops at the first bad
 input (after every vector before it), so the loop reports that input and starts a new stream
-at the next one, handing back the inputs the old stream had read ahead.
+at the next one, handing back the inputs the old stream had read ahead. An error is one
+input's fault when the client pins it on one (``index`` set: unreadable, too long, a 413, an
+image the server could not fetch); any other error stops the job, and ``--resume`` retries.
+
+One run writes to a folder at a time: an advisory lock (``flock``) on ``.lock`` in the folder,
+held for the whole run and released by the kernel when the process ends, however it ends.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 import time
 from collections import deque
@@ -18,7 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._client import EmbeddingClient
-from .._exceptions import BadRequestError, InputError, VLLMEmbeddingError
+from .._exceptions import VLLMEmbeddingError
+from .._redact import redact_url
 from .._types import InputType
 from .sink import Failure, OutputFormat, PartWriter, count_reasons, read_failures
 from .sources import Item, Source
@@ -27,6 +35,9 @@ __all__ = ["BulkJobError", "JobOptions", "OnError", "Summary", "run_job"]
 
 OnError = Literal["skip", "fail"]
 JOB_FILE = "job.json"
+LOCK_FILE = ".lock"
+# Anything that looks like a URL in an error message (the server quotes the URLs it fetched).
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
 
 
 class BulkJobError(VLLMEmbeddingError):
@@ -45,6 +56,23 @@ class JobOptions:
     on_error: OnError = "fail"
     flush_rows: int = 1024
     """Rows (and failures) per committed part file: what a kill can cost at most."""
+
+    def __post_init__(self) -> None:
+        # Checked before the output folder is touched: a bad option never leaves a job there.
+        checks = {
+            "input_type": self.input_type in ("document", "query"),
+            "format": self.format in ("parquet", "numpy"),
+            "on_error": self.on_error in ("skip", "fail"),
+            "dimensions": self.dimensions is None
+            or (type(self.dimensions) is int and self.dimensions >= 1),
+            "flush_rows": type(self.flush_rows) is int and self.flush_rows >= 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            detail = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
+            raise BulkJobError(
+                f"invalid job option(s): {detail} (dimensions and flush_rows must be integers >= 1)"
+            )
 
 
 @dataclass
@@ -80,9 +108,30 @@ class Summary:
 
 
 def _skippable(exc: VLLMEmbeddingError) -> bool:
-    """A fault of one input (named by its index), not of the server, network or settings."""
-    index = getattr(exc, "index", None)
-    return index is not None and isinstance(exc, (InputError, BadRequestError))
+    """The client pinned the error on one input (by its index): that input's fault alone.
+
+    Errors without an index (the server, the network, the settings, a request refused as a
+    whole) are not skippable: the job stops and ``--resume`` retries.
+    """
+    return getattr(exc, "index", None) is not None
+
+
+def scrub(text: str, urls: Iterable[str | None] = ()) -> str:
+    """``text`` with every URL in it stripped of credentials and query string.
+
+    ``urls`` are the inputs' own URLs: their query strings and credentials go wherever they
+    appear, also where a message quotes only a URL's path ("url: /x.png?sig=...").
+    """
+    for url in urls:
+        if url is None or "://" not in url:
+            continue
+        netloc = url.split("://", 1)[1].split("/", 1)[0]
+        if "@" in netloc:
+            text = text.replace(netloc.rsplit("@", 1)[0], "<redacted>")
+        query = url.partition("?")[2].partition("#")[0]
+        if query:
+            text = text.replace(query, "<redacted>")
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def _fingerprint(
@@ -99,9 +148,42 @@ def _fingerprint(
     }
 
 
-def _open_output(folder: Path, job: dict[str, Any], resume: bool) -> None:
-    """Create ``folder`` for ``job``, or check that a resumed one belongs to the same job."""
-    folder.mkdir(parents=True, exist_ok=True)
+class _FolderLock:
+    """An exclusive advisory lock on ``folder/.lock`` for one run (POSIX ``flock``).
+
+    The kernel drops it when the process exits, is killed or closes the file: a dead run
+    never leaves the folder locked. Where ``fcntl`` is missing (Windows) there is no lock.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._path = folder / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> _FolderLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise BulkJobError(
+                f"another run is writing to {self._path.parent} (it holds {self._path}): "
+                "wait for it to end, or choose another output folder"
+            ) from exc
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+
+def _check_output(folder: Path, job: dict[str, Any], resume: bool) -> bool:
+    """Whether ``folder`` already holds ``job`` (a resume); refuse any other job's folder."""
     path = folder / JOB_FILE
     if path.exists():
         if not resume:
@@ -109,17 +191,29 @@ def _open_output(folder: Path, job: dict[str, Any], resume: bool) -> None:
                 f"{folder} holds an earlier run: pass --resume to continue it, or choose "
                 "an empty output folder"
             )
-        before = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            before = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise BulkJobError(
+                f"cannot resume {folder}: {path} is unreadable or not JSON ({exc}); "
+                "choose another output folder, or remove it and the folder's files"
+            ) from exc
+        if not isinstance(before, dict):
+            raise BulkJobError(f"cannot resume {folder}: {path} does not hold a job (not a dict)")
         changed = sorted(k for k in job if before.get(k) != job[k])
         if changed:
             detail = ", ".join(f"{k}: {before.get(k)!r} -> {job[k]!r}" for k in changed)
             raise BulkJobError(f"cannot resume {folder}: the job changed ({detail})")
-        return
-    if any(folder.iterdir()):
+        return True
+    if any(p.name != LOCK_FILE for p in folder.iterdir()):
         raise BulkJobError(f"{folder} is not empty and holds no {JOB_FILE}: choose another")
+    return False
+
+
+def _write_job(folder: Path, job: dict[str, Any]) -> None:
     tmp = folder / f".{JOB_FILE}.tmp"
     tmp.write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    tmp.replace(folder / JOB_FILE)
 
 
 class _Feed:
@@ -170,8 +264,27 @@ def run_job(
         if client.protocol == "chat"
         else None
     )
-    _open_output(folder, _fingerprint(source, client, opts, model, instruction), resume)
-    writer = PartWriter(folder, opts.format, model, instruction)
+    job = _fingerprint(source, client, opts, model, instruction)
+    folder.mkdir(parents=True, exist_ok=True)
+    with _FolderLock(folder):
+        # job.json is written with the first commit, not before: a run that fails before
+        # committing anything (a setting the server refuses) leaves the folder as it was.
+        has_job = _check_output(folder, job, resume)
+        writer = PartWriter(folder, opts.format, model, instruction)
+        if not has_job:
+            writer.before_commit = lambda: _write_job(folder, job)
+        return _run(client, source, folder, writer, opts, on_progress, stop)
+
+
+def _run(
+    client: EmbeddingClient,
+    source: Source,
+    folder: Path,
+    writer: PartWriter,
+    opts: JobOptions,
+    on_progress: Callable[[int, int], None] | None,
+    stop: threading.Event | None,
+) -> Summary:
     done, _ = writer.recover()
     summary = Summary()
     started = time.perf_counter()
@@ -185,9 +298,14 @@ def run_job(
             if item.id in done:
                 summary.already_done += 1
                 continue
+            if opts.format == "parquet" and not _utf8(item.id):
+                # Parquet strings are UTF-8; a file name of undecodable bytes is not.
+                yield Item(item.id, problem="id is not valid UTF-8 (Parquet cannot store it)")
+                continue
             yield item
 
     def report(item: Item, reason: str, message: str) -> None:
+        message = scrub(message, [item.image])
         if opts.on_error == "fail":
             writer.commit()
             raise BulkJobError(f"input {item.id!r}: {message}")
@@ -205,6 +323,25 @@ def run_job(
         summary.seconds = time.perf_counter() - started
         summary.failures_by_reason = count_reasons(read_failures(folder))
     return summary
+
+
+def _scrub_error(exc: VLLMEmbeddingError, urls: Iterable[str | None]) -> None:
+    """Take the inputs' URL secrets out of an error that stops the job (the server quotes
+    what it failed to fetch)."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        clean = scrub(message, list(urls))
+        if clean != message:
+            exc.message = clean  # type: ignore[attr-defined]
+            exc.args = (clean,)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _one_stream(
@@ -261,6 +398,7 @@ def _one_stream(
         # The stream names the bad input by its index in this stream: it is the one after
         # the vectors taken. Anything else (no index, the server or network) is fatal.
         if not _skippable(exc) or getattr(exc, "index", None) != taken or not fed:
+            _scrub_error(exc, (item.image for item, _ in fed))
             raise
         item, _ = fed.popleft()
         # Read ahead by the stream that stopped: the next one sends them.

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._client import EmbeddingClient
+from .._exceptions import VLLMEmbeddingError
 from .._settings import ClientSettings
 from .._types import Content, EmbedInput, InputType
 
@@ -57,7 +58,9 @@ class EmbedBatches:
     """A ``map_batches`` callable class: adds a ``vector`` column to each numpy batch.
 
     Rows with a ``text`` and/or an ``image`` (path or URI) column become one vector each, as in
-    ``vllm-mm-embed embed``; a bad row raises, naming its position in the batch.
+    ``vllm-mm-embed embed``; a bad row raises, naming its ``id`` (when the batch has an
+    ``id_column``) and its position in the batch. An empty batch gets an empty
+    ``(0, dimensions)`` column, so it concatenates with the others.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class EmbedBatches:
         text_column: str | None = "text",
         image_column: str | None = "image",
         vector_column: str = "vector",
+        id_column: str | None = "id",
         input_type: InputType = "document",
         dimensions: int | None = None,
     ) -> None:
@@ -78,24 +82,44 @@ class EmbedBatches:
         start = os.getpid() % len(self._clients)
         self._turn = itertools.islice(itertools.cycle(range(len(self._clients))), start, None)
         self._text, self._image, self._vector = text_column, image_column, vector_column
+        self._id = id_column
         self._input_type: InputType = input_type
         self._dimensions = dimensions
 
     def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
         texts = batch.get(self._text) if self._text else None
         images = batch.get(self._image) if self._image else None
-        rows = len(next(iter(batch.values())))
+        rows = len(next(iter(batch.values()), ()))
+        client = self._clients[next(self._turn)]
+        if rows == 0:
+            return {**batch, self._vector: np.empty((0, self._width(client)), np.float32)}
         inputs: list[EmbedInput] = []
         for i in range(rows):
             text, image = _cell(texts, i), _cell(images, i)
             inputs.append(
                 text if image is None and text is not None else Content(text=text, image=image)
             )
-        client = self._clients[next(self._turn)]
-        vectors = client.embed_array(
-            inputs, input_type=self._input_type, dimensions=self._dimensions
-        )
+        try:
+            vectors = client.embed_array(
+                inputs, input_type=self._input_type, dimensions=self._dimensions
+            )
+        except VLLMEmbeddingError as exc:
+            self._name_row(exc, batch)
+            raise
         return {**batch, self._vector: vectors}
+
+    def _width(self, client: EmbeddingClient) -> int:
+        return self._dimensions or client.dimensions or client.server_info().embedding_size
+
+    def _name_row(self, exc: VLLMEmbeddingError, batch: dict[str, Any]) -> None:
+        """Put the row's id in the message: a position in one batch means nothing to a user."""
+        index = getattr(exc, "index", None)
+        ids = batch.get(self._id) if self._id else None
+        message = getattr(exc, "message", None)
+        if index is None or ids is None or not isinstance(message, str):
+            return
+        exc.message = f"row {self._id}={ids[index]!s} (position {index} of its batch): {message}"  # type: ignore[attr-defined]
+        exc.args = (exc.message,)  # type: ignore[attr-defined]
 
     def __del__(self) -> None:
         for client in getattr(self, "_clients", []):
@@ -113,6 +137,7 @@ def embed_dataset(
     text_column: str | None = "text",
     image_column: str | None = "image",
     vector_column: str = "vector",
+    id_column: str | None = "id",
     input_type: InputType = "document",
     dimensions: int | None = None,
 ) -> Any:
@@ -124,6 +149,7 @@ def embed_dataset(
         concurrency: worker actors (each with one client per server).
         batch_size: rows per ``map_batches`` batch (the client splits it into requests).
         num_cpus: CPUs Ray reserves per actor: image preparation runs on them.
+        id_column: the column whose value a failing row's error names.
     """
     urls = list(base_urls or [settings.base_url or ""])
     return dataset.map_batches(
@@ -133,6 +159,7 @@ def embed_dataset(
             "text_column": text_column,
             "image_column": image_column,
             "vector_column": vector_column,
+            "id_column": id_column,
             "input_type": input_type,
             "dimensions": dimensions,
         },

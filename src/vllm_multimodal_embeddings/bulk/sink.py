@@ -1,10 +1,13 @@
 """Where a bulk job's vectors go: numbered part files, each committed atomically.
 
 An output folder holds ``part-NNNNN.parquet`` (or ``.npz``) files, one per flushed group of
-rows, ``failures-NNNNN.jsonl`` beside the part of the same group, and ``job.json`` (what the
-job is, checked on ``--resume``). A group is written to a temporary name, flushed to disk and
-renamed: the rename of its part file is the commit. A run killed at any moment leaves whole
-groups only; resuming reads the ids back from the parts and deletes the leftovers.
+rows, ``failures-NNNNN.jsonl`` for the failures of the same group, and ``job.json`` (what the
+job is, checked on ``--resume``). Each file is written to a temporary name, flushed to disk
+and renamed: each rename is a commit. A group's failures are committed before its rows, and
+a group without rows (or without failures) has no part (or failures) file: a run killed at
+any moment leaves whole files only, every id in one of them at most once; resuming reads the
+ids back and deletes the temporary leftovers. ``NNNNN`` grows past five digits after 99,999
+groups: order is by number, never by name.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -60,17 +63,30 @@ def _write_atomic(final: Path, write: Any) -> None:
     os.replace(tmp, final)
 
 
-def _parts(folder: Path) -> Iterator[tuple[int, Path]]:
-    for path in sorted(folder.iterdir()):
-        m = _PART.match(path.name)
-        if m:
-            yield int(m.group(1)), path
+def _numbered(folder: Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
+    """Files of ``folder`` matching ``pattern``, by their number (``part-100000`` after
+    ``part-99999``, which a sort by name would not give)."""
+    found = ((pattern.match(p.name), p) for p in folder.iterdir())
+    return sorted((int(m.group(1)), p) for m, p in found if m)
+
+
+def _parts(folder: Path) -> list[tuple[int, Path]]:
+    return _numbered(folder, _PART)
+
+
+def _npz_ids(data: Any) -> list[str]:
+    # ``id_json`` holds the ids exactly; a numpy string array drops trailing NULs. Parts
+    # written before it existed have only ``id``.
+    if "id_json" in data.files:
+        ids: list[str] = json.loads(str(data["id_json"]))
+        return ids
+    return [str(x) for x in data["id"]]
 
 
 def _part_ids(path: Path) -> list[str]:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
-            return [str(x) for x in data["id"]]
+            return _npz_ids(data)
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     return [str(x) for x in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
@@ -85,23 +101,27 @@ class PartWriter:
     model: str
     instruction: str | None
     next_part: int = 0
+    before_commit: Callable[[], None] | None = None
+    """Called once, before the first file is committed (writes the job's description)."""
     _ids: list[str] = field(default_factory=list)
     _vectors: list[npt.NDArray[Any]] = field(default_factory=list)
     _hashes: list[str] = field(default_factory=list)
     _failures: list[Failure] = field(default_factory=list)
 
     def recover(self) -> tuple[set[str], list[Failure]]:
-        """Ids already written and failures already reported; removes uncommitted leftovers."""
-        done: set[str] = set()
-        committed: set[int] = set()
-        for n, path in _parts(self.folder):
-            done.update(_part_ids(path))
-            committed.add(n)
-            self.next_part = max(self.next_part, n + 1)
+        """Ids already written and failures already reported; removes uncommitted leftovers.
+
+        A group killed between its two commits left its failures and not its rows: the
+        failures stay reported and the rows are embedded again (none was written).
+        """
         for path in self.folder.iterdir():
-            m = _FAILURES.match(path.name)
-            if path.name.endswith(".tmp") or (m and int(m.group(1)) not in committed):
-                path.unlink()  # a group that died before its commit
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                path.unlink()  # a file that died before its rename
+        done: set[str] = set()
+        for n, path in [*_parts(self.folder), *_numbered(self.folder, _FAILURES)]:
+            self.next_part = max(self.next_part, n + 1)
+            if _PART.match(path.name):
+                done.update(_part_ids(path))
         failures = read_failures(self.folder)
         return done | {f.id for f in failures}, failures
 
@@ -121,21 +141,31 @@ class PartWriter:
         return len(self._ids) + len(self._failures)
 
     def commit(self) -> int:
-        """Write the queued rows and failures as one group; returns the rows written."""
+        """Write the queued rows and failures as one group; returns the rows written.
+
+        The failures first, each file only when it has lines or rows: a group of failures
+        only is a failures file alone (a Parquet part cannot hold a vector column of no
+        known width).
+        """
         if not self.pending:
             return 0
+        if self.before_commit is not None:
+            self.before_commit()
+            self.before_commit = None
         n = self.next_part
         if self._failures:
+            # ensure_ascii: ids and messages with lone surrogates or NULs round-trip exactly.
             lines = "".join(
                 json.dumps({"id": f.id, "reason": f.reason, "message": f.message}) + "\n"
                 for f in self._failures
-            ).encode("utf-8")
+            ).encode("ascii")
             _write_atomic(self.folder / f"failures-{n:05d}.jsonl", lambda f: f.write(lines))
-        part = self.folder / f"part-{n:05d}{_SUFFIX[self.format]}"
-        if self.format == "numpy":
-            _write_atomic(part, self._write_npz)
-        else:
-            _write_atomic(part, self._write_parquet)
+        if self._ids:
+            part = self.folder / f"part-{n:05d}{_SUFFIX[self.format]}"
+            if self.format == "numpy":
+                _write_atomic(part, self._write_npz)
+            else:
+                _write_atomic(part, self._write_parquet)
         _fsync_dir(self.folder)
         rows = len(self._ids)
         self.next_part = n + 1
@@ -151,6 +181,7 @@ class PartWriter:
         np.savez(
             f,
             id=np.array(self._ids, dtype=str),
+            id_json=np.array(json.dumps(self._ids)),
             vector=self._matrix(),
             input_hash=np.array(self._hashes, dtype=str),
         )
@@ -183,7 +214,7 @@ def read_vectors(folder: str | os.PathLike[str]) -> tuple[list[str], npt.NDArray
     for _, path in _parts(Path(folder)):
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                ids.extend(str(x) for x in data["id"])
+                ids.extend(_npz_ids(data))
                 block = data["vector"]
         else:
             import pyarrow.parquet as pq
@@ -199,12 +230,11 @@ def read_vectors(folder: str | os.PathLike[str]) -> tuple[list[str], npt.NDArray
 
 
 def read_failures(folder: str | os.PathLike[str]) -> list[Failure]:
-    """Every committed failure report of an output folder, in the order found."""
+    """Every committed failure report of an output folder, in the order written."""
     out: list[Failure] = []
-    for path in sorted(Path(folder).iterdir()):
-        if _FAILURES.match(path.name):
-            with path.open(encoding="utf-8") as f:
-                out.extend(Failure(**json.loads(line)) for line in f if line.strip())
+    for _, path in _numbered(Path(folder), _FAILURES):
+        with path.open(encoding="utf-8") as f:
+            out.extend(Failure(**json.loads(line)) for line in f if line.strip())
     return out
 
 

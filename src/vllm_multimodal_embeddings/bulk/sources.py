@@ -11,6 +11,7 @@ import glob as globmod
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,21 +65,48 @@ class Item:
         return Content(text=self.text, image=self.image)
 
     def input_hash(self) -> str:
-        """SHA-256 of the text and the image file's bytes: tells a changed input on re-runs."""
+        """SHA-256 of the text and the image file's bytes: tells a changed input on re-runs.
+
+        Never raises and never blocks: a path that is not a regular file (a FIFO, a device,
+        a name with a NUL byte, a URI) is hashed by its name; the client reports it.
+        """
         h = hashlib.sha256()
         if self.text is not None:
             h.update(b"text\0")
-            h.update(self.text.encode("utf-8"))
+            # surrogatepass: a lone surrogate hashes (the client refuses to send it).
+            h.update(self.text.encode("utf-8", "surrogatepass"))
         if self.image is not None:
             h.update(b"\0image\0")
-            try:
-                with open(self.image, "rb") as f:
-                    while block := f.read(_HASH_BLOCK):
-                        h.update(block)
-            except OSError:
-                # Not a readable local file (a URI, or missing: the client reports that).
-                h.update(self.image.encode("utf-8"))
+            if not _hash_regular_file(self.image, h):
+                h.update(self.image.encode("utf-8", "surrogatepass"))
         return h.hexdigest()
+
+
+def _hash_regular_file(path: str, h: Any) -> bool:
+    """Feed a regular file's bytes to ``h``; False (nothing fed) for anything else.
+
+    ``stat`` first and only a regular file is opened: opening a FIFO blocks until a writer
+    comes, and ``/dev/zero`` never ends. ``O_NONBLOCK`` and ``fstat`` cover a path swapped
+    between the two; reads stop at the size ``fstat`` gave.
+    """
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError):  # missing, unreadable, a NUL byte in the name
+        return False
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        left = info.st_size
+        try:
+            while left > 0 and (block := f.read(min(left, _HASH_BLOCK))):
+                h.update(block)
+                left -= len(block)
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -137,22 +165,23 @@ def directory_source(
 
 
 def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Source:
-    """Files matching ``pattern`` (``**`` recurses), sorted; id = the path as matched.
+    """Regular files matching ``pattern`` (``**`` recurses) with one of ``extensions``, sorted;
+    id = the path as matched.
 
-    ``extensions`` narrows the match further and says which are text (``.txt``, ``.md``).
+    Images by default (:data:`IMAGE_EXTENSIONS`), as for :func:`directory_source`.
     """
     exts, text_exts = _split_exts(extensions)
     paths = sorted(
         p
         for p in globmod.glob(pattern, recursive=True)
-        if os.path.isfile(p) and (extensions is None or Path(p).suffix.lower() in exts)
+        if Path(p).suffix.lower() in exts and os.path.isfile(p)
     )
 
     def items() -> Iterator[Item]:
         for p in paths:
             yield _file_item(Path(p), p, text_exts)
 
-    return Source(f"glob:{pattern}", items, total=len(paths))
+    return Source(f"glob:{pattern}:{','.join(exts)}", items, total=len(paths))
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
