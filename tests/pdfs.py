@@ -26,16 +26,18 @@ def write_pdf(
     c = canvas.Canvas(str(path), pagesize=size, encrypt=password)
     rotate = rotate or {}
     width, height = size
+    # reportlab swaps the MediaBox of a page rotated by 90 or 270: keep the ink inside both.
+    top = min(width, height)
     for number, text in enumerate(texts, start=1):
         # setPageRotation is sticky in reportlab: set it on every page.
         c.setPageRotation(rotate.get(number, 0))
         c.setFont("Helvetica-Bold", 28)
-        c.drawString(36, height - 72, text)
+        c.drawString(36, top - 72, text)
         c.setFont("Helvetica", 11)
         for line in range(12):
-            c.drawString(36, height - 120 - 16 * line, f"{text}: line {line} of the body text.")
+            c.drawString(36, top - 120 - 16 * line, f"{text}: line {line} of the body text.")
         # A filled box whose place differs per page, so pages differ in pixels, not only text.
-        c.rect(36 + 20 * (number % 10), 60, width / 4, height / 8, fill=1)
+        c.rect(36 + 20 * (number % 10), 60, top / 4, top / 8, fill=1)
         c.showPage()
     c.save()
     return path
