@@ -243,3 +243,41 @@ def test_missing_extra_is_an_input_error(doc: Path, monkeypatch: pytest.MonkeyPa
     assert info.value.index == 5
     with pytest.raises(InputError, match=r'"pdf" extra'):
         list(pdf_pages(doc))
+
+
+# --- bulk sources: one item per page ---
+
+
+def test_directory_source_gives_one_item_per_page(tmp_path: Path) -> None:
+    from vllm_multimodal_embeddings.bulk.sources import directory_source, glob_source
+
+    write_pdf(tmp_path / "b.pdf", ["One", "Two"])
+    write_corrupt(tmp_path / "c.pdf")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    source = directory_source(tmp_path, (".png", ".pdf"))
+    assert source.total is None  # pages are counted as the source is read
+    items = list(source)
+    assert [i.id for i in items] == ["a.png", "b.pdf#p1", "b.pdf#p2", "c.pdf"]
+    assert items[1].image == f"{tmp_path / 'b.pdf'}#page=1"
+    assert items[3].problem is not None and "not a valid PDF" in items[3].problem
+    assert "c.pdf" in items[3].problem
+    # PDFs only when asked for: the default extensions are image types.
+    assert [i.id for i in directory_source(tmp_path)] == ["a.png"]
+    globbed = [i.id for i in glob_source(str(tmp_path / "*.pdf"))]
+    assert globbed == [
+        f"{tmp_path / 'b.pdf'}#p1",
+        f"{tmp_path / 'b.pdf'}#p2",
+        str(tmp_path / "c.pdf"),
+    ]
+
+
+def test_page_items_hash_the_file_and_the_page(tmp_path: Path) -> None:
+    from vllm_multimodal_embeddings.bulk.sources import directory_source
+
+    path = write_pdf(tmp_path / "doc.pdf", ["One", "Two"])
+    first, second = (i.input_hash() for i in directory_source(tmp_path, (".pdf",)))
+    assert first != second
+    write_pdf(path, ["One, edited", "Two"])
+    os.utime(path, ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    again = next(iter(directory_source(tmp_path, (".pdf",)))).input_hash()
+    assert again != first
