@@ -66,6 +66,9 @@ class ImageOptions:
         remote_allowed_hosts: host names, addresses or networks that client-side fetching
             may reach although they are loopback, private or link-local.
         allow_private_networks: let client-side fetching reach any address.
+        page_max_pixels: the budget PDF pages are rendered to fill; ``None``: ``max_pixels``.
+            (The reranker lifts ``max_pixels`` to keep photos' original pixels for its own
+            resize; a page has none, so it is rendered at the recipe's budget instead.)
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -76,10 +79,13 @@ class ImageOptions:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     remote_allowed_hosts: tuple[str, ...] = ()
     allow_private_networks: bool = False
+    page_max_pixels: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
             raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+        if self.page_max_pixels is not None and self.page_max_pixels < 1:
+            raise ValueError(f"page_max_pixels must be >= 1, got {self.page_max_pixels}")
         if self.max_source_pixels < self.max_pixels:
             raise ValueError(
                 f"max_source_pixels ({self.max_source_pixels}) must be >= max_pixels "
@@ -218,9 +224,10 @@ def prepare_image(
 
 def _encode_pdf_page(page: PdfPage, *, index: int, options: ImageOptions) -> str:
     # Rendered at the budget already (sides multiples of 32): PNG keeps text edges exact.
-    image = render_page(page, max_pixels=options.max_pixels, index=index)
+    budget = options.page_max_pixels or options.max_pixels
+    image = render_page(page, max_pixels=budget, index=index)
     with image:
-        return encode_pil_image(image, max_pixels=options.max_pixels, index=index, source=str(page))
+        return encode_pil_image(image, max_pixels=budget, index=index, source=str(page))
 
 
 def _encode(data: bytes, *, index: int, options: ImageOptions, source: str) -> str:

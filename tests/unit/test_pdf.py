@@ -281,3 +281,23 @@ def test_page_items_hash_the_file_and_the_page(tmp_path: Path) -> None:
     os.utime(path, ns=(1, 1))  # a different mtime, whatever the clock's resolution
     again = next(iter(directory_source(tmp_path, (".pdf",)))).input_hash()
     assert again != first
+
+
+def test_page_budget_can_differ_from_the_photo_budget(doc: Path) -> None:
+    options = ImageOptions(max_pixels=DEFAULT_MAX_PIXELS, page_max_pixels=100_000)
+    image = decoded(prepare_image(PdfPage(doc, 1), index=0, options=options))
+    assert image.size == page_size_for(612, 792, 100_000)
+    with pytest.raises(ValueError, match="page_max_pixels"):
+        ImageOptions(page_max_pixels=0)
+
+
+def test_the_reranker_renders_pages_at_the_budget_not_the_source_cap(doc: Path) -> None:
+    # The reranker lifts max_pixels to max_source_pixels (178 MP) for photos; a page rendered
+    # to fill that would be a 700 MB bitmap.
+    from vllm_multimodal_embeddings._settings import ClientSettings
+    from vllm_multimodal_embeddings.reranking._core import RerankCore
+
+    core = RerankCore(ClientSettings(base_url="http://127.0.0.1:9"), model="m", instruction=None)
+    prepared = core.prepare(PdfPage(doc, 1), 0, None)
+    assert prepared.image_url is not None
+    assert decoded(prepared.image_url).size == page_size_for(612, 792, DEFAULT_MAX_PIXELS)
