@@ -30,7 +30,8 @@ from tests.reference.embedder import Part, ReferenceEmbedder
 from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION
-from vllm_multimodal_embeddings._inputs import ImageOptions, PreparedInput, prepare_input
+from vllm_multimodal_embeddings._inputs import PreparedInput, prepare_input
+from vllm_multimodal_embeddings._settings import ImageSettings
 from vllm_multimodal_embeddings._video import (
     encode_frames,
     official_frame_count,
@@ -119,7 +120,7 @@ def main() -> None:
                         parts = [Part.video(path)] + ([Part.text(text)] if text else [])
                         ref = reference.embed([(QWEN_DEFAULT_INSTRUCTION, parts)])[0]
                         item = prepare_input(
-                            Content(video=path, text=text), index=0, options=ImageOptions()
+                            Content(video=path, text=text), index=0, options=ImageSettings()
                         )
                         flags_tokens, flags_vec = _post(server, item, fields=False)
                         field_tokens, field_vec = _post(server, item, fields=True)

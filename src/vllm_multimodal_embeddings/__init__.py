@@ -25,10 +25,19 @@ from ._exceptions import (
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
+from ._pdf import pdf_page_count, pdf_pages
 from ._pipeline import AsyncEmbeddingStream, EmbeddingStream
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
-from ._types import Content, EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
+from ._types import (
+    Content,
+    EmbedInput,
+    ImageInput,
+    InputType,
+    OutputDType,
+    PdfPage,
+    ProtocolName,
+)
 from ._version import __version__
 from .profiles import ModelProfile
 
@@ -55,10 +64,13 @@ __all__ = [
     "ModelProfile",
     "NotFoundError",
     "OutputDType",
+    "PdfPage",
     "ProtocolName",
     "RateLimitError",
     "ServerInfo",
     "UnsupportedFeatureError",
     "VLLMEmbeddingError",
     "__version__",
+    "pdf_page_count",
+    "pdf_pages",
 ]

@@ -257,6 +257,10 @@ class ImageSettings(_Group):
     loopback, private or link-local (refused otherwise)."""
     allow_private_networks: bool = setting(False, _flag)
     """Let client-side fetching reach any address (trusted networks only)."""
+    page_max_pixels: int | None = setting(None, _optional(POSITIVE))
+    """The pixel budget PDF pages are rendered to fill; ``None``: ``max_image_pixels``. (The
+    reranker lifts ``max_image_pixels`` to keep photos' own pixels for its resize; a page has
+    none, so it renders at the recipe's budget instead.)"""
 
     def __post_init__(self) -> None:
         self._fill_images()

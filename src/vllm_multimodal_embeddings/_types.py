@@ -18,14 +18,46 @@ __all__ = [
     "ImageInput",
     "InputType",
     "OutputDType",
+    "PdfPage",
     "ProtocolName",
     "VideoInput",
 ]
 
+
+@dataclass(frozen=True, slots=True)
+class PdfPage:
+    """One page of a PDF file, embedded as an image of that page.
+
+    The page is rendered (with the ``pdf`` extra) at the size that fills the client's
+    ``max_image_pixels`` budget, sides multiples of 32, when the input is prepared: page by
+    page, never the whole file at once. The string form ``"doc.pdf#page=3"`` means the same.
+
+    Attributes:
+        path: the PDF file.
+        page: the page number, counted from 1 as in a ``#page=N`` URI fragment and a viewer.
+    """
+
+    path: str | os.PathLike[str]
+    page: int
+
+    def __post_init__(self) -> None:
+        # bool is an int; True as "page 1" is a bug, not a choice.
+        if isinstance(self.page, bool) or not isinstance(self.page, int):
+            raise TypeError(f"PdfPage.page must be int, got {type(self.page).__name__!r}")
+        if self.page < 1:
+            raise ValueError(f"PdfPage.page counts from 1, got {self.page}")
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise TypeError(f"PdfPage.path must be a path, got {type(self.path).__name__!r}")
+
+    def __str__(self) -> str:
+        return f"{os.fspath(self.path)}#page={self.page}"
+
+
 #: Anything that names or holds one image: a filesystem path (``str`` or ``PathLike``),
 #: a ``file://``, ``http(s)://`` or ``data:`` URI, raw encoded bytes, a binary stream
-#: such as ``io.BytesIO``, or a ``PIL.Image.Image``.
-ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"]
+#: such as ``io.BytesIO``, a ``PIL.Image.Image``, or a :class:`PdfPage` (also written
+#: ``"doc.pdf#page=3"``).
+ImageInput = Union[str, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image", PdfPage]
 
 #: Anything that names or holds one video: a filesystem path (``str`` or ``PathLike``), a
 #: ``file://``, ``http(s)://`` or ``data:`` URI, the file's bytes, or its frames as a list or
@@ -111,10 +143,12 @@ class Content:
 #: One part of :meth:`Content.of`: a ``str`` is text, a single-field :class:`Content` is that
 #: part (use it for image paths given as ``str`` and for videos), anything else is an image.
 ContentPart = Union[
-    str, "Content", "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"
+    str, "Content", "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image", PdfPage
 ]
 
 #: One item for :meth:`EmbeddingClient.embed`. A ``str`` is text; wrap an image reference
 #: given as ``str`` in ``Content(image=...)`` (or use ``embed_images``). ``pathlib.Path``,
-#: bytes, streams and PIL images are taken as images.
-EmbedInput = Union[str, Content, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image"]
+#: bytes, streams, PIL images and :class:`PdfPage` are taken as images.
+EmbedInput = Union[
+    str, Content, "os.PathLike[str]", bytes, bytearray, io.IOBase, "PILImage.Image", PdfPage
+]

@@ -73,6 +73,7 @@ def test_every_recipe_is_tested_and_documented():
         "index_at_scale.py",
         "quickstart.py",
         "two_stage_rag.py",
+        "visual_document_rag.py",
     }
     assert set(RECIPES) == tested
     for name in RECIPES:
@@ -224,6 +225,34 @@ def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch)
     assert len(recall) == 6 and len(reranked) == 3
     # The reranker keeps candidates the embedder recalled, best first.
     assert {item for _, item in reranked} <= set(recall)
+    scores = [float(score) for score, _ in reranked]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_visual_document_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):
+    pytest.importorskip("pypdfium2")
+    pytest.importorskip("reportlab")
+    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", vllm_reranker_server.base_url)
+    monkeypatch.setenv("VLLM_RERANKER_MODEL", vllm_reranker_server.model)
+    proc = run_recipe(
+        "visual_document_rag.py",
+        "--k",
+        "4",
+        "--top-n",
+        "2",
+        base_url=vllm_server.base_url,
+        model=vllm_server.model,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    # 3 report pages (prose, table, chart) + 1 menu page + 2 field-guide pages.
+    assert "indexed 6 pages of 3 PDFs" in out
+    page = r"(\w+\.pdf p\.\d)"
+    recall = re.findall(rf"^  \d\. -?\d\.\d{{4}}  {page}$", out.split("stage 2")[0], re.M)
+    reranked = re.findall(rf"^  \d\. (\d\.\d{{4}})  {page}$", out.split("stage 2")[1], re.M)
+    assert len(recall) == len(set(recall)) == 4 and len(reranked) == 2
+    assert {p for _, p in reranked} <= set(recall)
     scores = [float(score) for score, _ in reranked]
     assert scores == sorted(scores, reverse=True)
 

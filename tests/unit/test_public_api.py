@@ -34,12 +34,15 @@ def test_exported_names() -> None:
         "ModelProfile",
         "NotFoundError",
         "OutputDType",
+        "PdfPage",
         "ProtocolName",
         "RateLimitError",
         "ServerInfo",
         "UnsupportedFeatureError",
         "VLLMEmbeddingError",
         "__version__",
+        "pdf_page_count",
+        "pdf_pages",
     }
     for name in pkg.__all__:
         assert getattr(pkg, name) is not None

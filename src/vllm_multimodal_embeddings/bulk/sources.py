@@ -7,6 +7,7 @@ the same items in the same order and can skip the ids already written.
 from __future__ import annotations
 
 import csv
+import functools
 import glob as globmod
 import hashlib
 import json
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._exceptions import InputError
+from .._pdf import parse_page_ref, pdf_page_count
 from .._types import Content, EmbedInput
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "PDF_EXTENSION",
     "TEXT_EXTENSIONS",
     "Item",
     "Source",
@@ -34,6 +38,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".
 """Files a directory or glob source embeds as images by default."""
 TEXT_EXTENSIONS = (".txt", ".md")
 """Files embedded as text (their UTF-8 contents) when their extension is asked for."""
+PDF_EXTENSION = ".pdf"
+"""Files embedded page by page (one row per page) when their extension is asked for."""
 
 _HASH_BLOCK = 1 << 20
 
@@ -77,6 +83,15 @@ class Item:
             h.update(self.text.encode("utf-8", "surrogatepass"))
         if self.image is not None:
             h.update(b"\0image\0")
+            try:
+                page = parse_page_ref(self.image)
+            except InputError:  # "#page=0": hashed by name, the client names the error
+                page = None
+            if page is not None:
+                # A page: the whole file's bytes (hashed once per file), then the page number.
+                h.update(_pdf_digest(os.fspath(page.path)))
+                h.update(f"#page={page.page}".encode())
+                return h.hexdigest()
             if not _hash_regular_file(self.image, h):
                 h.update(self.image.encode("utf-8", "surrogatepass"))
         return h.hexdigest()
@@ -137,6 +152,45 @@ def _file_item(path: Path, id_: str, text_exts: tuple[str, ...]) -> Item:
     return Item(id_, image=str(path))
 
 
+def _file_items(path: Path, id_: str, text_exts: tuple[str, ...]) -> Iterator[Item]:
+    if path.suffix.lower() == PDF_EXTENSION:
+        yield from _pdf_items(path, id_)
+    else:
+        yield _file_item(path, id_, text_exts)
+
+
+def _pdf_items(path: Path, id_: str) -> Iterator[Item]:
+    """One item per page, ids ``file.pdf#p3`` (pages from 1): resumed page by page.
+
+    Only the page count is read here; a page is rendered when the client prepares it.
+    """
+    try:
+        count = pdf_page_count(path)
+    except InputError as exc:  # corrupt, encrypted, or no ``pdf`` extra: the file fails whole
+        yield Item(id_, problem=str(exc))
+        return
+    for number in range(1, count + 1):
+        yield Item(f"{id_}#p{number}", image=f"{path}#page={number}")
+
+
+@functools.lru_cache(maxsize=4)
+def _pdf_file_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    h = hashlib.sha256()
+    if not _hash_regular_file(path, h):
+        return path.encode("utf-8", "surrogatepass")
+    return h.digest()
+
+
+def _pdf_digest(path: str) -> bytes:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):  # missing, unreadable, a NUL byte: the client reports it
+        return path.encode("utf-8", "surrogatepass")
+    # Keyed by size and mtime too: a file rewritten between runs is hashed again. Only a
+    # regular file is read (a FIFO named x.pdf would block, /dev/zero never ends).
+    return _pdf_file_digest(path, info.st_size, info.st_mtime_ns)
+
+
 def _split_exts(extensions: tuple[str, ...] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     exts = tuple(
         (e if e.startswith(".") else f".{e}").lower() for e in (extensions or IMAGE_EXTENSIONS)
@@ -149,7 +203,8 @@ def directory_source(
 ) -> Source:
     """Files under ``root`` (recursively) with one of ``extensions``, sorted; id = relative path.
 
-    Images by default; ``.txt`` / ``.md`` files, when their extensions are given, are text.
+    Images by default; ``.txt`` / ``.md`` files, when their extensions are given, are text;
+    ``.pdf`` files, when asked for, give one item per page with id ``relative/path.pdf#p3``.
     """
     base = Path(root)
     if not base.is_dir():
@@ -159,9 +214,9 @@ def directory_source(
 
     def items() -> Iterator[Item]:
         for p in paths:
-            yield _file_item(p, p.relative_to(base).as_posix(), text_exts)
+            yield from _file_items(p, p.relative_to(base).as_posix(), text_exts)
 
-    return Source(f"dir:{base.resolve()}:{','.join(exts)}", items, total=len(paths))
+    return Source(f"dir:{base.resolve()}:{','.join(exts)}", items, total=_total(paths))
 
 
 def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Source:
@@ -179,9 +234,14 @@ def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Sour
 
     def items() -> Iterator[Item]:
         for p in paths:
-            yield _file_item(Path(p), p, text_exts)
+            yield from _file_items(Path(p), p, text_exts)
 
-    return Source(f"glob:{pattern}:{','.join(exts)}", items, total=len(paths))
+    return Source(f"glob:{pattern}:{','.join(exts)}", items, total=_total(paths))
+
+
+def _total(paths: list[Any]) -> int | None:
+    # A PDF's rows are its pages, counted only as the source is read.
+    return None if any(str(p).lower().endswith(PDF_EXTENSION) for p in paths) else len(paths)
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -237,6 +237,11 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     allow_private_networks: bool = Field(
         default=False, description="Let client-side fetching reach any address."
     )
+    page_max_pixels: int | None = Field(
+        default=None,
+        ge=1,
+        description="Pixel budget PDF pages are rendered to fill; None: max_image_pixels.",
+    )
     http_client: httpx.Client | None = Field(
         default=None, exclude=True, repr=False, description="httpx.Client to use; not closed."
     )

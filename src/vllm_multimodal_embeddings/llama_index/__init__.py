@@ -2,6 +2,7 @@
 (``llama-index`` extra)."""
 
 from .embedding import ImageNodeLike, VLLMMultiModalEmbedding
+from .pdf import pdf_page_nodes
 from .postprocessor import VLLMMultimodalReranker
 
-__all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding", "VLLMMultimodalReranker"]
+__all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding", "VLLMMultimodalReranker", "pdf_page_nodes"]

@@ -182,6 +182,11 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     allow_private_networks: bool = Field(
         default=False, description="Let client-side fetching reach any address."
     )
+    page_max_pixels: int | None = Field(
+        default=None,
+        ge=1,
+        description="Pixel budget PDF pages are rendered to fill; None: max_image_pixels.",
+    )
     embed_node_text_with_image: bool = Field(
         default=False,
         description="Embed an image node's text together with its image as one vector.",

@@ -117,7 +117,12 @@ class RerankCore:
         if recipe_images:
             # The recipe's resize must start from the original pixels: the input preparation
             # must not downscale first (it still bounds, validates and makes RGB).
-            options = dataclasses.replace(options, max_image_pixels=options.max_source_pixels)
+            # PDF pages have no original pixels: they render at the budget, not at the cap.
+            options = dataclasses.replace(
+                options,
+                max_image_pixels=options.max_source_pixels,
+                page_max_pixels=options.max_image_pixels,
+            )
         self.image_options = options
 
     def prepare(self, item: RerankInput, index: int, fetch: Fetcher | None) -> PreparedInput:
