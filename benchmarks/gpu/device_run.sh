@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|variants|tuned|photos]
+#   bash .carry/bench/device_run.sh [main|variants|tuned|photos|ceiling|frontend|prep]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -13,6 +13,11 @@
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
 #    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
+#    ceiling: plain transformers on the same checkpoint and token counts, GPU only (ceiling.py),
+#    before any server takes the GPU's memory; then prep (below) on the idle machine.
+#    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
+#    prep: the package's 12 MP photo preparation on 1..16 threads and processes (prep_scaling.py);
+#    needs no payload: it runs each .carry/src-* checkout it finds, with carried .carry/whl.
 # Results go to $OUT: results.jsonl, doctor-*.txt, log.txt, server logs.
 set -uo pipefail
 PHASE=${1:-main}
@@ -25,6 +30,29 @@ OUT=${OUT:-/tmp/vmme-out}
 mkdir -p "$STORE" "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 echo "device_run $PHASE at $(date -u +%FT%TZ)"
+
+# prep_phase: each carried package source (.carry/src-NAME) through prep_scaling.py.
+prep_phase() {
+    local py=(python3) extra=${PREP_PYTHONPATH:-}
+    if ls .carry/whl/*.whl >/dev/null 2>&1 && [ -z "$extra" ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --target /tmp/prep-site .carry/whl/*.whl && extra=/tmp/prep-site
+    fi
+    for src in .carry/src-*; do
+        [ -d "$src" ] || continue
+        name=${src#.carry/src-}
+        echo "== prep: $name"
+        PYTHONPATH=$src:$extra "${py[@]}" "$HERE/prep_scaling.py" --data /tmp/prep-photos \
+            --out "$OUT/prep.jsonl" --tag "src=$name" ${VMME_PREP_ARGS:-} || true
+        # Stages are the same Pillow calls for every source: measure them once.
+        VMME_PREP_ARGS="--modes thread,process"
+    done
+}
+if [ "$PHASE" = prep ]; then
+    prep_phase
+    echo "device_run $PHASE done in $(( $(date +%s) - START )) s"
+    exit 0
+fi
 
 for f in .carry/part-*.d/part-*; do
     [ -e "$f" ] && cp "$f" "$STORE/" && echo "stored $(basename "$f")"
@@ -110,7 +138,34 @@ doctor() {
     cat "$OUT/doctor-$name.txt"
 }
 
-if [ "$PHASE" = main ]; then
+if [ "$PHASE" = ceiling ]; then
+    stop_server
+    python3 "$HERE/ceiling.py" --ckpt "$CKPT" --out "$OUT/results.jsonl" --tag server=ceiling || true
+    PREP_PYTHONPATH=$SITE_DEPS prep_phase
+elif [ "$PHASE" = frontend ]; then
+    # name | extra vLLM flags (one server each; VMME_FRONTENDS picks names)
+    variants=(
+        "prod|"
+        "api8|--api-server-count 8"
+        "api4r4|--api-server-count 4 --renderer-num-workers 4 --mm-processor-cache-gb 0"
+        "r8|--renderer-num-workers 8 --mm-processor-cache-gb 0"
+    )
+    for v in "${variants[@]}"; do
+        name=${v%%|*}; opts=${v#*|}
+        case " ${VMME_FRONTENDS:-prod api8 api4r4} " in *" $name "*) ;; *) continue;; esac
+        if [ $(( DEADLINE - $(date +%s) )) -lt 150 ]; then echo "skip $name: deadline"; continue; fi
+        # shellcheck disable=SC2086
+        start_server "$name" -- $opts
+        bench --phase frontend --tag server="$name" || true
+        save_log "$name"
+        # Host memory of the whole server (API processes, engine core, workers): the cost of
+        # more front-end processes.
+        rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
+        echo "server $name: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
+            | tee -a "$OUT/memory.txt"
+    done
+    stop_server
+elif [ "$PHASE" = main ]; then
     start_server prod
     # bench.py writes its inputs while the server starts, then waits for /health itself.
     bench --phase main --tag server=prod || true
