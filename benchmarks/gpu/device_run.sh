@@ -13,11 +13,11 @@
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
 #    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
-#    ceiling: plain transformers on the same checkpoint and token counts, GPU only (ceiling.py),
-#    before any server takes the GPU's memory; then prep (below) on the idle machine.
 #    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
-#    prep: the package's 12 MP photo preparation on 1..16 threads and processes (prep_scaling.py);
-#    needs no payload: it runs each .carry/src-* checkout it finds, with carried .carry/whl.
+# Without any payload (carry .carry/bench, .carry/whl and .carry/src-NAME folders):
+#    ceiling: builds the checkpoint, then plain transformers on it with the bench's token counts,
+#    GPU only (ceiling.py); prep: the package's 12 MP photo preparation on 1..16 threads and
+#    processes (prep_scaling.py), for each .carry/src-NAME; ceilprep: both.
 # Results go to $OUT: results.jsonl, doctor-*.txt, log.txt, server logs.
 set -uo pipefail
 PHASE=${1:-main}
@@ -31,28 +31,46 @@ mkdir -p "$STORE" "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 echo "device_run $PHASE at $(date -u +%FT%TZ)"
 
-# prep_phase: each carried package source (.carry/src-NAME) through prep_scaling.py.
-prep_phase() {
-    local py=(python3) extra=${PREP_PYTHONPATH:-}
-    if ls .carry/whl/*.whl >/dev/null 2>&1 && [ -z "$extra" ]; then
+# Phases that need no vLLM: the package source (.carry/src-NAME) and its few dependencies the
+# image lacks (.carry/whl: pydantic and its core) are enough.
+light_site() {
+    if [ ! -e /tmp/light-site/.done ]; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-            --target /tmp/prep-site .carry/whl/*.whl && extra=/tmp/prep-site
+            --target /tmp/light-site .carry/whl/*.whl && touch /tmp/light-site/.done
     fi
+}
+# prep_phase: each carried package source through prep_scaling.py.
+prep_phase() {
     for src in .carry/src-*; do
         [ -d "$src" ] || continue
         name=${src#.carry/src-}
         echo "== prep: $name"
-        PYTHONPATH=$src:$extra "${py[@]}" "$HERE/prep_scaling.py" --data /tmp/prep-photos \
+        PYTHONPATH=$src:/tmp/light-site python3 "$HERE/prep_scaling.py" --data /tmp/prep-photos \
             --out "$OUT/prep.jsonl" --tag "src=$name" ${VMME_PREP_ARGS:-} || true
         # Stages are the same Pillow calls for every source: measure them once.
         VMME_PREP_ARGS="--modes thread,process"
     done
 }
-if [ "$PHASE" = prep ]; then
-    prep_phase
-    echo "device_run $PHASE done in $(( $(date +%s) - START )) s"
-    exit 0
-fi
+# ceiling: the checkpoint (kept in $STORE for later phases) and plain transformers on it.
+ceiling_phase() {
+    local src
+    src=$(ls -d .carry/src-* | tail -1)
+    if [ ! -e "$STORE/ckpt/config.json" ]; then
+        PYTHONPATH=$src:/tmp/light-site python3 "$HERE/build_checkpoint.py" --out "$STORE/ckpt" || return 1
+    fi
+    PYTHONPATH=$src:/tmp/light-site python3 "$HERE/ceiling.py" --ckpt "$STORE/ckpt" \
+        --out "$OUT/results.jsonl" --tag server=ceiling || true
+}
+case "$PHASE" in
+    prep|ceiling|ceilprep)
+        light_site || exit 1
+        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+        nproc
+        [ "$PHASE" = prep ] || ceiling_phase
+        [ "$PHASE" = ceiling ] || prep_phase
+        echo "device_run $PHASE done in $(( $(date +%s) - START )) s"
+        exit 0;;
+esac
 
 for f in .carry/part-*.d/part-*; do
     [ -e "$f" ] && cp "$f" "$STORE/" && echo "stored $(basename "$f")"
@@ -138,11 +156,7 @@ doctor() {
     cat "$OUT/doctor-$name.txt"
 }
 
-if [ "$PHASE" = ceiling ]; then
-    stop_server
-    python3 "$HERE/ceiling.py" --ckpt "$CKPT" --out "$OUT/results.jsonl" --tag server=ceiling || true
-    PREP_PYTHONPATH=$SITE_DEPS prep_phase
-elif [ "$PHASE" = frontend ]; then
+if [ "$PHASE" = frontend ]; then
     # name | extra vLLM flags (one server each; VMME_FRONTENDS picks names)
     variants=(
         "prod|"
