@@ -160,13 +160,14 @@ if [ "$PHASE" = frontend ]; then
     # name | extra vLLM flags (one server each; VMME_FRONTENDS picks names)
     variants=(
         "prod|"
+        "api4|--api-server-count 4"
         "api8|--api-server-count 8"
         "api4r4|--api-server-count 4 --renderer-num-workers 4 --mm-processor-cache-gb 0"
         "r8|--renderer-num-workers 8 --mm-processor-cache-gb 0"
     )
     for v in "${variants[@]}"; do
         name=${v%%|*}; opts=${v#*|}
-        case " ${VMME_FRONTENDS:-prod api8 api4r4} " in *" $name "*) ;; *) continue;; esac
+        case " ${VMME_FRONTENDS:-prod api4 api8} " in *" $name "*) ;; *) continue;; esac
         if [ $(( DEADLINE - $(date +%s) )) -lt 150 ]; then echo "skip $name: deadline"; continue; fi
         # shellcheck disable=SC2086
         start_server "$name" -- $opts
