@@ -20,16 +20,33 @@ CEILING_OF = {"camera photos pre-resized 1536x1152 (server only)": "camera photo
 def main(paths: list[str]) -> None:
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     ceilings: dict[str, dict[str, Any]] = {}
+    prep: list[dict[str, Any]] = []
     for path in paths:
         with open(path) as f:
             for line in f:
                 r = json.loads(line)
-                if r.get("strategy") == "ceiling":
+                if "mode" in r:  # prep_scaling.py
+                    prep.append(r)
+                elif r.get("strategy") == "ceiling":
                     ceilings[r["workload"]] = r
                 elif str(r.get("strategy", "")).startswith("ceiling"):
                     continue
                 elif r.get("workload") != "parity":
                     rows[r.get("server", "?")].append(r)
+    if prep:
+        print("\n### 12 MP photo preparation: photos/s (efficiency = rate / (N x 1-worker rate))\n")
+        counts = sorted({r["workers"] for r in prep})
+        print("| source | mode | " + " | ".join(f"N={n}" for n in counts) + " |")
+        print("|---|---|" + "---:|" * len(counts))
+        table: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+        for r in prep:
+            table[(r.get("src", "-"), r["mode"])][r["workers"]] = r
+        for (src, mode), by_n in table.items():
+            cells = [
+                f"{by_n[n]['per_s']:.1f} ({by_n[n]['efficiency']:.2f})" if n in by_n else ""
+                for n in counts
+            ]
+            print(f"| {src} | {mode} | " + " | ".join(cells) + " |")
     if ceilings:
         print("\n### ceiling: plain transformers, GPU only (best batch)\n")
         print("| workload | items/s | batch | tokens/item | GPU busy % |")
