@@ -170,10 +170,10 @@ def server_env(cfg: ServerConfig) -> dict[str, str]:
     return {"VLLM_API_KEY": cfg.api_key} if cfg.api_key else {}
 
 
-GPU_FRONTEND_ARGS: Final[tuple[str, ...]] = ("--api-server-count", "4")
+GPU_FRONTEND_ARGS: Final[tuple[str, ...]] = ("--api-server-count", "8")
 """The GPU profile's front end: several API processes, so that image decoding, the HF
 processor and JSON run beside each other and the engine never waits on one process
-(measured on an H100: ``benchmarks/results/2026-12-05-h100-frontend.md``). Needs ``vllm serve``;
+(measured on an H200: ``benchmarks/results/2026-12-05-h200-vllm0.26.md``). Needs ``vllm serve``;
 ``python -m vllm.entrypoints.openai.api_server`` has no multi-process front end."""
 
 
