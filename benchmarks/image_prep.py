@@ -7,6 +7,14 @@ Run:
     python benchmarks/image_prep.py --repeat 7
     python benchmarks/image_prep.py --big-16bit   # peak RSS and time for an 88 MP 16-bit PNG
 
+``--compare NAME=SRC ...`` times the same inputs through several checkouts of the package, side
+by side in one run (each in its own child process per round, rounds interleaved): in-budget
+640x480 and 1536x1152 JPEGs and a 640x480 PNG (sent as they are) and 12 MP camera photos
+(downscaled), all camera-like content (``corpus.make_photos``). CPU ms per image, median::
+
+    git archive a70de78 src | tar -x -C /tmp/before
+    python benchmarks/image_prep.py --compare before=/tmp/before/src after=src --repeat 15
+
 ``--big-16bit`` prepares one 10880x8160 16-bit grayscale PNG (a smooth ramp, ~0.2 MB on disk)
 in a fresh child process and reports its peak RSS above the baseline and the wall time. Point
 ``PYTHONPATH`` at another checkout's ``src`` to compare versions.
@@ -16,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import resource
 import statistics
 import subprocess
@@ -23,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -79,12 +90,102 @@ def measure_big_16bit_child(path: str) -> None:
     )
 
 
+COMPARE_CASES = {
+    "640x480 JPEG (in budget)": ((640, 480), "JPEG"),
+    "1536x1152 JPEG (in budget)": ((1536, 1152), "JPEG"),
+    "640x480 PNG (in budget)": ((640, 480), "PNG"),
+    "12 MP camera photo (downscaled)": ((4000, 3000), "JPEG"),
+}
+
+
+def compare_inputs(n: int) -> dict[str, list[bytes]]:
+    """``n`` distinct camera-like images per case (cached JPEGs; PNGs made from them)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from corpus import make_photos
+
+    out: dict[str, list[bytes]] = {}
+    for name, (size, fmt) in COMPARE_CASES.items():
+        paths = make_photos(n, size)
+        if fmt == "JPEG":
+            out[name] = [p.read_bytes() for p in paths]
+        else:
+            out[name] = [encoded(Image.open(p).convert("RGB"), "PNG") for p in paths]
+    return out
+
+
+def _default_image_options() -> Any:
+    """The checkout's default image settings (``ImageOptions`` before the settings redesign)."""
+    try:
+        from vllm_multimodal_embeddings._settings import ImageSettings as Options
+    except ImportError:
+        from vllm_multimodal_embeddings._inputs import (  # type: ignore[attr-defined,no-redef]
+            ImageOptions as Options,
+        )
+    return Options()
+
+
+def compare_child(repeat: int, n: int) -> None:
+    """In a child (PYTHONPATH = one checkout's src): CPU ms per image for each case, as JSON."""
+    inputs = compare_inputs(n)
+    options = _default_image_options()
+    result: dict[str, float] = {}
+    for name, items in inputs.items():
+        prepare_image(items[0], index=0, options=options)  # warm: imports, codec tables
+        times = []
+        for k in range(repeat):
+            data = items[k % len(items)]
+            start = time.process_time()
+            prepare_image(data, index=0, options=options)
+            times.append(time.process_time() - start)
+        result[name] = statistics.median(times) * 1000
+    print(json.dumps(result))
+
+
+def compare(versions: list[str], repeat: int, rounds: int, n: int) -> None:
+    named = [v.split("=", 1) for v in versions]
+    compare_inputs(n)  # made once, before any timing
+    ms: dict[str, dict[str, list[float]]] = {name: {} for name, _ in named}
+    for _ in range(rounds):
+        for name, src in named:  # interleaved: a busy neighbour hits every version alike
+            env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+            out = subprocess.run(
+                [sys.executable, __file__, "--compare-child", str(repeat), "--photos", str(n)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            for case, value in json.loads(out.splitlines()[-1]).items():
+                ms[name].setdefault(case, []).append(value)
+    width = max(map(len, COMPARE_CASES))
+    heads = "".join(f"  {name:>10}" for name, _ in named)
+    ratio = f"  {named[-1][0]}/{named[0][0]}" if len(named) > 1 else ""
+    print(f"CPU ms per image, median of {rounds} rounds x {repeat} images, one thread")
+    print(f"{'input':<{width}}{heads}{ratio}")
+    for case in COMPARE_CASES:
+        cells = [statistics.median(ms[name][case]) for name, _ in named]
+        line = "".join(f"  {c:10.2f}" for c in cells)
+        if len(named) > 1:
+            line += f"  {cells[-1] / cells[0]:.2f}x"
+        print(f"{case:<{width}}{line}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--big-16bit", action="store_true", help="88 MP 16-bit PNG: RSS, time")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", nargs="+", metavar="NAME=SRC", help="checkouts side by side")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--photos", type=int, default=4, help="distinct images per case")
+    parser.add_argument("--compare-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compare_child:
+        compare_child(args.compare_child, args.photos)
+        return 0
+    if args.compare:
+        compare(args.compare, args.repeat, args.rounds, args.photos)
+        return 0
     if args.child:
         measure_big_16bit_child(args.child)
         return 0

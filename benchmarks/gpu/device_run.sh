@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|variants|tuned|photos]
+#   bash .carry/bench/device_run.sh [main|variants|tuned|photos|ceiling|frontend|prep]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -13,6 +13,11 @@
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
 #    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
+#    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
+# Without any payload (carry .carry/bench, .carry/whl and .carry/src-NAME folders):
+#    ceiling: builds the checkpoint, then plain transformers on it with the bench's token counts,
+#    GPU only (ceiling.py); prep: the package's 12 MP photo preparation on 1..16 threads and
+#    processes (prep_scaling.py), for each .carry/src-NAME; ceilprep: both.
 # Results go to $OUT: results.jsonl, doctor-*.txt, log.txt, server logs.
 set -uo pipefail
 PHASE=${1:-main}
@@ -25,6 +30,47 @@ OUT=${OUT:-/tmp/vmme-out}
 mkdir -p "$STORE" "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 echo "device_run $PHASE at $(date -u +%FT%TZ)"
+
+# Phases that need no vLLM: the package source (.carry/src-NAME) and its few dependencies the
+# image lacks (.carry/whl: pydantic and its core) are enough.
+light_site() {
+    if [ ! -e /tmp/light-site/.done ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --target /tmp/light-site .carry/whl/*.whl && touch /tmp/light-site/.done
+    fi
+}
+# prep_phase: each carried package source through prep_scaling.py.
+prep_phase() {
+    for src in .carry/src-*; do
+        [ -d "$src" ] || continue
+        name=${src#.carry/src-}
+        echo "== prep: $name"
+        PYTHONPATH=$src:/tmp/light-site python3 "$HERE/prep_scaling.py" --data /tmp/prep-photos \
+            --out "$OUT/prep.jsonl" --tag "src=$name" ${VMME_PREP_ARGS:-} || true
+        # Stages are the same Pillow calls for every source: measure them once.
+        VMME_PREP_ARGS="--modes thread,process"
+    done
+}
+# ceiling: the checkpoint (kept in $STORE for later phases) and plain transformers on it.
+ceiling_phase() {
+    local src
+    src=$(ls -d .carry/src-* | tail -1)
+    if [ ! -e "$STORE/ckpt/config.json" ]; then
+        PYTHONPATH=$src:/tmp/light-site python3 "$HERE/build_checkpoint.py" --out "$STORE/ckpt" || return 1
+    fi
+    PYTHONPATH=$src:/tmp/light-site python3 "$HERE/ceiling.py" --ckpt "$STORE/ckpt" \
+        --out "$OUT/results.jsonl" --tag server=ceiling || true
+}
+case "$PHASE" in
+    prep|ceiling|ceilprep)
+        light_site || exit 1
+        nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+        nproc
+        [ "$PHASE" = prep ] || ceiling_phase
+        [ "$PHASE" = ceiling ] || prep_phase
+        echo "device_run $PHASE done in $(( $(date +%s) - START )) s"
+        exit 0;;
+esac
 
 for f in .carry/part-*.d/part-*; do
     [ -e "$f" ] && cp "$f" "$STORE/" && echo "stored $(basename "$f")"
@@ -110,7 +156,31 @@ doctor() {
     cat "$OUT/doctor-$name.txt"
 }
 
-if [ "$PHASE" = main ]; then
+if [ "$PHASE" = frontend ]; then
+    # name | extra vLLM flags (one server each; VMME_FRONTENDS picks names)
+    variants=(
+        "prod|"
+        "api4|--api-server-count 4"
+        "api8|--api-server-count 8"
+        "api4r4|--api-server-count 4 --renderer-num-workers 4 --mm-processor-cache-gb 0"
+        "r8|--renderer-num-workers 8 --mm-processor-cache-gb 0"
+    )
+    for v in "${variants[@]}"; do
+        name=${v%%|*}; opts=${v#*|}
+        case " ${VMME_FRONTENDS:-prod api4 api8} " in *" $name "*) ;; *) continue;; esac
+        if [ $(( DEADLINE - $(date +%s) )) -lt 150 ]; then echo "skip $name: deadline"; continue; fi
+        # shellcheck disable=SC2086
+        start_server "$name" -- $opts
+        bench --phase frontend --tag server="$name" || true
+        save_log "$name"
+        # Host memory of the whole server (API processes, engine core, workers): the cost of
+        # more front-end processes.
+        rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
+        echo "server $name: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
+            | tee -a "$OUT/memory.txt"
+    done
+    stop_server
+elif [ "$PHASE" = main ]; then
     start_server prod
     # bench.py writes its inputs while the server starts, then waits for /health itself.
     bench --phase main --tag server=prod || true

@@ -12,6 +12,7 @@ import binascii
 import io
 import math
 import warnings
+import zlib
 from urllib.parse import unquote_to_bytes
 
 from PIL import Image, UnidentifiedImageError
@@ -159,6 +160,8 @@ def encode_bytes(
     with im:
         fmt = im.format or ""
         target = _fit(im.size, max_pixels)
+        if target is None and _sendable_as_is(im, data, fmt, index=index, source=source):
+            return build_data_uri(data, _PASSTHROUGH_MIME[fmt])
         if target is not None and fmt in _LOSSY_FORMATS:
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 12 MP
             # photo is then decoded once, at a fraction of the cost, before the bicubic pass.
@@ -184,6 +187,90 @@ def encode_bytes(
         if target is not None and fmt in _LOSSY_FORMATS:
             return build_data_uri(_save(out, "JPEG"), "jpeg")
         return build_data_uri(_save(out, "PNG"), "png")
+
+
+def _sendable_as_is(im: Image.Image, data: bytes, fmt: str, *, index: int, source: str) -> bool:
+    """Whether an in-budget image's bytes can go as they are, decided without a full decode.
+
+    The header gives format, mode, transparency, frames and (JPEG) the EXIF orientation; the
+    data is only checked to be structurally intact, since the server decodes it anyway. A
+    baseline JPEG must end with its EOI marker and have no other marker in its entropy-coded
+    data (what truncation and overwritten bytes leave); any other JPEG (progressive, restart
+    markers, bytes after EOI, a failed check) is entropy-decoded at 1/8 scale, which reads every
+    Huffman code at a fraction of a full decode's cost. A PNG has every chunk's CRC checked and
+    must end with IEND. ``False`` sends the image down the full path (decode, convert,
+    re-encode), which also names what is wrong with a file that only looked sendable; WEBP
+    always goes that way.
+    """
+    if (
+        fmt not in _PASSTHROUGH_MIME
+        or im.mode != "RGB"
+        or "transparency" in im.info
+        or getattr(im, "n_frames", 1) > 1
+    ):
+        return False
+    if fmt in _LOSSY_FORMATS:
+        if _orientation(im) != 1:
+            return False
+        if _jpeg_intact(data):
+            return True
+        # draft(None, (1, 1)) asks libjpeg for its smallest scale (1/8): DCT blocks are
+        # reduced to their DC value, but the whole bitstream is still Huffman-decoded.
+        im.draft(None, (1, 1))
+        try:
+            im.load()
+        except Exception as exc:  # corrupt entropy data; see encode_bytes for why broad
+            raise ImageLoadError(f"cannot decode image: {exc}", index=index, source=source) from exc
+        return True
+    if fmt == "PNG":
+        # PNG's getexif() decodes the pixels (an eXIf chunk may follow them): any eXIf chunk
+        # takes the full path, where the orientation is read after decoding.
+        return _png_intact(data)
+    return False
+
+
+def _jpeg_intact(data: bytes) -> bool:
+    """A baseline JPEG: one scan whose data holds no marker but the final EOI.
+
+    In entropy-coded data a 0xFF byte is always followed by a stuffed 0x00; every other 0xFF
+    starts a marker. Counting both (in C, two passes) finds the markers without a Python loop.
+    Restart markers, progressive scans and fill bytes make this ``False``: not proof of damage.
+    """
+    if not data.endswith(b"\xff\xd9"):
+        return False
+    # Walk the header's segments by their lengths to the first scan (SOS): an EXIF thumbnail
+    # inside APP1 holds a scan of its own, which a plain search would find first.
+    pos, end = 2, len(data)
+    while pos + 4 <= end and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker == 0xDA:
+            markers = data.count(b"\xff", pos + 2) - data.count(b"\xff\x00", pos + 2)
+            return markers == 1
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return False
+
+
+def _png_intact(data: bytes) -> bool:
+    """Every chunk's CRC matches, the last chunk is IEND at the very end, and no eXIf chunk."""
+    view = memoryview(data)
+    pos = 8  # past the signature, which Image.open has checked
+    end = len(data)
+    while pos + 12 <= end:
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        body_end = pos + 8 + length
+        if body_end + 4 > end:
+            return False
+        kind = bytes(view[pos + 4 : pos + 8])
+        crc = int.from_bytes(view[body_end : body_end + 4], "big")
+        if zlib.crc32(view[pos + 4 : body_end]) != crc or kind == b"eXIf":
+            return False
+        pos = body_end + 4
+        if kind == b"IEND":
+            return pos == end
+    return False
 
 
 def encode_pil_image(im: Image.Image, *, max_pixels: int, index: int, source: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "CPU_SERVER_ENV",
     "DEFAULT_RERANKER_MODEL",
     "DEFAULT_TASK_INSTRUCTIONS",
+    "GPU_FRONTEND_ARGS",
     "OFFICIAL_MEDIA_IO_KWARGS",
     "OFFICIAL_PROCESSOR_KWARGS",
     "OFFICIAL_VIDEOS_KWARGS",
@@ -164,6 +165,8 @@ class ServerConfig:
     host: str | None = None
     port: int | None = None
     enforce_eager: bool = False
+    frontend_args: tuple[str, ...] = ()
+    """Front-end flags (API processes, renderer workers); they need the ``vllm serve`` CLI."""
     extra_args: tuple[str, ...] = ()
 
     @property
@@ -213,6 +216,7 @@ def vllm_args(cfg: ServerConfig) -> list[str]:
         args += ["--port", str(cfg.port)]
     # The API key is not an argument: argv is visible to every user in `ps`. vLLM reads
     # VLLM_API_KEY from its environment the same way (see server_env).
+    args += cfg.frontend_args
     args += cfg.extra_args
     return args
 
@@ -229,15 +233,26 @@ def server_env(cfg: ServerConfig) -> dict[str, str]:
     return {"VLLM_API_KEY": cfg.api_key} if cfg.api_key else {}
 
 
+GPU_FRONTEND_ARGS: Final[tuple[str, ...]] = ("--api-server-count", "8")
+"""The GPU profile's front end: several API processes, so that image decoding, the HF
+processor and JSON run beside each other and the engine never waits on one process
+(measured on an H200: ``benchmarks/results/2026-12-05-h200-vllm0.26.md``). Needs ``vllm serve``;
+``python -m vllm.entrypoints.openai.api_server`` has no multi-process front end."""
+
+
 def production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
-    """GPU defaults: Qwen3-VL-Embedding-2B, 8192 tokens, Matryoshka, instructions, our template."""
-    return replace(ServerConfig(model=model, max_model_len=8192), **changes)  # type: ignore[arg-type]
+    """GPU defaults: Qwen3-VL-Embedding-2B, 8192 tokens, Matryoshka, instructions, our template,
+    and the GPU front end (``GPU_FRONTEND_ARGS``)."""
+    base = ServerConfig(model=model, max_model_len=8192, frontend_args=GPU_FRONTEND_ARGS)
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def cpu_production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
-    """A real model on the CPU: production flags with the CPU test server's float32 and eager."""
+    """A real model on the CPU: production flags with the CPU test server's float32 and eager,
+    one API process (the CPU image runs the ``api_server`` module)."""
     cpu = cpu_test_config(model)
-    return production_config(model, dtype=cpu.dtype, enforce_eager=cpu.enforce_eager, **changes)
+    cpu_flags = {"dtype": cpu.dtype, "enforce_eager": cpu.enforce_eager, "frontend_args": ()}
+    return production_config(model, **(cpu_flags | changes))
 
 
 def cpu_test_config(model: str, **changes: object) -> ServerConfig:

@@ -1,0 +1,95 @@
+"""Input preparation in worker processes, for images whose preparation threads cannot spread.
+
+The pipeline prepares inputs on a pool of threads (:func:`._pipeline.worker_pool`). For camera
+photos that is decode, resize and re-encode; Pillow releases the GIL for those, but not for
+everything around them, so threads stop scaling before the cores run out. A
+:class:`ProcessPreparer` sends the inputs whose preparation is pixel work, and which cross a
+process boundary cheaply (paths, ``bytes``, ``data:`` URIs), to a pool of processes, and
+prepares everything else (texts, PIL images, streams, ``http(s)`` URLs and their fetcher,
+``Content`` items) on the threads, as before. Either way the future's result is what
+``EmbeddingCore.prepare`` returns: the prepared input, or the error naming it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Literal
+
+from ._exceptions import VLLMEmbeddingError
+from ._inputs import Fetcher, PreparedInput, prepare_input
+from ._settings import ImageSettings
+
+__all__ = ["Outcome", "ProcessPreparer", "goes_to_process", "prepare_outcome", "process_pool"]
+
+Outcome = PreparedInput | VLLMEmbeddingError
+StrAs = Literal["text", "image"]
+
+_pools: dict[int, ProcessPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def prepare_outcome(
+    item: Any, index: int, options: ImageSettings, str_as: StrAs, fetch: Fetcher | None = None
+) -> Outcome:
+    """One input prepared, or the error that names it (returned, so it reaches its place)."""
+    try:
+        return prepare_input(item, index=index, options=options, str_as=str_as, fetch=fetch)
+    except VLLMEmbeddingError as exc:
+        return exc
+
+
+def goes_to_process(item: object, str_as: StrAs) -> bool:
+    """Whether ``item`` is worth a worker process: pixel work, and cheap to send there.
+
+    Texts are cheap anywhere; PIL images would cross as raw pixels; streams and fetchers do not
+    pickle; ``http(s)`` URLs are passed through or fetched, which is I/O, not pixels.
+    """
+    if isinstance(item, (bytes, bytearray, os.PathLike)):
+        return True
+    if isinstance(item, str) and str_as == "image":
+        return not item[:8].lower().startswith(("http://", "https://"))
+    return False
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """The process-wide pool of ``workers`` preparing processes (started on first use).
+
+    ``forkserver`` (``spawn`` where there is none): forking a process that runs HTTP threads
+    could copy a lock some thread holds. Each worker imports the package once, then stays.
+    """
+    with _pools_lock:
+        pool = _pools.get(workers)
+        if pool is None:
+            methods = multiprocessing.get_all_start_methods()
+            method = "forkserver" if "forkserver" in methods else "spawn"
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+            _pools[workers] = pool
+        return pool
+
+
+class ProcessPreparer:
+    """Prepare inputs on processes where that pays, on ``threads`` otherwise.
+
+    Args:
+        processes: the pool for pixel work (:func:`process_pool`).
+        threads: the pool for everything else (the pipeline's ``worker_pool``).
+        options: how images are prepared.
+    """
+
+    def __init__(
+        self, processes: ProcessPoolExecutor, threads: Executor, options: ImageSettings
+    ) -> None:
+        self._processes = processes
+        self._threads = threads
+        self._options = options
+
+    def submit(
+        self, item: Any, index: int, str_as: StrAs, fetch: Fetcher | None = None
+    ) -> Future[Outcome]:
+        """Start preparing one input; the future gives what :func:`prepare_outcome` returns."""
+        if goes_to_process(item, str_as):
+            return self._processes.submit(prepare_outcome, item, index, self._options, str_as)
+        return self._threads.submit(prepare_outcome, item, index, self._options, str_as, fetch)

@@ -1,0 +1,82 @@
+"""Preparing inputs on worker processes gives what threads give, errors included."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
+from vllm_multimodal_embeddings._inputs import PreparedInput
+from vllm_multimodal_embeddings._prepare_pool import (
+    ProcessPreparer,
+    goes_to_process,
+    prepare_outcome,
+    process_pool,
+)
+from vllm_multimodal_embeddings._settings import ImageSettings
+from vllm_multimodal_embeddings._types import Content
+
+OPTS = ImageSettings(max_image_pixels=64 * 64)
+
+
+def jpeg(size: tuple[int, int], seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def preparer() -> Iterator[ProcessPreparer]:
+    with ThreadPoolExecutor(2) as threads:
+        yield ProcessPreparer(process_pool(2), threads, OPTS)
+
+
+def test_routing() -> None:
+    assert goes_to_process(b"...", "text")
+    assert goes_to_process(Path("a.jpg"), "text")
+    assert goes_to_process("photo.jpg", "image")
+    assert goes_to_process("data:image/png;base64,AAAA", "image")
+    assert not goes_to_process("photo.jpg", "text")  # a text
+    assert not goes_to_process("HTTPS://example.com/a.jpg", "image")  # I/O, maybe a fetcher
+    assert not goes_to_process(Image.new("RGB", (4, 4)), "image")
+    assert not goes_to_process(io.BytesIO(b"x"), "image")
+    assert not goes_to_process(Content(text="x"), "image")
+
+
+def test_same_result_as_threads(preparer: ProcessPreparer, tmp_path: Path) -> None:
+    big = jpeg((200, 150), seed=1)  # over the 64x64 budget: resized and re-encoded
+    path = tmp_path / "big.jpg"
+    path.write_bytes(big)
+    items: list[object] = [big, path, str(path), "a text", Image.open(io.BytesIO(big))]
+    as_image = [False, False, True, False, False]
+    for k, (item, image) in enumerate(zip(items, as_image, strict=True)):
+        str_as = "image" if image else "text"
+        got = preparer.submit(item, k, str_as).result(timeout=60)
+        assert isinstance(got, PreparedInput)
+        assert got == prepare_outcome(item, k, OPTS, str_as)
+    assert preparer.submit(big, 0, "text").result().image_url.startswith("data:image/jpeg")  # type: ignore[union-attr]
+
+
+def test_errors_come_back_typed_with_their_index(preparer: ProcessPreparer, tmp_path: Path) -> None:
+    bad = preparer.submit(b"not an image", 7, "image").result(timeout=60)
+    assert isinstance(bad, ImageLoadError)
+    assert bad.index == 7
+    assert str(bad).startswith("input 7: not a recognized image")
+    missing = preparer.submit(tmp_path / "nope.jpg", 3, "image").result(timeout=60)
+    assert isinstance(missing, ImageLoadError)
+    assert missing.index == 3 and "nope.jpg" in str(missing)
+    empty = preparer.submit("   ", 2, "text").result(timeout=60)
+    assert isinstance(empty, InputError) and empty.index == 2
+
+
+def test_one_pool_per_worker_count() -> None:
+    assert process_pool(2) is process_pool(2)
+    assert process_pool(2) is not process_pool(3)
