@@ -11,11 +11,12 @@ import getpass
 import os
 
 from ._constants import ENV_API_KEY
+from ._exceptions import ConfigurationError
 
 __all__ = ["CLIKeyError", "add_api_key_arguments", "resolve_api_key"]
 
 
-class CLIKeyError(Exception):
+class CLIKeyError(ConfigurationError):
     """The key arguments cannot be honored; the message says what to do instead."""
 
 

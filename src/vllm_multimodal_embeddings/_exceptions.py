@@ -61,9 +61,7 @@ class VLLMEmbeddingError(Exception):
         return (_unpickle, (type(self), *self.args), self._pickled_state())
 
     def _pickled_state(self) -> dict[str, Any]:
-        # The adapters' private bookkeeping (the offending input itself, perhaps an
-        # unpicklable stream) stays in this process.
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_vmme")}
+        return dict(self.__dict__)
 
 
 def _unpickle(cls: type[VLLMEmbeddingError], *args: Any) -> VLLMEmbeddingError:

@@ -87,14 +87,16 @@ def test_every_error_round_trips_through_pickle(err: VLLMEmbeddingError) -> None
 def test_what_adapters_add_travels_and_their_bookkeeping_stays() -> None:
     import io
 
+    li = pytest.importorskip("vllm_multimodal_embeddings.llama_index.embedding")
     for err in [InputError("empty", index=0), _status_errors()[1]]:
-        # What the LlamaIndex adapter does to an error about a node in a pipeline.
+        # What the LlamaIndex adapter does to an error about a node in a pipeline: it remembers
+        # the (here unpicklable) input beside the error, then re-points and names it.
+        li._remember_item(err, [io.BytesIO(b"an unpicklable input")])
         err.message = f"node 'doc-7': {err.message}"
         err.index = 9
-        err.__dict__["_vmme_item"] = io.BytesIO(b"an unpicklable input")
         back = pickle.loads(pickle.dumps(err))
         assert str(back) == str(err) and str(back).startswith("input 9: node 'doc-7': ")
-        assert "_vmme_item" not in back.__dict__
+        assert back.__dict__.keys() == err.__dict__.keys()
 
 
 def test_a_pickled_status_error_carries_no_key_and_no_url_secrets() -> None:

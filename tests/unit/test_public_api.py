@@ -94,3 +94,17 @@ def test_server_is_production_config_and_testing_holds_the_test_tooling() -> Non
     # The checkpoint builders run as scripts (in the server venv) from the package's folder.
     for script in ("tiny_checkpoint.py", "tiny_reranker.py"):
         assert Path(testing.__file__).with_name(script).is_file()
+
+
+def test_every_package_error_is_in_the_tree() -> None:
+    # One `except VLLMEmbeddingError` catches whatever the package raises on purpose: the
+    # bulk command's, the CLI's and the test launcher's errors included.
+    from vllm_multimodal_embeddings._cli_keys import CLIKeyError
+    from vllm_multimodal_embeddings.bulk.job import BulkJobError
+    from vllm_multimodal_embeddings.bulk.sources import SourceError
+    from vllm_multimodal_embeddings.testing import ServerStartError
+
+    for cls in (CLIKeyError, BulkJobError, SourceError, ServerStartError):
+        assert issubclass(cls, pkg.VLLMEmbeddingError), cls
+    assert issubclass(CLIKeyError, pkg.ConfigurationError)
+    assert issubclass(SourceError, ValueError)  # as before: callers catching ValueError still do

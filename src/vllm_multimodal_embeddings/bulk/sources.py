@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import InputError
+from .._exceptions import InputError, VLLMEmbeddingError
 from .._pdf import parse_page_ref, pdf_page_count
 from .._types import Content, EmbedInput
 
@@ -44,7 +44,7 @@ PDF_EXTENSION = ".pdf"
 _HASH_BLOCK = 1 << 20
 
 
-class SourceError(ValueError):
+class SourceError(VLLMEmbeddingError, ValueError):
     """A source cannot be read: a missing column, a duplicate id, a malformed row."""
 
 

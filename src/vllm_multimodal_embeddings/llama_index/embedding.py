@@ -8,6 +8,7 @@ Every request goes through :class:`~vllm_multimodal_embeddings.EmbeddingClient` 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, cast
@@ -445,15 +446,21 @@ def _image(item: Any) -> Any:
     return Content(image=item) if isinstance(item, str) else item
 
 
+# The input an error names, as the hook that raised it saw it. A hook sees one slice of the
+# caller's list (LlamaIndex cuts it by embed_batch_size, and its embeddings cache re-slices
+# it to the uncached texts), so only the public method can say where the item sits in the
+# whole list. Kept beside the error, weakly, so that the error itself carries (and pickles)
+# nothing but its index.
+_FAILED_ITEM: weakref.WeakKeyDictionary[BaseException, Any] = weakref.WeakKeyDictionary()
+
+
 def _remember_item(exc: InputError | APIError, inputs: Sequence[Any]) -> None:
-    # A hook sees one embed_batch_size chunk: keep the item itself, so that the public method
-    # can find its position in the caller's whole list.
     if exc.index is not None and 0 <= exc.index < len(inputs):
-        exc.__dict__["_vmme_item"] = inputs[exc.index]
+        _FAILED_ITEM[exc] = inputs[exc.index]
 
 
 def _reindex(exc: InputError | APIError, items: Sequence[Any]) -> None:
-    item = exc.__dict__.pop("_vmme_item", None)
+    item = _FAILED_ITEM.pop(exc, None)
     if item is None:
         return
     for position, candidate in enumerate(items):

@@ -16,6 +16,7 @@ from types import TracebackType
 
 import httpx
 
+from vllm_multimodal_embeddings._exceptions import VLLMEmbeddingError
 from vllm_multimodal_embeddings.server.flags import (
     CPU_SERVER_ENV,
     ServerConfig,
@@ -43,7 +44,7 @@ _BUILDER = Path(__file__).with_name("tiny_checkpoint.py")
 _STAMP = ".vmme-builder-sha256"
 
 
-class ServerStartError(Exception):
+class ServerStartError(VLLMEmbeddingError, RuntimeError):
     """The vLLM server (or its checkpoint build) failed; the message carries the log tail."""
 
 
