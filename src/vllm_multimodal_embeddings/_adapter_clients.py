@@ -24,6 +24,7 @@ from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
 from .reranking import AsyncRerankClient, RerankClient
+from .reranking._client import reranker_settings
 
 __all__ = [
     "AdapterClients",
@@ -244,6 +245,31 @@ class RerankerSetup:
             f"RerankerSetup(model={self.model!r}, instruction={self.instruction!r}, "
             f"{self.settings!r})"
         )
+
+
+#: The connection settings the reranker adapters offer as their own fields.
+RERANKER_FIELDS = ("base_url", "api_key", "batch_size", "max_concurrency", "timeout", "max_retries")
+
+
+def reranker_setup(adapter: Any, settings: ClientSettings | None) -> RerankerSetup:
+    """A reranker adapter's setup: ``settings`` (every client setting: headers, image bounds,
+    retry time...) under the adapter's own fields.
+
+    A field wins where the user set it, or where ``settings`` leaves it unset (a ``base_url``
+    or key from the environment); otherwise the field's default yields to ``settings``.
+    """
+    explicit: set[str] = adapter.model_fields_set
+    options: dict[str, Any] = {}
+    for name in RERANKER_FIELDS:
+        value = getattr(adapter, name)
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        if settings is None or name in explicit or getattr(settings, name) is None:
+            options[name] = value
+    model = adapter.model
+    if settings is not None and "model" not in explicit and settings.model is not None:
+        model = settings.model
+    return RerankerSetup(reranker_settings(settings, **options), model, adapter.instruction)
 
 
 class RerankerClients(LoopBoundClients[RerankerSetup, RerankClient, AsyncRerankClient]):

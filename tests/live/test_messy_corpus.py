@@ -410,3 +410,24 @@ def test_ray_batches_name_the_failing_row_and_size_empty_ones(vllm_server: Any) 
     finally:
         for client in actor._clients:
             client.close()
+
+
+def test_thirty_fresh_clients_through_a_flaky_link_all_see_the_real_server(
+    vllm_server: Any,
+) -> None:
+    # The mix: 8% 503, 4% 429, 4% resets on every path, the probe's included. Each
+    # fresh client probes through it; none may fail, and none may cache what a fault said
+    # (input_types=() from a 503 was cached for a client's whole life before).
+    with EmbeddingClient(base_url=vllm_server.base_url) as direct:
+        truth = direct.server_info()
+        expected = direct.embed_array(["a flaky link", "second text"])
+    with FaultProxy(
+        vllm_server.base_url, p503=0.08, p429=0.04, preset=0.04, seed=30, max_in_a_row=2
+    ) as proxy:
+        for n in range(30):
+            with EmbeddingClient(base_url=proxy.url) as client:
+                got = client.embed_array(["a flaky link", "second text"])
+                assert client.server_info() == truth, f"client {n}"
+                np.testing.assert_allclose(got, expected, atol=1e-5)
+        injected = proxy.counts["503"] + proxy.counts["429"] + proxy.counts["reset"]
+    assert injected >= 10, proxy.counts  # the mix really hit the clients

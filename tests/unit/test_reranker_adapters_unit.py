@@ -101,3 +101,27 @@ def test_clients_follow_fields_and_event_loops(cls) -> None:
     assert first._transport._http.is_closed and second._transport._http.is_closed
     assert second.instruction == "Another task."
     r.close()
+
+
+@pytest.mark.parametrize("cls", [VLLMMultimodalReranker, LlamaReranker])
+def test_settings_escape_hatch_under_the_fields(cls: type, monkeypatch) -> None:
+    from vllm_multimodal_embeddings import ClientSettings
+
+    monkeypatch.delenv("VLLM_RERANKER_BASE_URL", raising=False)
+    monkeypatch.setenv("VLLM_BASE_URL", "http://from-env:8001")
+    monkeypatch.setenv("VLLM_API_KEY", "sk-env")
+    shared = ClientSettings(
+        headers={"X-Tenant": "t-secret"}, max_image_pixels=200_000, batch_size=4, timeout=9.0
+    )
+    r = cls(model="m", settings=shared, timeout=3.0)
+    s = r.setup().settings
+    # From settings: what the adapter has no field for, and fields left at their default.
+    assert dict(s.headers or {}) == {"X-Tenant": "t-secret"}
+    assert (s.max_image_pixels, s.batch_size) == (200_000, 4)
+    # From the fields: what the user set, and the environment where settings say nothing.
+    assert (s.timeout, s.base_url, s.api_key) == (3.0, "http://from-env:8001", "sk-env")
+    text = repr(r) + str(r.model_dump())
+    assert "t-secret" not in text and "sk-env" not in text
+    assert cls(model="m").setup().settings.batch_size == 16  # no settings: the field default
+    with pytest.raises(ValueError):
+        cls(model="m", settings={"batch_size": 4})  # a ClientSettings, not a dict

@@ -11,14 +11,15 @@ from typing import Any
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle
+from pydantic import InstanceOf
 
 from .. import _constants as C
-from .._adapter_clients import RerankerClients, RerankerSetup
+from .._adapter_clients import RerankerClients, RerankerSetup, reranker_setup
 from .._exceptions import InputError
 from .._redact import redact_url
+from .._settings import ClientSettings
 from .._types import Content
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
-from ..reranking._client import reranker_settings
 
 __all__ = ["VLLMMultimodalReranker"]
 
@@ -62,6 +63,13 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
     max_concurrency: int = Field(default=C.DEFAULT_MAX_CONCURRENCY, ge=1)
     timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
     max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
+    settings: InstanceOf[ClientSettings] | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="Every other client setting (headers, image bounds, retry time); "
+        "the fields above win where set.",
+    )
 
     # Rebuilt when a field changes; one async client per event loop.
     _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
@@ -80,16 +88,8 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
             yield name, redact_url(value) if name == "base_url" and value else value
 
     def setup(self) -> RerankerSetup:
-        """What the reranking clients are built from: these fields, read now."""
-        settings = reranker_settings(
-            base_url=self.base_url,
-            api_key=self.api_key.get_secret_value() if self.api_key else None,
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-        )
-        return RerankerSetup(settings, self.model, self.instruction)
+        """What the reranking clients are built from: these fields over :attr:`settings`."""
+        return reranker_setup(self, self.settings)
 
     def _sync(self) -> RerankClient:
         return self._clients.sync(self.setup(), None)
