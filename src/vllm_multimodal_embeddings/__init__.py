@@ -39,7 +39,7 @@ from ._types import (
     ProtocolName,
 )
 from ._version import __version__
-from .profiles import ModelProfile
+from .profiles import ModelProfile, TaskPreset
 
 __all__ = [
     "APIConnectionError",
@@ -68,6 +68,7 @@ __all__ = [
     "ProtocolName",
     "RateLimitError",
     "ServerInfo",
+    "TaskPreset",
     "UnsupportedFeatureError",
     "VLLMEmbeddingError",
     "__version__",

@@ -43,6 +43,7 @@ from ._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
 from ._server_info import ServerInfo
 from ._settings import ClientSettings, check_not_bare
 from ._types import InputType, OutputDType
+from .profiles import resolve_instruction
 from .protocol import parse_error_message
 
 __all__ = ["CallRun", "EmbeddingCore", "truncate_vectors"]
@@ -98,6 +99,8 @@ class EmbeddingCore:
             )
         if instruction is not None and not instruction.strip():
             raise InputError("instruction is empty")
+        if instruction is not None:
+            instruction = resolve_instruction(instruction, error=InputError)
         dims = check_dimensions(dimensions) if dimensions is not None else self.settings.dimensions
         if dims is not None and embedding_type != "float" and dims % 8:
             raise InputError(f"binary embeddings need dimensions divisible by 8, got {dims}")

@@ -31,7 +31,7 @@ from ._exceptions import ConfigurationError, InputError
 from ._redact import redact_url
 from ._retry import RetryPolicy
 from ._types import ProtocolName
-from .profiles import ModelProfile
+from .profiles import ModelProfile, resolve_instruction
 from .protocol.cohere import CohereTruncate
 
 __all__ = [
@@ -87,6 +87,8 @@ def _optional(check: Check) -> Check:
 def _instruction(name: str, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
+    if value is not None:
+        resolve_instruction(value, name=name)  # an unknown preset name fails here
 
 
 def _hosts(name: str, value: Any) -> None:
