@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from . import _constants as C
 from ._endpoints import ENDPOINTS, endpoint_for
 from ._exceptions import ConfigurationError, InputError
+from ._quantize import check_int8_scale
 from ._redact import redact_url
 from ._retry import RetryPolicy
 from ._types import ProtocolName
@@ -313,6 +314,9 @@ class ClientSettings(ImageSettings, ConnectionSettings):
     """Most encoded bytes per request (images dominate)."""
     prepare_workers: int | None = setting(None, _optional(POSITIVE))
     """Threads that decode, resize and encode images; ``None``: the CPU cores available."""
+    int8_scale: float | None = setting(None, check_int8_scale)
+    """Quantization step of ``embedding_type="int8"``; ``None``: the published one of
+    Qwen3-VL-Embedding-2B/8B, and an error for any other model."""
 
     def __post_init__(self) -> None:
         self._fill()

@@ -42,8 +42,10 @@ def test_exported_names() -> None:
         "UnsupportedFeatureError",
         "VLLMEmbeddingError",
         "__version__",
+        "int8_scale_for",
         "pdf_page_count",
         "pdf_pages",
+        "quantize_int8",
     }
     for name in pkg.__all__:
         assert getattr(pkg, name) is not None
