@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.helpers import chat_vectors, error_message, post, recipe_messages
 from vllm_multimodal_embeddings import (
+    AsyncEmbeddingClient,
     ConfigurationError,
     EmbeddingClient,
     TaskPreset,
@@ -142,3 +144,19 @@ def test_v2_embed_has_no_int8_and_the_client_says_so_first(vllm_server: Any) -> 
         pytest.raises(UnsupportedFeatureError, match="needs protocol='chat'"),
     ):  # fmt: skip
         c.embed_array(TEXTS, embedding_type="int8")
+
+
+def test_async_int8_and_preset_equal_the_sync_ones(vllm_server: Any) -> None:
+    common = {"base_url": vllm_server.base_url, "model": vllm_server.model, "int8_scale": STEP}
+
+    async def both() -> tuple[np.ndarray, np.ndarray]:
+        async with AsyncEmbeddingClient(**common) as c:
+            codes = await c.embed_array(TEXTS, embedding_type="int8")
+            visdoc = await c.embed_array(TEXTS, input_type="query", instruction="visdoc")
+        return codes, visdoc
+
+    codes, visdoc = asyncio.run(both())
+    with EmbeddingClient(**common) as c:
+        np.testing.assert_array_equal(codes, c.embed_array(TEXTS, embedding_type="int8"))
+        literal = c.embed_array(TEXTS, input_type="query", instruction=TaskPreset.VISDOC.value)
+    np.testing.assert_allclose(visdoc, literal, atol=1e-6)
