@@ -101,13 +101,14 @@ class EmbeddingCore:
             )
         if instruction is not None and not instruction.strip():
             raise InputError("instruction is empty")
-        if instruction is not None:
-            instruction = resolve_instruction(instruction, error=InputError)
         dims = check_dimensions(dimensions) if dimensions is not None else self.settings.dimensions
         if dims is not None and embedding_type in ("binary", "ubinary") and dims % 8:
             raise InputError(f"binary embeddings need dimensions divisible by 8, got {dims}")
         options = CallOptions(str_as, input_type, instruction, dims, embedding_type)
-        self.endpoint.check_call(options)
+        self.endpoint.check_call(options)  # first: /v2/embed refuses any instruction
+        if instruction is not None:
+            text = resolve_instruction(instruction, error=InputError)
+            options = CallOptions(str_as, input_type, text, dims, embedding_type)
         return CallRun(self, options)
 
     # -- 2. planning ------------------------------------------------------------------------

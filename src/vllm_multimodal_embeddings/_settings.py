@@ -88,8 +88,6 @@ def _optional(check: Check) -> Check:
 def _instruction(name: str, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise ConfigurationError(f"{name} must be a non-empty string, got {value!r}")
-    if value is not None:
-        resolve_instruction(value, name=name)  # an unknown preset name fails here
 
 
 def _hosts(name: str, value: Any) -> None:
@@ -331,6 +329,9 @@ class ClientSettings(ImageSettings, ConnectionSettings):
             query_instruction=self.query_instruction,
             document_instruction=self.document_instruction,
         )
+        for name in ("query_instruction", "document_instruction"):
+            if getattr(self, name) is not None:  # an unknown preset name fails here
+                resolve_instruction(getattr(self, name), name=name)
 
     @property
     def connection(self) -> ConnectionSettings:

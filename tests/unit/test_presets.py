@@ -12,6 +12,7 @@ from vllm_multimodal_embeddings import (
     InputError,
     ModelProfile,
     TaskPreset,
+    UnsupportedFeatureError,
 )
 from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings
 from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding
@@ -149,3 +150,14 @@ def test_both_adapters_take_a_preset_member_or_name(adapter: type) -> None:
     # ValueError), LlamaIndex's when its client is made: both before any request.
     with pytest.raises(ValueError, match="'visdocs' is no task preset"):
         adapter(base_url="http://vllm.test", query_instruction="visdocs")._sync_client()
+
+
+def test_cohere_says_it_takes_no_instruction_before_judging_the_name() -> None:
+    # /v2/embed refuses every instruction: that is the error worth reading, not "no preset".
+    with pytest.raises(ConfigurationError, match="apply to protocol='chat' only"):
+        ClientSettings(base_url="http://vllm.test", protocol="cohere", query_instruction="x")
+    with pytest.raises(UnsupportedFeatureError, match="per-call instructions need protocol='chat'"):
+        core(protocol="cohere").start(
+            [], str_as="text", input_type="query", instruction="Custom", dimensions=None,
+            embedding_type="float",
+        )  # fmt: skip
