@@ -27,6 +27,7 @@ from ._exceptions import (
 )
 from ._pdf import pdf_page_count, pdf_pages
 from ._pipeline import AsyncEmbeddingStream, EmbeddingStream
+from ._quantize import int8_scale_for, quantize_int8
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
 from ._types import (
@@ -39,7 +40,7 @@ from ._types import (
     ProtocolName,
 )
 from ._version import __version__
-from .profiles import ModelProfile
+from .profiles import ModelProfile, TaskPreset
 
 __all__ = [
     "APIConnectionError",
@@ -68,9 +69,12 @@ __all__ = [
     "ProtocolName",
     "RateLimitError",
     "ServerInfo",
+    "TaskPreset",
     "UnsupportedFeatureError",
     "VLLMEmbeddingError",
     "__version__",
+    "int8_scale_for",
     "pdf_page_count",
     "pdf_pages",
+    "quantize_int8",
 ]

@@ -211,9 +211,11 @@ class EmbeddingClient(_ClientBase):
         Args:
             inputs: texts (``str``), :class:`Content` items, or images (paths, bytes, PIL, ...).
             input_type: ``document`` (indexed items) or ``query`` (search queries).
-            instruction: overrides the instruction for this call (chat protocol).
+            instruction: overrides the instruction for this call (chat protocol): text, a
+                :class:`TaskPreset` or its name.
             dimensions: Matryoshka size for this call; default the client's.
-            embedding_type: ``float``, or with protocol ``cohere`` ``binary`` / ``ubinary``.
+            embedding_type: ``float``; ``int8`` (chat: the model's learned int8 code, see
+                ``int8_scale``); with protocol ``cohere`` ``binary`` / ``ubinary``.
             on_progress: called with the number of inputs done as their vectors come out.
         """
         run = self._core.start(
@@ -279,8 +281,9 @@ class EmbeddingClient(_ClientBase):
         """Like :meth:`embed`, as a ``(len(inputs), dim)`` numpy array.
 
         Args:
-            embedding_type: ``float`` (float32), or with protocol ``cohere`` ``binary``
-                (int8) / ``ubinary`` (uint8) sign bits packed eight per byte.
+            embedding_type: ``float`` (float32); ``int8`` (chat protocol: int8 codes with the
+                model's learned step); or with protocol ``cohere`` ``binary`` (int8) /
+                ``ubinary`` (uint8) sign bits packed eight per byte.
         """
         with self.iter_embed(
             inputs,

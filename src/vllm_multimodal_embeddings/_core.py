@@ -40,9 +40,11 @@ from ._exceptions import (
 from ._http import Call, Step
 from ._inputs import Fetcher, PreparedInput, prepare_input
 from ._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
+from ._quantize import int8_scale_for
 from ._server_info import ServerInfo
 from ._settings import ClientSettings, check_not_bare
 from ._types import InputType, OutputDType
+from .profiles import resolve_instruction
 from .protocol import parse_error_message
 
 __all__ = ["CallRun", "EmbeddingCore", "truncate_vectors"]
@@ -92,17 +94,21 @@ class EmbeddingCore:
         check_not_bare(inputs)
         if input_type not in ("query", "document"):
             raise InputError(f"input_type must be 'query' or 'document', got {input_type!r}")
-        if embedding_type not in ("float", "binary", "ubinary"):
+        if embedding_type not in ("float", "int8", "binary", "ubinary"):
             raise InputError(
-                f"embedding_type must be 'float', 'binary' or 'ubinary', got {embedding_type!r}"
+                "embedding_type must be 'float', 'int8', 'binary' or 'ubinary', "
+                f"got {embedding_type!r}"
             )
         if instruction is not None and not instruction.strip():
             raise InputError("instruction is empty")
         dims = check_dimensions(dimensions) if dimensions is not None else self.settings.dimensions
-        if dims is not None and embedding_type != "float" and dims % 8:
+        if dims is not None and embedding_type in ("binary", "ubinary") and dims % 8:
             raise InputError(f"binary embeddings need dimensions divisible by 8, got {dims}")
         options = CallOptions(str_as, input_type, instruction, dims, embedding_type)
-        self.endpoint.check_call(options)
+        self.endpoint.check_call(options)  # first: /v2/embed refuses any instruction
+        if instruction is not None:
+            text = resolve_instruction(instruction, error=InputError)
+            options = CallOptions(str_as, input_type, text, dims, embedding_type)
         return CallRun(self, options)
 
     # -- 2. planning ------------------------------------------------------------------------
@@ -131,6 +137,11 @@ class EmbeddingCore:
                 )
         self.endpoint.check_plan(options, info)
         expected = server_dims or info.embedding_size
+        scale = None
+        if options.embedding_type == "int8":
+            scale = int8_scale_for(
+                self.model or info.model, info.embedding_size, self.settings.int8_scale
+            )
         return Job(
             input_type=options.input_type,
             instruction=self.profile.instruction_for(options.input_type, options.instruction),
@@ -140,7 +151,8 @@ class EmbeddingCore:
             str_as=options.str_as,
             batched=info.batched_conversations,
             batch_size=self.endpoint.batch_size(self.settings.batch_size, info),
-            expected_size=expected if options.embedding_type == "float" else None,
+            expected_size=expected if options.embedding_type in ("float", "int8") else None,
+            int8_scale=scale,
         )
 
     # -- 3. reading -------------------------------------------------------------------------
@@ -386,6 +398,10 @@ def truncate_vectors(
     Packed binary vectors keep the first ``dims / 8`` bytes: the sign of a value does not
     change with normalization, so those bytes equal the server's own truncated result.
     """
+    if embedding_type == "int8":
+        # One step for every element: the first codes are the prefix's own codes.
+        codes: npt.NDArray[Any] = matrix[:, :dims].copy()
+        return codes
     if embedding_type != "float":
         packed: npt.NDArray[Any] = matrix[:, : dims // 8].copy()
         return packed

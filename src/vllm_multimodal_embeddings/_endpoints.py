@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._exceptions import ConfigurationError, UnsupportedFeatureError
 from ._job import CallOptions, Job, Vector
+from ._quantize import quantize_int8
 from ._server_info import ServerInfo
 from .profiles import ModelProfile
 from .protocol import (
@@ -86,7 +87,7 @@ class ChatEndpoint(Endpoint):
     path = "/v1/embeddings"
 
     def check_call(self, options: CallOptions) -> None:
-        if options.embedding_type != "float":
+        if options.embedding_type not in ("float", "int8"):
             raise UnsupportedFeatureError(
                 f"embedding_type={options.embedding_type!r} needs protocol='cohere' (/v2/embed)"
             )
@@ -112,6 +113,9 @@ class ChatEndpoint(Endpoint):
     ) -> dict[str, Any]:
         tokens, side = (None, None) if truncate == "NONE" else (-1, _SIDE[truncate])
         options = profile.request_options()
+        if job.int8_scale is not None:
+            # The learned step applies to the pooled vector before L2 normalization.
+            options["use_activation"] = False
         video = next((it.video_kwargs for it in items if it.video_kwargs is not None), None)
         if video is not None:
             # The official frame count and per-frame pixels for this request's videos; the
@@ -131,7 +135,10 @@ class ChatEndpoint(Endpoint):
         )
 
     def decode(self, job: Job, content: bytes, expected: int) -> list[Vector]:
-        return parse_body(ChatEmbeddingResponse, content).vectors(expected, job.expected_size)
+        vectors = parse_body(ChatEmbeddingResponse, content).vectors(expected, job.expected_size)
+        if job.int8_scale is not None:
+            return [quantize_int8(v, job.int8_scale) for v in vectors]
+        return vectors
 
 
 #: What :meth:`Endpoint.request_fields` gives for an item that can share any request.
@@ -158,6 +165,13 @@ class CohereEndpoint(Endpoint):
             )
 
     def check_call(self, options: CallOptions) -> None:
+        if options.embedding_type == "int8":
+            # vLLM's /v2/embed has no int8 (0.32 answers 400) and always L2-normalizes, while
+            # the learned step applies to the vector before normalization.
+            raise UnsupportedFeatureError(
+                "embedding_type='int8' needs protocol='chat': /v2/embed cannot return the "
+                "un-normalized vector the model's int8 step applies to"
+            )
         if options.instruction is not None:
             raise UnsupportedFeatureError(
                 "per-call instructions need protocol='chat'; /v2/embed only knows the "
@@ -213,8 +227,11 @@ class CohereEndpoint(Endpoint):
 
 
 def _wire_type(job: Job) -> CohereEmbeddingType:
-    # Floats travel as base64: ~16x cheaper to decode than JSON lists.
-    return "base64" if job.embedding_type == "float" else job.embedding_type
+    # Floats travel as base64: ~16x cheaper to decode than JSON lists. (int8 never gets here:
+    # check_call refuses it.)
+    if job.embedding_type == "binary" or job.embedding_type == "ubinary":
+        return job.embedding_type
+    return "base64"
 
 
 #: Every endpoint by protocol name.

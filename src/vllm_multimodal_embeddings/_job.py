@@ -49,6 +49,8 @@ class Job:
     batch_size: int
     #: The vector length every response must have (``None``: binary, checked by bytes).
     expected_size: int | None
+    #: The quantization step of ``int8`` vectors (``None`` for other types).
+    int8_scale: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

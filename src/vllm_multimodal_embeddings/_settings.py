@@ -28,10 +28,11 @@ from urllib.parse import urlsplit
 from . import _constants as C
 from ._endpoints import ENDPOINTS, endpoint_for
 from ._exceptions import ConfigurationError, InputError
+from ._quantize import check_int8_scale
 from ._redact import redact_url
 from ._retry import RetryPolicy
 from ._types import ProtocolName
-from .profiles import ModelProfile
+from .profiles import ModelProfile, resolve_instruction
 from .protocol.cohere import CohereTruncate
 
 __all__ = [
@@ -311,6 +312,9 @@ class ClientSettings(ImageSettings, ConnectionSettings):
     """Most encoded bytes per request (images dominate)."""
     prepare_workers: int | None = setting(None, _optional(POSITIVE))
     """Threads that decode, resize and encode images; ``None``: the CPU cores available."""
+    int8_scale: float | None = setting(None, check_int8_scale)
+    """Quantization step of ``embedding_type="int8"``; ``None``: the published one of
+    Qwen3-VL-Embedding-2B/8B, and an error for any other model."""
 
     def __post_init__(self) -> None:
         self._fill()
@@ -325,6 +329,9 @@ class ClientSettings(ImageSettings, ConnectionSettings):
             query_instruction=self.query_instruction,
             document_instruction=self.document_instruction,
         )
+        for name in ("query_instruction", "document_instruction"):
+            if getattr(self, name) is not None:  # an unknown preset name fails here
+                resolve_instruction(getattr(self, name), name=name)
 
     @property
     def connection(self) -> ConnectionSettings:

@@ -71,8 +71,10 @@ InputType = Literal["query", "document"]
 #: ``cohere``: ``/v2/embed`` (Cohere Embed v2 schema).
 ProtocolName = Literal["chat", "cohere"]
 
-#: Vector element types the server can return on ``/v2/embed``; the chat path is always float.
-OutputDType = Literal["float", "binary", "ubinary"]
+#: Vector element types: ``float`` (float32); ``int8``, the model's learned int8 code (chat
+#: protocol; see :mod:`._quantize`); ``binary`` / ``ubinary``, sign bits packed eight per byte
+#: as int8 / uint8 (``/v2/embed`` only).
+OutputDType = Literal["float", "int8", "binary", "ubinary"]
 
 
 @dataclass(frozen=True, slots=True)

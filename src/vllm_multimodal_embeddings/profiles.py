@@ -1,4 +1,4 @@
-"""Model profiles: how a model wants its prompt laid out.
+"""Model profiles: how a model wants its prompt laid out, and the official task instructions.
 
 A profile turns one prepared input plus an instruction into a chat conversation for
 ``/v1/embeddings``. It holds no I/O and knows nothing of HTTP.
@@ -6,18 +6,98 @@ A profile turns one prepared input plus an instruction into a chat conversation 
 
 from __future__ import annotations
 
+import enum
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
+from ._exceptions import ConfigurationError, VLLMEmbeddingError
 
 if TYPE_CHECKING:
     from ._inputs import PreparedInput
 
-__all__ = ["ModelProfile", "normalize_instruction"]
+__all__ = ["ModelProfile", "TaskPreset", "normalize_instruction", "resolve_instruction"]
 
 Message = dict[str, Any]
+
+
+class TaskPreset(str, enum.Enum):
+    """The instructions QwenLM's own evaluation gives Qwen3-VL-Embedding, by task.
+
+    Pass a member wherever an instruction goes (``instruction=TaskPreset.VISDOC``, the
+    clients' and adapters' ``query_instruction``); its value *is* the instruction text, so
+    it reads the same on every path. Where only a string fits (a config file, the CLI), the
+    member's lower-case name does: ``"visdoc"``. The sources (QwenLM/Qwen3-VL-Embedding at
+    commit 8ce3aab1fbcc7b7143b094f0b2005dd89e7246b9) are listed in the README.
+
+    These are query-side instructions: in that evaluation every candidate (document image,
+    video, clip, label text) is embedded under the default, :attr:`DEFAULT`.
+    """
+
+    #: arguments.py / models.py: every candidate, and any input without a task.
+    DEFAULT = QWEN_DEFAULT_INSTRUCTION
+    #: README.md's example query; the package's default query instruction.
+    RETRIEVAL = QWEN_QUERY_INSTRUCTION
+    #: vidore_dataset.py, visrag_dataset.py: text query -> document page image.
+    VISDOC = "Find a document image that matches the given query."
+    #: msrvtt_dataset.py: text query -> video.
+    VIDEO_RETRIEVAL = "Find a video that contains the following visual content."
+    #: moment_retrieval_datasets.py (QVHighlight, Charades-STA): query -> clip of a video.
+    MOMENT_RETRIEVAL = "Find the clip that corresponds to the described scene in the given video."
+    #: video_classification_datasets.py: video -> label, for a dataset with no wording of its own.
+    VIDEO_CLASSIFICATION = "Classify the video into the correct category."
+    #: videomme / nextqa / egoschema / mvbench / activitynetqa datasets: video + question -> answer.
+    VIDEO_QA = (
+        "Given a video and a question, select the most accurate answer from the provided "
+        "candidates. Return only the exact text of your chosen answer."
+    )
+    #: Technical report, Table 9 (MS COCO): text -> image.
+    IMAGE_RETRIEVAL = "Find images matching this description."
+    #: Technical report, Table 9 (CIFAR-10): image -> label.
+    IMAGE_CLASSIFICATION = "Classify the object in this image."
+    #: Technical report, Table 9 (VQAv2): image + question -> answer.
+    IMAGE_QA = "Find the answer to this question about the image."
+    #: Technical report, Table 8 (SQuAD): question -> passage.
+    TEXT_RETRIEVAL = "Retrieve passages that answer this question."
+
+    def __str__(self) -> str:
+        # The text, as a plain str would print (a str-mixin Enum prints its member name).
+        return str(self.value)
+
+
+_PRESETS_BY_NAME = {preset.name.lower(): preset for preset in TaskPreset}
+# A single token with no space and no closing punctuation: a preset name, never a sentence.
+# Anything of this shape that is not a preset is refused rather than sent as the instruction.
+_PRESET_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[_-][A-Za-z0-9]+)*")
+
+
+def resolve_instruction(
+    value: str,
+    *,
+    name: str = "instruction",
+    error: type[VLLMEmbeddingError] = ConfigurationError,
+) -> str:
+    """The instruction text of ``value``: a :class:`TaskPreset`, a preset's name, or free text.
+
+    A single word with no closing punctuation (``"visdocs"``, ``"video-qa"``) that names no
+    preset raises ``error``: a typo of a preset must never become the instruction itself. End
+    a one-word instruction with punctuation (``"Summarize."``) to send it as written.
+    """
+    if isinstance(value, TaskPreset):
+        return value.value
+    key = value.strip()
+    preset = _PRESETS_BY_NAME.get(key.lower().replace("-", "_"))
+    if preset is not None:
+        return preset.value
+    if _PRESET_SHAPE.fullmatch(key):
+        known = ", ".join(_PRESETS_BY_NAME)
+        raise error(
+            f"{name}={key!r} is no task preset (known: {known}); an instruction is a "
+            f"sentence: end a one-word instruction with punctuation, e.g. {key + '.'!r}"
+        )
+    return value
 
 
 def normalize_instruction(instruction: str) -> str:
@@ -73,14 +153,21 @@ class ModelProfile:
     open_assistant_turn: bool = True
     extra_request_fields: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Preset names become their text here, once: every path reads the words it sends.
+        for name in ("query_instruction", "document_instruction"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, resolve_instruction(value, name=name))
+
     def instruction_for(self, input_type: str, override: str | None = None) -> str | None:
-        """The instruction for ``input_type``, ``override`` taking precedence."""
+        """The instruction for ``input_type``, ``override`` (text or preset) taking precedence."""
         raw = override
         if raw is None:
             raw = self.query_instruction if input_type == "query" else self.document_instruction
         if raw is None:
             return None
-        return normalize_instruction(raw) or None
+        return normalize_instruction(resolve_instruction(raw)) or None
 
     def parts(self, item: PreparedInput) -> list[dict[str, Any]]:
         """The user turn's content parts for one item, in the model's order."""

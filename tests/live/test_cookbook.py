@@ -71,6 +71,7 @@ def test_every_recipe_is_tested_and_documented():
         "one_image_many_instructions.py",
         "progress_bar.py",
         "index_at_scale.py",
+        "int8_recall.py",
         "quickstart.py",
         "two_stage_rag.py",
         "visual_document_rag.py",
@@ -136,6 +137,26 @@ def test_compact_vectors(run, vllm_server):
     shortlist = next(v for k, v in scores.items() if "shortlist" in k and "float top" in k)
     rescored = next(v for k, v in scores.items() if "re-score" in k)
     assert rescored <= shortlist + 1e-9
+
+
+def test_int8_recall(run):
+    out = run("int8_recall.py", "--docs", "150", "--images", "6")
+    # The test model is neither 2B nor 8B: the client names the missing step, the recipe
+    # calibrates one and says so.
+    assert "is neither: pass int8_scale=" in out
+    assert re.search(r"int8 step \d\.\d{4} \(calibrated", out), out
+    dim = int(re.search(r"storage for 150 vectors of (\d+) dims", out).group(1))
+    assert f"({dim * 4} B/vector)" in out and f"({dim} B/vector)" in out
+    rows = re.findall(r"^  (\d\.\d{4})\s+([01]\.\d{3})\s+([\d.]+)%\s+([\d.]+)%", out, re.M)
+    assert len(rows) == 5, out
+    steps = [float(r[0]) for r in rows]
+    assert steps == sorted(steps)
+    # A step below the calibrated one saturates more, a larger one rounds more values to 0.
+    saturated = [float(r[2]) for r in rows]
+    zero = [float(r[3]) for r in rows]
+    assert saturated[0] >= saturated[2] >= saturated[4]
+    assert zero[0] <= zero[2] <= zero[4]
+    assert min(float(r[1]) for r in rows) >= 0.0 and float(rows[2][1]) > 0.5
 
 
 def test_progress_bar(vllm_server, tmp_path):

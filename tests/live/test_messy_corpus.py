@@ -212,7 +212,11 @@ def test_dead_image_urls_are_skipped_without_their_secrets(
     assert summary.failed == 2
     good = [rows[0], {"id": "i0", "image": "ok.png"}, rows[4]]
     _check(
-        vllm_server, out, good, {"refused": "InternalServerError", "gone": "BadRequestError"}, tmp_path
+        vllm_server,
+        out,
+        good,
+        {"refused": "InternalServerError", "gone": "BadRequestError"},
+        tmp_path,
     )
     text = json.dumps([f.message for f in read_failures(out)])
     assert "SECRET" not in text and "pw" not in text

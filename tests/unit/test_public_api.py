@@ -38,11 +38,14 @@ def test_exported_names() -> None:
         "ProtocolName",
         "RateLimitError",
         "ServerInfo",
+        "TaskPreset",
         "UnsupportedFeatureError",
         "VLLMEmbeddingError",
         "__version__",
+        "int8_scale_for",
         "pdf_page_count",
         "pdf_pages",
+        "quantize_int8",
     }
     for name in pkg.__all__:
         assert getattr(pkg, name) is not None

@@ -155,6 +155,12 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
     dimensions: int | None = Field(
         default=None, ge=1, description="Matryoshka output size; None: the model's full size."
     )
+    int8_scale: float | None = Field(
+        default=None,
+        gt=0,
+        description="int8 quantization step of the underlying client; None: the published "
+        "step of Qwen3-VL-Embedding-2B/8B.",
+    )
     query_instruction: str | None = Field(
         default=None, description="Instruction for queries (chat protocol); None: the model's."
     )

@@ -103,6 +103,12 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     dimensions: int | None = Field(
         default=None, ge=1, description="Matryoshka output size; None = the model's full size."
     )
+    int8_scale: float | None = Field(
+        default=None,
+        gt=0,
+        description="int8 quantization step of the underlying client; None = the published "
+        "step of Qwen3-VL-Embedding-2B/8B.",
+    )
     client_side_dimensions: bool = Field(
         default=False,
         description="When the server refuses `dimensions`, truncate and re-normalize here.",
