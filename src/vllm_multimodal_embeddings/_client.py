@@ -60,8 +60,8 @@ def _settle(result: Any, index: int, processes: int) -> Outcome:
             "crash in an image decoder); set prepare_processes=0 to prepare on threads",
             index=index,
         )
-    if isinstance(result, BaseException):
-        raise result
+    if isinstance(result, BaseException) and not isinstance(result, VLLMEmbeddingError):
+        raise result  # a bug or a cancellation, not an input's fault (those are returned)
     outcome: Outcome = result
     return outcome
 
@@ -442,6 +442,8 @@ class EmbeddingClient(_ClientBase):
             job = self._plan(run)
             waited = self._slots.acquire()
             try:
+                if closed.is_set() or run.skip(chunk):  # while it waited for the slot
+                    return ChunkResult([])
                 started = tuner.now()
                 result = self._transport.drive(run.send(job, chunk.start, good, error))
                 tuner.answered(len(result.vectors), started, waited=waited)
@@ -683,6 +685,8 @@ class AsyncEmbeddingClient(_ClientBase):
             job = await self._plan(run)
             waited = await slots.acquire()
             try:
+                if run.skip(chunk):  # while it waited for the slot
+                    return ChunkResult([])
                 started = tuner.now()
                 result = await self._transport.drive(run.send(job, chunk.start, good, error))
                 tuner.answered(len(result.vectors), started, waited=waited)
