@@ -95,7 +95,8 @@ def test_an_overload_halves_concurrency_at_once_and_stops_its_growth() -> None:
     assert grown > 4
     tuner.overloaded("server answered 503", clock())
     assert tuner.concurrency == grown // 2
-    assert tuner.stats().reason == f"server answered 503: halved max_concurrency {grown} -> {grown // 2}"
+    halved = f"server answered 503: halved max_concurrency {grown} -> {grown // 2}"
+    assert tuner.stats().reason == halved
     run(tuner, clock, saturating(64), waves=20)
     assert tuner.concurrency == grown // 2  # closed: only the batch moves now
 
