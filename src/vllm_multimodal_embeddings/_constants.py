@@ -48,6 +48,9 @@ DEFAULT_MAX_CONCURRENCY: Final = 4
 # the 1.84 MP budget), more than a GPU server needs queued to stay busy (16 requests x 8
 # photos), and hundreds of thousands of texts. A request's JSON body adds a transient copy.
 DEFAULT_MAX_INFLIGHT_BYTES: Final = 256 * 1024 * 1024
+# What the window reckons an input not yet prepared will take, before any was measured: a
+# camera photo prepared for the wire, rounded up.
+UNMEASURED_INPUT_BYTES: Final = 1024 * 1024
 # The range self-tuning explores when batch_size / max_concurrency are left None (_tuning.py).
 AUTO_MAX_BATCH_SIZE: Final = 256
 AUTO_MAX_CONCURRENCY: Final = 64

@@ -175,9 +175,11 @@ class Tuner:
         return self._clock()
 
     def estimate(self, inputs: int) -> int:
-        """Bytes ``inputs`` not yet prepared will likely take (0 before anything was)."""
+        """Bytes ``inputs`` not yet prepared will likely take: the running mean, or before
+        anything was prepared a camera photo's worth each (a small budget is then kept from
+        the start; the default one admits the count-bounded window as before)."""
         mean = self._mean_bytes
-        return 0 if mean is None else int(mean * inputs)
+        return int((C.UNMEASURED_INPUT_BYTES if mean is None else mean) * inputs)
 
     def stats(self) -> TuningStats:
         """A snapshot of what was chosen and why."""

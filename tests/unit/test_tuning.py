@@ -130,7 +130,7 @@ def test_batches_stay_under_max_batch_bytes() -> None:
 
 def test_mean_input_bytes_follows_the_workload() -> None:
     tuner = auto(Clock())
-    assert tuner.estimate(100) == 0  # nothing prepared yet
+    assert tuner.estimate(100) == 100 * 1024 * 1024  # nothing prepared yet: a photo's worth
     tuner.prepared(10, 1000)
     assert tuner.estimate(100) == 10_000
     tuner.prepared(10, 11_000)  # mean moves a fifth of the way: 100 -> 300
