@@ -107,10 +107,9 @@ def test_async_window_keeps_the_budget_too() -> None:
 def test_a_429_halves_the_tuned_concurrency_and_stats_say_why() -> None:
     fake = FakeVLLM()
     fake.failures = [httpx.Response(429, json={"error": {"message": "slow down"}})]
-    with client(fake) as c:
-        with c.iter_embed([f"t{i}" for i in range(5)]) as stream:
-            vectors = list(stream)
-            stats = stream.stats
+    with client(fake) as c, c.iter_embed([f"t{i}" for i in range(5)]) as stream:
+        vectors = list(stream)
+        stats = stream.stats
     assert len(vectors) == 5
     assert stats is not None
     assert stats.tuned == ("batch_size", "max_concurrency")
