@@ -29,6 +29,7 @@ from ._pdf import pdf_page_count, pdf_pages
 from ._pipeline import AsyncEmbeddingStream, EmbeddingStream
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
+from ._tuning import TuningStats
 from ._types import (
     Content,
     EmbedInput,
@@ -68,6 +69,7 @@ __all__ = [
     "ProtocolName",
     "RateLimitError",
     "ServerInfo",
+    "TuningStats",
     "UnsupportedFeatureError",
     "VLLMEmbeddingError",
     "__version__",

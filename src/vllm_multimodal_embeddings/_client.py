@@ -156,11 +156,12 @@ class _ClientBase:
             on_byte_wait=tuner.byte_wait,
         )
 
-    def _prepared(self, hold: Hold, good: list[PreparedInput]) -> None:
+    def _prepared(self, hold: Hold, good: list[PreparedInput]) -> int:
         """Count a chunk's prepared payload against the byte budget, and tell the tuner."""
         nbytes = sum(item.nbytes for item in good)
         hold.set(nbytes)
         self._tuner.prepared(len(good), nbytes)
+        return nbytes
 
     def _adopt(self, info: ServerInfo) -> None:
         """Use a probe result found by another client of the same settings (adapters)."""
@@ -436,7 +437,7 @@ class EmbeddingClient(_ClientBase):
                 return ChunkResult([])
             good, error = run.triage(chunk, _outcomes(futures, chunk.start, self._processes))
             del futures
-            self._prepared(hold, good)
+            nbytes = self._prepared(hold, good)
             if not good:
                 return ChunkResult([], error)
             job = self._plan(run)
@@ -446,7 +447,7 @@ class EmbeddingClient(_ClientBase):
                     return ChunkResult([])
                 started = tuner.now()
                 result = self._transport.drive(run.send(job, chunk.start, good, error))
-                tuner.answered(len(result.vectors), started, waited=waited)
+                tuner.answered(len(result.vectors), nbytes, started, waited=waited)
             finally:
                 self._slots.release()
             return result
@@ -679,7 +680,7 @@ class AsyncEmbeddingClient(_ClientBase):
                 return ChunkResult([])
             prepared = [_settle(r, chunk.start + k, processes) for k, r in enumerate(results)]
             good, error = run.triage(chunk, prepared)
-            self._prepared(hold, good)
+            nbytes = self._prepared(hold, good)
             if not good:
                 return ChunkResult([], error)
             job = await self._plan(run)
@@ -689,7 +690,7 @@ class AsyncEmbeddingClient(_ClientBase):
                     return ChunkResult([])
                 started = tuner.now()
                 result = await self._transport.drive(run.send(job, chunk.start, good, error))
-                tuner.answered(len(result.vectors), started, waited=waited)
+                tuner.answered(len(result.vectors), nbytes, started, waited=waited)
             finally:
                 slots.release()
             return result

@@ -14,7 +14,9 @@ The policy works in measurement epochs:
    slot (otherwise preparation or the byte window is the bottleneck, and more slots would sit
    idle), else double the batch, while a request stays under ``max_batch_bytes``.
 4. The next epoch judges the move: throughput up by :data:`GAIN` or more keeps it (and the same
-   move is tried again); anything less undoes it and closes that direction.
+   move is tried again); anything less undoes it and closes that direction. An epoch whose
+   inputs differ in size by more than 2x from the baseline's (texts after photos) judges
+   nothing: the measurement starts again from the current values.
 5. An overload halves the concurrency at once (the batch when concurrency is fixed) and closes
    growth in that direction.
 6. With both directions closed the setting holds; after :data:`REOPEN_EPOCHS` steady epochs
@@ -87,19 +89,28 @@ class _Epoch:
     start: float
     requests: int = 0
     inputs: int = 0
+    nbytes: int = 0
     seconds: float = 0.0
     waited: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class _Trial:
-    """A move on probation: ``what`` went from ``before`` to ``after`` at ``tput``/``lat``."""
+    """A move on probation: ``what`` went from ``before`` to ``after``, measured against
+    ``tput`` / ``lat`` on inputs of ``size`` bytes each."""
 
     what: str
     before: int
     after: int
     tput: float
     lat: float
+    size: float
+
+
+def _comparable(a: float, b: float) -> bool:
+    """Whether two workloads' bytes per input are alike enough to compare their rates."""
+    low, high = sorted((a, b))
+    return high <= 2 * low + 64  # + 64: short texts of a few bytes vary a lot in ratio
 
 
 class Tuner:
@@ -215,9 +226,9 @@ class Tuner:
         with self._lock:
             self._byte_waits += 1
 
-    def answered(self, inputs: int, started: float, *, waited: bool) -> None:
-        """A request (a chunk's) started at ``started`` came back with ``inputs`` vectors;
-        ``waited``: it waited for a concurrency slot first."""
+    def answered(self, inputs: int, nbytes: int, started: float, *, waited: bool) -> None:
+        """A request (a chunk's) of ``nbytes`` started at ``started`` came back with ``inputs``
+        vectors; ``waited``: it waited for a concurrency slot first."""
         with self._lock:
             now = self._clock()
             self._requests += 1
@@ -227,6 +238,7 @@ class Tuner:
                 return
             epoch.requests += 1
             epoch.inputs += inputs
+            epoch.nbytes += nbytes
             epoch.seconds += now - started
             epoch.waited |= waited
             if epoch.requests >= max(4, 2 * self.concurrency):
@@ -255,8 +267,20 @@ class Tuner:
         tput = epoch.inputs / max(now - epoch.start, 1e-9)
         lat = epoch.seconds / epoch.requests
         self._tput, self._lat = tput, lat
+        size = epoch.nbytes / max(epoch.inputs, 1)
         base_tput, base_lat = tput, lat
         trial, self._trial = self._trial, None
+        if trial is not None and not _comparable(trial.size, size):
+            # Texts after photos (or the reverse): inputs per second are not comparable, so
+            # the move is neither kept nor undone on this; measure again from here.
+            self._reason = (
+                f"the workload changed ({trial.size:.0f} -> {size:.0f} bytes per input): "
+                f"measuring again at {self.batch_size} per request, {self.concurrency} in flight"
+            )
+            log.debug("tuning: %s", self._reason)
+            self._open = dict(self._auto)
+            self._epoch = _Epoch(now)
+            return
         if trial is not None:
             moved = (
                 f"{trial.what} {trial.before} -> {trial.after}: throughput "
@@ -270,27 +294,27 @@ class Tuner:
                 self._open[trial.what] = False
                 self._set(trial.what, trial.before, f"undid {moved} (< +{GAIN:.0%})")
         self._epoch = _Epoch(now)
-        self._next_move(base_tput, base_lat, waited=epoch.waited)
+        self._next_move(base_tput, base_lat, size, waited=epoch.waited)
 
-    def _next_move(self, tput: float, lat: float, *, waited: bool) -> None:
+    def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
         conc, batch = self._value[_CONC], self._value[_BATCH]
         if self._open[_CONC] and waited and conc < self._cap[_CONC]:
-            self._try(_CONC, min(conc * 2, self._cap[_CONC]), tput, lat)
+            self._try(_CONC, min(conc * 2, self._cap[_CONC]), tput, lat, size)
             return
         mean = self._mean_bytes or 0.0
         fits = (batch * 2) * mean <= self._max_batch_bytes
         if self._open[_BATCH] and batch < self._cap[_BATCH] and fits:
-            self._try(_BATCH, min(batch * 2, self._cap[_BATCH]), tput, lat)
+            self._try(_BATCH, min(batch * 2, self._cap[_BATCH]), tput, lat, size)
             return
         self._steady += 1
         if self._steady >= REOPEN_EPOCHS:
             self._steady = 0
             self._open = dict(self._auto)
 
-    def _try(self, name: str, after: int, tput: float, lat: float) -> None:
+    def _try(self, name: str, after: int, tput: float, lat: float, size: float) -> None:
         self._steady = 0
         before = self._value[name]
-        self._trial = _Trial(name, before, after, tput, lat)
+        self._trial = _Trial(name, before, after, tput, lat, size)
         self._set(
             name,
             after,

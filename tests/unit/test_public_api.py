@@ -38,6 +38,7 @@ def test_exported_names() -> None:
         "ProtocolName",
         "RateLimitError",
         "ServerInfo",
+        "TuningStats",
         "UnsupportedFeatureError",
         "VLLMEmbeddingError",
         "__version__",

@@ -32,14 +32,23 @@ def saturating(capacity: int) -> Latency:
     return latency
 
 
-def run(tuner: Tuner, clock: Clock, latency: Latency, waves: int, *, waited: bool = True) -> None:
-    """``waves`` rounds of ``concurrency`` requests started together, answered together."""
+def run(
+    tuner: Tuner,
+    clock: Clock,
+    latency: Latency,
+    waves: int,
+    *,
+    waited: bool = True,
+    size: int = 100,
+) -> None:
+    """``waves`` rounds of ``concurrency`` requests started together, answered together, of
+    inputs of ``size`` bytes."""
     for _ in range(waves):
         batch, conc = tuner.batch_size, tuner.concurrency
         started = clock()
         clock.t += latency(batch, conc)
         for _ in range(conc):
-            tuner.answered(batch, started, waited=waited)
+            tuner.answered(batch, batch * size, started, waited=waited)
 
 
 def auto(clock: Clock, **kw: int | None) -> Tuner:
@@ -117,6 +126,18 @@ def test_with_concurrency_fixed_an_overload_halves_the_batch() -> None:
     tuner = auto(clock, max_concurrency=8)
     tuner.overloaded("server answered 429", clock())
     assert (tuner.batch_size, tuner.concurrency) == (8, 8)
+
+
+def test_a_change_of_workload_judges_no_move() -> None:
+    clock = Clock()
+    tuner = auto(clock, max_concurrency=4)
+    run(tuner, clock, saturating(64), waves=2)  # baseline on texts; now trying batch 32
+    assert tuner.batch_size == 32
+    # Photos now: 50x slower per input, and 8,000 times the bytes. Not the move's fault.
+    run(tuner, clock, lambda b, c: 0.05 * b, waves=2, size=800_000)
+    stats = tuner.stats()
+    assert stats.batch_size == 32
+    assert stats.reason.startswith("the workload changed (100 -> 800000 bytes per input)")
 
 
 def test_batches_stay_under_max_batch_bytes() -> None:
