@@ -5,9 +5,10 @@ a noisy neighbour slows every strategy alike; the median round is reported. The 
 default client lives across rounds, as it would through a long job (its tuner learns from the
 first round on); what it chose is printed from ``client.stats``. A warm-up round is not timed.
 
-``--photos N`` then embeds N camera photos (4000x3000 JPEGs, benchmarks/corpus.py) in a fresh
-process per setting, with the package defaults and with ``prepare_processes`` 0 and 2, and
-reports photos/s and the growth of peak RSS over the process's state after setup.
+``--photos N`` then embeds camera photos (4000x3000 JPEGs, benchmarks/corpus.py) in a fresh
+process per run: N and 2N with the package defaults (peak RSS must not grow with the corpus),
+then N/2 with ``prepare_processes`` 0 and 2; it reports photos/s, the growth of peak RSS over
+the process's state after setup, and what the tuner chose.
 
 Env:
     VLLM_BASE_URL   the server (required)
@@ -115,13 +116,13 @@ def photos_child(n: int, processes: int | None) -> int:
             count += 1
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         stats = client.stats
     print(
         f"{count / seconds:.2f} photos/s, peak RSS +{(peak - base) / 1024:.0f} MB "
-        f"(largest child process {children / 1024:.0f} MB); chose {stats.batch_size} x "
+        f"(this process; a process pool's workers not counted); chose {stats.batch_size} x "
         f"{stats.max_concurrency}, prepare_processes={client.settings.prepare_processes}"
     )
+    print(f"    why: {stats.reason}")
     return 0
 
 
@@ -186,13 +187,24 @@ def main(argv: list[str] | None = None) -> int:
     fixed.close()
 
     if args.photos:
-        print(f"\n{args.photos} camera photos (4000x3000 JPEG), a fresh process per setting:")
-        for label, processes in (("defaults", None), ("threads", 0), ("2 processes", 2)):
-            cmd = [sys.executable, __file__, "--photos-child", str(args.photos)]
+        sys.path.insert(0, str(Path(__file__).parent))
+        from corpus import make_photos
+
+        make_photos(2 * args.photos)  # written once, before any child measures its RSS
+        n, half = args.photos, max(1, args.photos // 2)
+        print("\ncamera photos (4000x3000 JPEG), a fresh process per setting:")
+        runs = (
+            (f"defaults, {n} photos", None, n),
+            (f"defaults, {2 * n} photos", None, 2 * n),
+            (f"threads only, {half}", 0, half),
+            (f"2 processes, {half}", 2, half),
+        )
+        for label, processes, count in runs:
+            cmd = [sys.executable, __file__, "--photos-child", str(count)]
             if processes is not None:
                 cmd += ["--processes", str(processes)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            print(f"  {label:<12} {out.strip()}")
+            print(f"  {label:<22} {out.strip()}")
     return 0
 
 
