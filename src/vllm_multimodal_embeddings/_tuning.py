@@ -8,8 +8,8 @@ The policy works in measurement epochs:
 
 1. Start at 16 inputs x 4 requests, the fixed defaults of earlier releases.
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
-   of them are answered; its throughput is their inputs over the seconds since the change
-   (older requests measure the old setting, so they are not counted).
+   of them are answered; its throughput is their inputs over the seconds since the first of
+   them started (older requests measure the old setting, so they are not counted).
 3. After a baseline epoch, try one move: double the concurrency, when requests waited for a
    slot (otherwise preparation or the byte window is the bottleneck, and more slots would sit
    idle), else double the batch, while a request stays under ``max_batch_bytes``.
@@ -87,6 +87,9 @@ class TuningStats:
 @dataclass(slots=True)
 class _Epoch:
     start: float
+    #: When the first request counted started: the rate is taken from there, so that a client
+    #: idle between calls does not make the next epoch look faster than it is.
+    first: float | None = None
     requests: int = 0
     inputs: int = 0
     nbytes: int = 0
@@ -237,6 +240,7 @@ class Tuner:
             if not self.tuned or started < epoch.start:
                 return
             epoch.requests += 1
+            epoch.first = started if epoch.first is None else min(epoch.first, started)
             epoch.inputs += inputs
             epoch.nbytes += nbytes
             epoch.seconds += now - started
@@ -264,7 +268,7 @@ class Tuner:
 
     def _end_epoch(self, now: float) -> None:
         epoch = self._epoch
-        tput = epoch.inputs / max(now - epoch.start, 1e-9)
+        tput = epoch.inputs / max(now - (epoch.first or epoch.start), 1e-9)
         lat = epoch.seconds / epoch.requests
         self._tput, self._lat = tput, lat
         size = epoch.nbytes / max(epoch.inputs, 1)

@@ -128,6 +128,17 @@ def test_with_concurrency_fixed_an_overload_halves_the_batch() -> None:
     assert (tuner.batch_size, tuner.concurrency) == (8, 8)
 
 
+def test_idle_time_before_a_call_is_not_read_as_slowness() -> None:
+    clock = Clock()
+    tuner = auto(clock, batch_size=16)
+    clock.t += 60  # a client made a minute before its first call
+    run(tuner, clock, saturating(4), waves=4)  # baseline at 4, then 8 in flight tried
+    # On a server of 4, 8 in flight bring nothing: undone, not "kept" against a baseline
+    # that counted the idle minute.
+    assert tuner.concurrency == 4
+    assert tuner.stats().reason.startswith("undid max_concurrency 4 -> 8")
+
+
 def test_a_change_of_workload_judges_no_move() -> None:
     clock = Clock()
     tuner = auto(clock, max_concurrency=4)
