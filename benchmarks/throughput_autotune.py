@@ -23,7 +23,6 @@ import argparse
 import base64
 import io
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -100,6 +99,21 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def status_kb(field: str) -> int:
+    """A memory figure of this process from /proc/self/status, in kB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Reset the peak RSS mark to the current RSS and return it, in kB. (``ru_maxrss`` will
+    not do: Linux carries it over ``execve``, so a child starts at its parent's peak.)"""
+    Path("/proc/self/clear_refs").write_text("5")
+    return status_kb("VmRSS")
+
+
 def photos_child(n: int, processes: int | None) -> int:
     """One setting over ``n`` camera photos in this process: photos/s and peak RSS growth."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -109,13 +123,13 @@ def photos_child(n: int, processes: int | None) -> int:
     options: dict[str, Any] = {} if processes is None else {"prepare_processes": processes}
     with EmbeddingClient(**options) as client:
         client.embed(["warm up"])
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = reset_peak_rss()
         count = 0
         start = time.perf_counter()
         for _ in client.iter_embed_images(photos):
             count += 1
         seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = status_kb("VmHWM")
         stats = client.stats
     print(
         f"{count / seconds:.2f} photos/s, peak RSS +{(peak - base) / 1024:.0f} MB "
