@@ -16,7 +16,8 @@ The policy works in measurement epochs:
 4. The next epoch judges the move: throughput up by :data:`GAIN` or more keeps it (and the same
    move is tried again); anything less undoes it and closes that direction. An epoch whose
    inputs differ in size by more than 2x from the baseline's (texts after photos) judges
-   nothing: the measurement starts again from the current values.
+   nothing: the measurement starts again from the current values (closed directions stay
+   closed: a client alternating texts and photos would otherwise keep growing on noise).
 5. An overload halves the concurrency at once (the batch when concurrency is fixed) and closes
    growth in that direction.
 6. With both directions closed the setting holds; after :data:`REOPEN_EPOCHS` steady epochs
@@ -282,7 +283,6 @@ class Tuner:
                 f"measuring again at {self.batch_size} per request, {self.concurrency} in flight"
             )
             log.debug("tuning: %s", self._reason)
-            self._open = dict(self._auto)
             self._epoch = _Epoch(now)
             return
         if trial is not None:
