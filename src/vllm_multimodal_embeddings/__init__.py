@@ -30,6 +30,7 @@ from ._pipeline import AsyncEmbeddingStream, EmbeddingStream
 from ._quantize import int8_scale_for, quantize_int8
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
+from ._tuning import TuningStats
 from ._types import (
     Content,
     EmbedInput,
@@ -70,6 +71,7 @@ __all__ = [
     "RateLimitError",
     "ServerInfo",
     "TaskPreset",
+    "TuningStats",
     "UnsupportedFeatureError",
     "VLLMEmbeddingError",
     "__version__",

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any
 
@@ -13,28 +14,67 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from . import _constants as C
 from ._core import CallRun, EmbeddingCore
-from ._exceptions import UnsupportedFeatureError
+from ._exceptions import ImageLoadError, UnsupportedFeatureError, VLLMEmbeddingError
 from ._fetch import RemoteFetcher
 from ._http import AsyncTransport, SyncTransport
+from ._inputs import PreparedInput
 from ._job import Chunk, ChunkResult, Job, Vector
 from ._pipeline import (
     AsyncEmbeddingStream,
+    AsyncSlots,
+    ByteBudget,
     EmbeddingStream,
+    Hold,
     PreparePool,
     ProgressCallback,
+    Slots,
+    WindowLimits,
     arun_window,
     cancel_all,
     run_window,
     window_depth,
 )
+from ._prepare_pool import ProcessPreparer, discard_pool, process_pool
 from ._probe import probe
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
+from ._tuning import Tuner, TuningStats
 from ._types import EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
 from .profiles import ModelProfile
 
 __all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
+
+
+Outcome = PreparedInput | VLLMEmbeddingError
+
+
+def _settle(result: Any, index: int, processes: int) -> Outcome:
+    """A preparation's result; a worker process that died becomes a typed error naming the
+    input (and the broken pool is dropped, so the next call starts a fresh one)."""
+    if isinstance(result, BrokenProcessPool):
+        discard_pool(processes)
+        return ImageLoadError(
+            "the process pool preparing it broke (a worker process died: out of memory, or a "
+            "crash in an image decoder); set prepare_processes=0 to prepare on threads",
+            index=index,
+        )
+    if isinstance(result, BaseException) and not isinstance(result, VLLMEmbeddingError):
+        raise result  # a bug or a cancellation, not an input's fault (those are returned)
+    outcome: Outcome = result
+    return outcome
+
+
+def _outcomes(futures: list[Future[Any]], start: int, processes: int) -> list[Outcome]:
+    out: list[Outcome] = []
+    for k, future in enumerate(futures):
+        try:
+            result = future.result()
+        except BrokenProcessPool as exc:
+            result = exc
+        out.append(_settle(result, start + k, processes))
+    return out
 
 
 def _stack(vectors: list[Vector]) -> npt.NDArray[Any]:
@@ -57,6 +97,15 @@ class _ClientBase:
         # The probe result a refusal was last checked against (see _plan).
         self._confirmed: ServerInfo | None = None
         self._prepare = PreparePool(self.settings.prepare_workers)
+        s = self.settings
+        self._tuner = Tuner(
+            batch_size=s.batch_size,
+            max_concurrency=s.max_concurrency,
+            max_batch_bytes=s.max_batch_bytes,
+        )
+        self._budget = ByteBudget(s.max_inflight_bytes)
+        self._images = s.images
+        self._processes = s.prepare_processes or 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.settings!r})"
@@ -92,17 +141,51 @@ class _ClientBase:
         """The client-wide output dimension."""
         return self.settings.dimensions
 
+    @property
+    def stats(self) -> TuningStats:
+        """Batch size and concurrency now, whether they are tuned, and why they are what they
+        are (also logged at DEBUG on each change)."""
+        return self._tuner.stats()
+
+    def _limits(self) -> WindowLimits:
+        tuner = self._tuner
+        return WindowLimits(
+            depth=lambda: window_depth(tuner.concurrency),
+            budget=self._budget,
+            estimate=tuner.estimate,
+            on_byte_wait=tuner.byte_wait,
+        )
+
+    def _prepared(self, hold: Hold, good: list[PreparedInput]) -> int:
+        """Count a chunk's prepared payload against the byte budget, and tell the tuner."""
+        nbytes = sum(item.nbytes for item in good)
+        hold.set(nbytes)
+        self._tuner.prepared(len(good), nbytes)
+        return nbytes
+
     def _adopt(self, info: ServerInfo) -> None:
         """Use a probe result found by another client of the same settings (adapters)."""
         self._info = info
         self._core.model = info.model
 
     def _prepare_all(self, run: CallRun, chunk: Chunk) -> list[Future[Any]]:
-        """Start preparing a chunk's inputs on the worker pool."""
-        pool = self._prepare.executor()
+        """Start preparing a chunk's inputs: large local images on the process pool when the
+        client has one, everything else on the worker threads."""
+        threads = self._prepare.executor()
         str_as, fetch = run.options.str_as, self._remote
+        if self._processes:
+            preparer = ProcessPreparer(
+                process_pool(self._processes),
+                threads,
+                self._images,
+                min_bytes=C.PROCESS_MIN_BYTES,
+            )
+            return [
+                preparer.submit(item, chunk.start + k, str_as, fetch)
+                for k, item in enumerate(chunk.items)
+            ]
         return [
-            pool.submit(self._core.prepare, item, chunk.start + k, str_as, fetch)
+            threads.submit(self._core.prepare, item, chunk.start + k, str_as, fetch)
             for k, item in enumerate(chunk.items)
         ]
 
@@ -141,6 +224,8 @@ class EmbeddingClient(_ClientBase):
         """
         super().__init__(settings, options)
         self._transport = SyncTransport(self.settings, http_client)
+        self._transport.on_overload = self._tuner.overloaded
+        self._slots = Slots(lambda: self._tuner.concurrency)
         self._lock = threading.Lock()
         self._chunk_pool: ThreadPoolExecutor | None = None
 
@@ -226,7 +311,7 @@ class EmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return EmbeddingStream(self._run(inputs, run, on_progress))
+        return EmbeddingStream(self._run(inputs, run, on_progress), self._tuner.stats)
 
     def iter_embed_images(
         self,
@@ -247,7 +332,7 @@ class EmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return EmbeddingStream(self._run(images, run, on_progress))
+        return EmbeddingStream(self._run(images, run, on_progress), self._tuner.stats)
 
     def embed(
         self,
@@ -318,7 +403,8 @@ class EmbeddingClient(_ClientBase):
         with self._lock:
             if self._chunk_pool is None:
                 self._chunk_pool = ThreadPoolExecutor(
-                    max_workers=window_depth(self.settings.max_concurrency),
+                    # Sized for the most the tuner may allow; threads start only as needed.
+                    max_workers=window_depth(self._tuner.max_concurrency),
                     thread_name_prefix="vmme-chunk",
                 )
             return self._chunk_pool
@@ -326,13 +412,20 @@ class EmbeddingClient(_ClientBase):
     def _run(
         self, inputs: Iterable[Any], run: CallRun, on_progress: ProgressCallback | None
     ) -> Any:
-        chunks = self._core.chunks(inputs, self.settings.batch_size)
+        tuner = self._tuner
+        chunks = self._core.chunks(inputs, lambda: tuner.batch_size)
         pool = self._chunks_pool()
         closed = threading.Event()
         preparing: set[Future[Any]] = set()
         preparing_lock = threading.Lock()
 
-        def run_chunk(chunk: Chunk) -> ChunkResult:
+        def run_chunk(chunk: Chunk, hold: Hold) -> ChunkResult:
+            try:
+                return send_chunk(chunk, hold)
+            finally:
+                hold.release()  # answered or failed: its payloads are gone
+
+        def send_chunk(chunk: Chunk, hold: Hold) -> ChunkResult:
             if closed.is_set() or run.skip(chunk):
                 return ChunkResult([])
             futures = self._prepare_all(run, chunk)
@@ -345,12 +438,22 @@ class EmbeddingClient(_ClientBase):
                 preparing.difference_update(futures)
             if closed.is_set() or run.skip(chunk):
                 return ChunkResult([])
-            good, error = run.triage(chunk, [f.result() for f in futures])
+            good, error = run.triage(chunk, _outcomes(futures, chunk.start, self._processes))
             del futures
+            nbytes = self._prepared(hold, good)
             if not good:
                 return ChunkResult([], error)
             job = self._plan(run)
-            return self._transport.drive(run.send(job, chunk.start, good, error))
+            waited = self._slots.acquire()
+            try:
+                if closed.is_set() or run.skip(chunk):  # while it waited for the slot
+                    return ChunkResult([])
+                started = tuner.now()
+                result = self._transport.drive(run.send(job, chunk.start, good, error))
+                tuner.answered(len(result.vectors), nbytes, started, waited=waited)
+            finally:
+                self._slots.release()
+            return result
 
         def on_close() -> None:
             closed.set()
@@ -359,8 +462,8 @@ class EmbeddingClient(_ClientBase):
 
         return run_window(
             chunks,
-            lambda chunk: pool.submit(run_chunk, chunk),
-            window_depth(self.settings.max_concurrency),
+            lambda chunk, hold: pool.submit(run_chunk, chunk, hold),
+            self._limits(),
             on_progress,
             on_close,
         )
@@ -388,9 +491,10 @@ class AsyncEmbeddingClient(_ClientBase):
         """
         super().__init__(settings, options)
         self._transport = AsyncTransport(self.settings, http_client)
+        self._transport.on_overload = self._tuner.overloaded
         # Created on first use, inside the event loop that owns this client.
         self._info_lock: asyncio.Lock | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: AsyncSlots | None = None
 
     async def aclose(self) -> None:
         """Close the connection pool, unless it was passed in."""
@@ -457,7 +561,7 @@ class AsyncEmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return AsyncEmbeddingStream(self._run(inputs, run, on_progress))
+        return AsyncEmbeddingStream(self._run(inputs, run, on_progress), self._tuner.stats)
 
     def iter_embed_images(
         self,
@@ -478,7 +582,7 @@ class AsyncEmbeddingClient(_ClientBase):
             dimensions=dimensions,
             embedding_type=embedding_type,
         )
-        return AsyncEmbeddingStream(self._run(images, run, on_progress))
+        return AsyncEmbeddingStream(self._run(images, run, on_progress), self._tuner.stats)
 
     async def embed(
         self,
@@ -549,38 +653,55 @@ class AsyncEmbeddingClient(_ClientBase):
         run: CallRun,
         on_progress: ProgressCallback | None,
     ) -> Any:
-        core = self._core
-        size = self.settings.batch_size
+        core, tuner = self._core, self._tuner
         chunks: Any = (
-            core.achunks(inputs, size)
+            core.achunks(inputs, lambda: tuner.batch_size)
             if isinstance(inputs, AsyncIterable)
-            else core.chunks(inputs, size)
+            else core.chunks(inputs, lambda: tuner.batch_size)
         )
         if self._slots is None:
             # One bound for every call on this client: frameworks start many calls at once.
-            self._slots = asyncio.Semaphore(window_depth(self.settings.max_concurrency))
+            self._slots = AsyncSlots(lambda: tuner.concurrency)
         slots = self._slots
+        processes = self._processes
 
-        async def run_chunk(chunk: Chunk) -> ChunkResult:
-            async with slots:
-                loop = asyncio.get_running_loop()
-                futures = self._prepare_all(run, chunk)
-                # wrap_future: cancelling the gather cancels the preparations not yet started.
-                prepared = await asyncio.gather(
-                    *(asyncio.wrap_future(f, loop=loop) for f in futures)
-                )
-                if run.skip(chunk):
+        async def run_chunk(chunk: Chunk, hold: Hold) -> ChunkResult:
+            try:
+                return await send_chunk(chunk, hold)
+            finally:
+                hold.release()
+
+        async def send_chunk(chunk: Chunk, hold: Hold) -> ChunkResult:
+            loop = asyncio.get_running_loop()
+            futures = self._prepare_all(run, chunk)
+            # wrap_future: cancelling the gather cancels the preparations not yet started.
+            results = await asyncio.gather(
+                *(asyncio.wrap_future(f, loop=loop) for f in futures), return_exceptions=True
+            )
+            del futures
+            if run.skip(chunk):
+                return ChunkResult([])
+            prepared = [_settle(r, chunk.start + k, processes) for k, r in enumerate(results)]
+            good, error = run.triage(chunk, prepared)
+            nbytes = self._prepared(hold, good)
+            if not good:
+                return ChunkResult([], error)
+            job = await self._plan(run)
+            waited = await slots.acquire()
+            try:
+                if run.skip(chunk):  # while it waited for the slot
                     return ChunkResult([])
-                good, error = run.triage(chunk, prepared)
-                if not good:
-                    return ChunkResult([], error)
-                job = await self._plan(run)
-                return await self._transport.drive(run.send(job, chunk.start, good, error))
+                started = tuner.now()
+                result = await self._transport.drive(run.send(job, chunk.start, good, error))
+                tuner.answered(len(result.vectors), nbytes, started, waited=waited)
+            finally:
+                slots.release()
+            return result
 
         async for vector in arun_window(
             chunks,
-            lambda chunk: asyncio.ensure_future(run_chunk(chunk)),
-            window_depth(self.settings.max_concurrency),
+            lambda chunk, hold: asyncio.ensure_future(run_chunk(chunk, hold)),
+            self._limits(),
             on_progress,
         ):
             yield vector

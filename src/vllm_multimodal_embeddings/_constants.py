@@ -43,6 +43,20 @@ DEFAULT_MAX_RETRIES: Final = 8
 DEFAULT_BATCH_SIZE: Final = 16
 DEFAULT_MAX_BATCH_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_MAX_CONCURRENCY: Final = 4
+# Prepared payload bytes the streaming pipeline may hold unanswered, per client. A laptop spares
+# 256 MiB; it holds ~300 camera photos prepared for the wire (~0.8 MB each as a base64 JPEG at
+# the 1.84 MP budget), more than a GPU server needs queued to stay busy (16 requests x 8
+# photos), and hundreds of thousands of texts. A request's JSON body adds a transient copy.
+DEFAULT_MAX_INFLIGHT_BYTES: Final = 256 * 1024 * 1024
+# What the window reckons an input not yet prepared will take, before any was measured: a
+# camera photo prepared for the wire, rounded up.
+UNMEASURED_INPUT_BYTES: Final = 1024 * 1024
+# The range self-tuning explores when batch_size / max_concurrency are left None (_tuning.py).
+AUTO_MAX_BATCH_SIZE: Final = 256
+AUTO_MAX_CONCURRENCY: Final = 64
+# Inputs of at least this many bytes (files, bytes, data: URIs) are prepared on processes when
+# the client has some: below it, the round trip to a process costs more than the pixel work.
+PROCESS_MIN_BYTES: Final = 1024 * 1024
 
 # Default cap on an image's pixel count, read from its header before any decoding: twice
 # Pillow's ``MAX_IMAGE_PIXELS`` (2 x 89,478,485), the point where Pillow itself refuses to

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from . import _constants as C
 from ._constants import CONTENT_STATUS
 from ._endpoints import ANY, Endpoint, endpoint_for
 from ._exceptions import (
@@ -150,7 +151,10 @@ class EmbeddingCore:
             embedding_type=options.embedding_type,
             str_as=options.str_as,
             batched=info.batched_conversations,
-            batch_size=self.endpoint.batch_size(self.settings.batch_size, info),
+            # Chunks are one request's inputs (their size may be tuned): this is the cap.
+            batch_size=self.endpoint.batch_size(
+                self.settings.batch_size or C.AUTO_MAX_BATCH_SIZE, info
+            ),
             expected_size=expected if options.embedding_type in ("float", "int8") else None,
             int8_scale=scale,
         )
@@ -158,27 +162,32 @@ class EmbeddingCore:
     # -- 3. reading -------------------------------------------------------------------------
 
     @staticmethod
-    def chunks(inputs: Iterable[Any], size: int) -> Iterator[Chunk]:
-        """The inputs ``size`` at a time, read lazily (a generator of paths stays lazy)."""
+    def chunks(inputs: Iterable[Any], size: int | Callable[[], int]) -> Iterator[Chunk]:
+        """The inputs ``size`` at a time, read lazily (a generator of paths stays lazy);
+        ``size`` may be a function, asked before each chunk (the tuner's batch size)."""
+        size_of = size if callable(size) else lambda: size
         iterator = iter(inputs)
         start = 0
         while True:
-            items = list(itertools.islice(iterator, size))
+            items = list(itertools.islice(iterator, size_of()))
             if not items:
                 return
             yield Chunk(start, items)
             start += len(items)
 
     @staticmethod
-    async def achunks(inputs: AsyncIterable[Any], size: int) -> AsyncIterator[Chunk]:
+    async def achunks(
+        inputs: AsyncIterable[Any], size: int | Callable[[], int]
+    ) -> AsyncIterator[Chunk]:
         """:meth:`chunks` for an async iterable."""
+        size_of = size if callable(size) else lambda: size
         items: list[Any] = []
         start = 0
         async for item in inputs:
             items.append(item)
-            if len(items) == size:
+            if len(items) >= size_of():
                 yield Chunk(start, items)
-                start, items = start + size, []
+                start, items = start + len(items), []
         if items:
             yield Chunk(start, items)
 

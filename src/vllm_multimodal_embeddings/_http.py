@@ -14,12 +14,13 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import httpx
 
+from . import _constants as C
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -160,6 +161,23 @@ def _attempt_outcome(
     return delay
 
 
+#: Told of each answer that says "slow down" (429, 503, a timeout) and when its attempt began.
+OverloadHook = Callable[[str, float], None]
+
+
+def _overload(outcome: httpx.Response | Exception) -> str | None:
+    """What an attempt's outcome says about the server's load, when it says "slow down"."""
+    if isinstance(outcome, httpx.Response):
+        status = outcome.status_code
+        return f"server answered {status}" if status in (429, 503) else None
+    return "a request timed out" if isinstance(outcome, httpx.TimeoutException) else None
+
+
+def _ceiling(settings: ClientSettings) -> int:
+    # Left None, concurrency is the embedding client's to tune, below this ceiling.
+    return settings.max_concurrency or C.AUTO_MAX_CONCURRENCY
+
+
 class SyncTransport:
     """Blocking requests to one server, with retries, at most ``max_concurrency`` at a time
     across every thread that uses it."""
@@ -168,7 +186,8 @@ class SyncTransport:
         self.settings = settings
         self._owns = http_client is None
         self._http = http_client or httpx.Client(timeout=settings.timeout)
-        self._limit = threading.BoundedSemaphore(settings.max_concurrency)
+        self._limit = threading.BoundedSemaphore(_ceiling(settings))
+        self.on_overload: OverloadHook | None = None
         self._policy = settings.retry_policy()
         self._reached = False  # any response yet: later refusals are outages, worth retrying
 
@@ -186,6 +205,7 @@ class SyncTransport:
             outcome: httpx.Response | Exception
             try:
                 with self._limit:  # held for the request only, never while backing off
+                    started = time.monotonic()
                     outcome = self._http.request(
                         call.method,
                         url,
@@ -197,6 +217,9 @@ class SyncTransport:
                 outcome = exc
             if isinstance(outcome, httpx.Response):
                 self._reached = True
+            slow_down = _overload(outcome)
+            if slow_down is not None and self.on_overload is not None:
+                self.on_overload(slow_down, started)
             delay = _attempt_outcome(call, state, outcome, self._reached)
             if delay is not None:
                 time.sleep(delay)
@@ -231,6 +254,7 @@ class AsyncTransport:
         self._http = http_client or httpx.AsyncClient(timeout=settings.timeout)
         # Created lazily: before Python 3.10 a semaphore bound itself to the loop at creation.
         self._limit: asyncio.Semaphore | None = None
+        self.on_overload: OverloadHook | None = None
         self._policy = settings.retry_policy()
         self._reached = False  # any response yet: later refusals are outages, worth retrying
 
@@ -247,9 +271,10 @@ class AsyncTransport:
         while True:
             outcome: httpx.Response | Exception
             if self._limit is None:
-                self._limit = asyncio.Semaphore(s.max_concurrency)
+                self._limit = asyncio.Semaphore(_ceiling(s))
             try:
                 async with self._limit:  # held for the request only, never while backing off
+                    started = time.monotonic()
                     outcome = await self._http.request(
                         call.method,
                         url,
@@ -261,6 +286,9 @@ class AsyncTransport:
                 outcome = exc
             if isinstance(outcome, httpx.Response):
                 self._reached = True
+            slow_down = _overload(outcome)
+            if slow_down is not None and self.on_overload is not None:
+                self.on_overload(slow_down, started)
             delay = _attempt_outcome(call, state, outcome, self._reached)
             if delay is not None:
                 await asyncio.sleep(delay)

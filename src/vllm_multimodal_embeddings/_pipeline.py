@@ -1,12 +1,20 @@
 """The streaming pipeline: inputs read lazily, prepared by workers, sent while others prepare.
 
-One call is a window of :class:`~._job.Chunk` tasks (``batch_size`` inputs each). A
-task prepares its inputs on the shared worker pool, then sends them; the caller takes results
-in input order, and each one taken lets one more chunk in. So, whatever the corpus size, at
-most ``max_concurrency + 2`` chunks hold prepared payloads per client (one per request in
-flight, and two being prepared so that the workers never wait for a straggler), and vectors
-wait only for the chunks before them. With the defaults (16 x 6) that is 96 camera photos, or
-about 100 MB of payloads.
+One call is a window of :class:`~._job.Chunk` tasks (one request's inputs each). A task
+prepares its inputs on the worker pool, waits for one of the client's request slots
+(:class:`Slots`), then sends them; the caller takes results in input order, and each one taken
+lets more chunks in. The window is bounded twice, so that memory does not grow with the corpus:
+
+* by count: at most ``concurrency + 2`` chunks (one per request in flight, and two being
+  prepared so that the workers never wait for a straggler); vectors wait only for the chunks
+  before them;
+* by bytes: a chunk is let in only while the client's prepared-but-unanswered payloads
+  (:class:`ByteBudget`, ``max_inflight_bytes``) leave room for it, reckoned from the bytes
+  per input seen so far. An empty window always takes one chunk, so an input larger than the
+  whole budget still goes, alone, and nothing waits forever.
+
+Batch size and concurrency come from the client's :class:`~._tuning.Tuner`: fixed when set,
+adapted to what the server sustains when left ``None``.
 """
 
 from __future__ import annotations
@@ -16,17 +24,24 @@ import threading
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from ._job import Chunk, ChunkResult, Vector
 from ._settings import default_workers
+from ._tuning import TuningStats
 
 __all__ = [
     "AsyncEmbeddingStream",
+    "AsyncSlots",
+    "ByteBudget",
     "EmbeddingStream",
+    "Hold",
     "PreparePool",
     "ProgressCallback",
+    "Slots",
+    "WindowLimits",
     "worker_pool",
 ]
 
@@ -92,6 +107,122 @@ def window_depth(max_concurrency: int) -> int:
     return max_concurrency + 2
 
 
+class ByteBudget:
+    """The prepared-but-unanswered payload bytes of one client, across its calls."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        """Bytes held now."""
+        return self._used
+
+    def hold(self, nbytes: int, *, force: bool) -> Hold | None:
+        """Hold ``nbytes`` if they fit (or ``force``: an empty window must make progress)."""
+        with self._lock:
+            if not force and self._used + nbytes > self.limit:
+                return None
+            self._used += nbytes
+        return Hold(self, nbytes)
+
+    def _change(self, delta: int) -> None:
+        with self._lock:
+            self._used += delta
+
+
+class Hold:
+    """One chunk's share of a :class:`ByteBudget`: an estimate until it is prepared."""
+
+    def __init__(self, budget: ByteBudget, nbytes: int) -> None:
+        self._budget = budget
+        self._nbytes = nbytes
+        self._lock = threading.Lock()
+
+    def set(self, nbytes: int) -> None:
+        """The chunk now holds ``nbytes`` (its prepared size, or 0 once answered)."""
+        with self._lock:
+            delta, self._nbytes = nbytes - self._nbytes, nbytes
+        self._budget._change(delta)
+
+    def release(self) -> None:
+        """Give the bytes back (idempotent: the task and the window's cleanup may both)."""
+        self.set(0)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowLimits:
+    """What bounds one call's window: a depth read live, and the client's byte budget."""
+
+    depth: Callable[[], int]
+    budget: ByteBudget
+    #: Bytes a chunk of ``n`` inputs will likely take once prepared.
+    estimate: Callable[[int], int]
+    #: Told each time a chunk is held back for bytes.
+    on_byte_wait: Callable[[], None]
+
+
+class Slots:
+    """Requests in flight across a client's threads, at most ``limit()`` (read live: the
+    tuner may change it while threads wait)."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._busy = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> bool:
+        """Take a slot; whether it had to wait for one."""
+        waited = False
+        with self._cond:
+            while self._busy >= self._limit():
+                waited = True
+                self._cond.wait()
+            self._busy += 1
+        return waited
+
+    def release(self) -> None:
+        """Give a slot back; waiters re-read the limit."""
+        with self._cond:
+            self._busy -= 1
+            self._cond.notify_all()
+
+
+class AsyncSlots:
+    """:class:`Slots` for the tasks of one event loop; :meth:`release` needs no await, so a
+    cancelled task gives its slot back in a ``finally`` without suspending."""
+
+    def __init__(self, limit: Callable[[], int]) -> None:
+        self._limit = limit
+        self._busy = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def acquire(self) -> bool:
+        """Take a slot; whether it had to wait for one."""
+        waited = False
+        while self._busy >= self._limit():
+            waited = True
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self._busy += 1
+        return waited
+
+    def release(self) -> None:
+        """Give a slot back; every waiter re-reads the limit."""
+        self._busy -= 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class EmbeddingStream(Iterator[Vector]):
     """The vectors of one call, one per input, in input order, as they complete.
 
@@ -100,8 +231,18 @@ class EmbeddingStream(Iterator[Vector]):
     (float32, or packed int8/uint8 bits for binary embedding types).
     """
 
-    def __init__(self, run: Generator[Vector, None, None]) -> None:
+    def __init__(
+        self,
+        run: Generator[Vector, None, None],
+        stats: Callable[[], TuningStats] | None = None,
+    ) -> None:
         self._run = run
+        self._stats = stats
+
+    @property
+    def stats(self) -> TuningStats | None:
+        """What the client chose for batch size and concurrency so far, and why."""
+        return None if self._stats is None else self._stats()
 
     def __iter__(self) -> EmbeddingStream:
         return self
@@ -131,8 +272,18 @@ class AsyncEmbeddingStream(AsyncIterator[Vector]):
     Cancelling the task that iterates it cancels the preparation of inputs not yet started.
     """
 
-    def __init__(self, run: AsyncGenerator[Vector, None]) -> None:
+    def __init__(
+        self,
+        run: AsyncGenerator[Vector, None],
+        stats: Callable[[], TuningStats] | None = None,
+    ) -> None:
         self._run = run
+        self._stats = stats
+
+    @property
+    def stats(self) -> TuningStats | None:
+        """What the client chose for batch size and concurrency so far, and why."""
+        return None if self._stats is None else self._stats()
 
     def __aiter__(self) -> AsyncEmbeddingStream:
         return self
@@ -158,26 +309,34 @@ class AsyncEmbeddingStream(AsyncIterator[Vector]):
 
 def run_window(
     chunks: Iterator[Chunk],
-    submit: Callable[[Chunk], Future[ChunkResult]],
-    depth: int,
+    submit: Callable[[Chunk, Hold], Future[ChunkResult]],
+    limits: WindowLimits,
     on_progress: ProgressCallback | None,
     on_close: Callable[[], None],
 ) -> Generator[Vector, None, None]:
-    """Keep ``depth`` chunk tasks going; hand out their vectors in order; stop at an error."""
-    window: deque[Future[ChunkResult]] = deque()
+    """Keep the window full (by count and bytes); hand out vectors in order; stop at an error."""
+    window: deque[tuple[Future[ChunkResult], Hold]] = deque()
+    waiting: list[Chunk] = []  # a chunk read but held back for bytes
 
     def top_up() -> None:
-        while len(window) < depth:
-            chunk = next(chunks, None)
+        while len(window) < limits.depth():
+            chunk = waiting.pop() if waiting else next(chunks, None)
             if chunk is None:
                 return
-            window.append(submit(chunk))
+            hold = limits.budget.hold(limits.estimate(len(chunk.items)), force=not window)
+            if hold is None:
+                waiting.append(chunk)
+                limits.on_byte_wait()
+                return
+            window.append((submit(chunk, hold), hold))
 
     try:
         top_up()
         while window:
-            result = window[0].result()
+            future, hold = window[0]
+            result = future.result()
             window.popleft()
+            hold.release()
             top_up()  # before handing out: the pool keeps working while the caller does
             yield from result.vectors
             if on_progress is not None and result.vectors:
@@ -186,36 +345,48 @@ def run_window(
                 raise result.error
     finally:
         on_close()
-        for future in window:
+        for future, hold in window:
             future.cancel()
+            if future.cancelled():
+                hold.release()  # a running task releases its own when it ends
 
 
 async def arun_window(
     chunks: Iterator[Chunk] | AsyncIterator[Chunk],
-    start: Callable[[Chunk], asyncio.Task[ChunkResult]],
-    depth: int,
+    start: Callable[[Chunk, Hold], asyncio.Task[ChunkResult]],
+    limits: WindowLimits,
     on_progress: ProgressCallback | None,
 ) -> AsyncGenerator[Vector, None]:
     """Async :func:`run_window`: chunk tasks on the running loop, cancelled on exit."""
-    window: deque[asyncio.Task[ChunkResult]] = deque()
+    window: deque[tuple[asyncio.Task[ChunkResult], Hold]] = deque()
+    waiting: list[Chunk] = []
 
     async def next_chunk() -> Chunk | None:
+        if waiting:
+            return waiting.pop()
         if isinstance(chunks, AsyncIterator):
             return await anext(chunks, None)
         return next(chunks, None)
 
     async def top_up() -> None:
-        while len(window) < depth:
+        while len(window) < limits.depth():
             chunk = await next_chunk()
             if chunk is None:
                 return
-            window.append(start(chunk))
+            hold = limits.budget.hold(limits.estimate(len(chunk.items)), force=not window)
+            if hold is None:
+                waiting.append(chunk)
+                limits.on_byte_wait()
+                return
+            window.append((start(chunk, hold), hold))
 
     try:
         await top_up()
         while window:
-            result = await window[0]
+            task, hold = window[0]
+            result = await task
             window.popleft()
+            hold.release()
             await top_up()
             for vector in result.vectors:
                 yield vector
@@ -224,11 +395,13 @@ async def arun_window(
             if result.error is not None:
                 raise result.error
     finally:
-        for task in window:
+        for task, _ in window:
             task.cancel()
         if window:
             # Let the cancellations land, so no task outlives the call.
-            await asyncio.gather(*window, return_exceptions=True)
+            await asyncio.gather(*(task for task, _ in window), return_exceptions=True)
+        for _, hold in window:
+            hold.release()
 
 
 def cancel_all(futures: list[Future[Any]]) -> None:

@@ -22,7 +22,15 @@ from ._exceptions import VLLMEmbeddingError
 from ._inputs import Fetcher, PreparedInput, prepare_input
 from ._settings import ImageSettings
 
-__all__ = ["Outcome", "ProcessPreparer", "goes_to_process", "prepare_outcome", "process_pool"]
+__all__ = [
+    "Outcome",
+    "ProcessPreparer",
+    "discard_pool",
+    "goes_to_process",
+    "large_enough",
+    "prepare_outcome",
+    "process_pool",
+]
 
 Outcome = PreparedInput | VLLMEmbeddingError
 StrAs = Literal["text", "image"]
@@ -54,6 +62,30 @@ def goes_to_process(item: object, str_as: StrAs) -> bool:
     return False
 
 
+def large_enough(item: object, min_bytes: int) -> bool:
+    """Whether ``item`` (one :func:`goes_to_process` accepts) has ``min_bytes`` or more, so the
+    pixel work outweighs the round trip to a process (a 640x480 JPEG does not, a photo does).
+    A path that cannot be read stays on the threads, which report it."""
+    if min_bytes <= 0:
+        return True
+    if isinstance(item, (bytes, bytearray)):
+        return len(item) >= min_bytes
+    if isinstance(item, str) and item[:5].lower() == "data:":
+        return len(item) * 3 // 4 >= min_bytes
+    try:
+        return os.stat(item).st_size >= min_bytes  # type: ignore[arg-type]
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def discard_pool(workers: int) -> None:
+    """Forget the pool of ``workers`` (a broken one): the next :func:`process_pool` starts anew."""
+    with _pools_lock:
+        pool = _pools.pop(workers, None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """The process-wide pool of ``workers`` preparing processes (started on first use).
 
@@ -77,19 +109,26 @@ class ProcessPreparer:
         processes: the pool for pixel work (:func:`process_pool`).
         threads: the pool for everything else (the pipeline's ``worker_pool``).
         options: how images are prepared.
+        min_bytes: inputs smaller than this stay on the threads (see :func:`large_enough`).
     """
 
     def __init__(
-        self, processes: ProcessPoolExecutor, threads: Executor, options: ImageSettings
+        self,
+        processes: ProcessPoolExecutor,
+        threads: Executor,
+        options: ImageSettings,
+        *,
+        min_bytes: int = 0,
     ) -> None:
         self._processes = processes
         self._threads = threads
         self._options = options
+        self._min_bytes = min_bytes
 
     def submit(
         self, item: Any, index: int, str_as: StrAs, fetch: Fetcher | None = None
     ) -> Future[Outcome]:
         """Start preparing one input; the future gives what :func:`prepare_outcome` returns."""
-        if goes_to_process(item, str_as):
+        if goes_to_process(item, str_as) and large_enough(item, self._min_bytes):
             return self._processes.submit(prepare_outcome, item, index, self._options, str_as)
         return self._threads.submit(prepare_outcome, item, index, self._options, str_as, fetch)

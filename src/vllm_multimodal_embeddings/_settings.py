@@ -197,8 +197,9 @@ class ConnectionSettings(_Group):
     """Retries on connection errors, timeouts, mangled bodies, 408/409/429 and 5xx."""
     max_retry_time: float = setting(C.DEFAULT_MAX_RETRY_TIME_S, _seconds)
     """Seconds one request may spend on all its attempts and waits together."""
-    max_concurrency: int = setting(C.DEFAULT_MAX_CONCURRENCY, POSITIVE)
-    """Most requests in flight, across every call on one client."""
+    max_concurrency: int | None = setting(None, _optional(POSITIVE))
+    """Most requests in flight, across every call on one client; ``None``: chosen by the
+    embedding client from what the server sustains (see ``_tuning.py``), 4 for the reranker."""
 
     def __post_init__(self) -> None:
         self._fill()
@@ -224,6 +225,10 @@ class ConnectionSettings(_Group):
         )
         base = f"base_url={redact_url(self.base_url or '')!r}"
         return f"{type(self).__name__}({base}{', ' if shown else ''}{shown})"
+
+    def fixed_concurrency(self) -> int:
+        """``max_concurrency`` when set, else the fixed default (clients that do not tune)."""
+        return self.max_concurrency or C.DEFAULT_MAX_CONCURRENCY
 
     def retry_policy(self) -> RetryPolicy:
         """When and how long requests to the server are retried."""
@@ -306,15 +311,25 @@ class ClientSettings(ImageSettings, ConnectionSettings):
     """When the server refuses ``dimensions``, truncate and re-normalize here instead."""
     truncate: CohereTruncate = setting("NONE", _one_of(*_TRUNCATE))
     """Over-long inputs: ``NONE`` raises, ``END`` / ``START`` cut there."""
-    batch_size: int = setting(C.DEFAULT_BATCH_SIZE, POSITIVE)
-    """Most inputs per request."""
+    batch_size: int | None = setting(None, _optional(POSITIVE))
+    """Most inputs per request; ``None``: the embedding client adapts it to what the server
+    sustains (starting at 16), the reranker sends 16."""
     max_batch_bytes: int = setting(C.DEFAULT_MAX_BATCH_BYTES, POSITIVE)
     """Most encoded bytes per request (images dominate)."""
+    max_inflight_bytes: int = setting(C.DEFAULT_MAX_INFLIGHT_BYTES, POSITIVE)
+    """Most prepared payload bytes (encoded images, texts) held by the streaming pipeline
+    before the server answers them, across every call on one client. Batches and requests
+    in flight grow freely for texts and small images while camera photos stay within this
+    memory; one input larger than it still goes, alone."""
     prepare_workers: int | None = setting(None, _optional(POSITIVE))
     """Threads that decode, resize and encode images; ``None``: the CPU cores available."""
     int8_scale: float | None = setting(None, check_int8_scale)
     """Quantization step of ``embedding_type="int8"``; ``None``: the published one of
     Qwen3-VL-Embedding-2B/8B, and an error for any other model."""
+    prepare_processes: int | None = setting(None, _optional(_integer(0)))
+    """Processes that prepare large local images (paths, ``bytes``, ``data:`` URIs over
+    1 MiB); ``0``: threads only; ``None``: the CPU cores when there are more than two
+    (threads stop scaling there: Pillow's JPEG encoder holds the GIL), else threads."""
 
     def __post_init__(self) -> None:
         self._fill()
@@ -323,6 +338,9 @@ class ClientSettings(ImageSettings, ConnectionSettings):
             object.__setattr__(self, "model", os.environ.get(C.ENV_MODEL) or None)
         if self.prepare_workers is None:
             object.__setattr__(self, "prepare_workers", default_workers())
+        if self.prepare_processes is None:
+            cores = default_workers()
+            object.__setattr__(self, "prepare_processes", cores if cores > 2 else 0)
         self._check_fields()
         self._check_images()
         endpoint_for(self.protocol).check_settings(
@@ -332,6 +350,10 @@ class ClientSettings(ImageSettings, ConnectionSettings):
         for name in ("query_instruction", "document_instruction"):
             if getattr(self, name) is not None:  # an unknown preset name fails here
                 resolve_instruction(getattr(self, name), name=name)
+
+    def fixed_batch_size(self) -> int:
+        """``batch_size`` when set, else the fixed default (clients that do not tune)."""
+        return self.batch_size or C.DEFAULT_BATCH_SIZE
 
     @property
     def connection(self) -> ConnectionSettings:

@@ -44,7 +44,7 @@ def test_package_import_does_not_import_llama_index() -> None:
 def test_class_name_and_defaults() -> None:
     emb = VLLMMultiModalEmbedding(base_url=UNREACHABLE)
     assert VLLMMultiModalEmbedding.class_name() == "VLLMMultiModalEmbedding"
-    assert emb.embed_batch_size == 256 and emb.batch_size == 16
+    assert emb.embed_batch_size == 256 and emb.batch_size is None  # None: tuned
     assert emb.to_dict()["class_name"] == "VLLMMultiModalEmbedding"
 
 

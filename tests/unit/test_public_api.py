@@ -39,6 +39,7 @@ def test_exported_names() -> None:
         "RateLimitError",
         "ServerInfo",
         "TaskPreset",
+        "TuningStats",
         "UnsupportedFeatureError",
         "VLLMEmbeddingError",
         "__version__",

@@ -122,19 +122,29 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         le=2048,
         description="Inputs LlamaIndex hands over per call; the client streams them.",
     )
-    batch_size: int = Field(
-        default=_DEFAULT["batch_size"], ge=1, description="Most inputs per HTTP request."
+    batch_size: int | None = Field(
+        default=None, ge=1, description="Most inputs per HTTP request; None = tuned to the server."
     )
     max_batch_bytes: int = Field(
         default=_DEFAULT["max_batch_bytes"],
         ge=1,
         description="Most encoded bytes per request (images dominate).",
     )
-    max_concurrency: int = Field(
-        default=_DEFAULT["max_concurrency"], ge=1, description="Most requests in flight."
+    max_inflight_bytes: int = Field(
+        default=_DEFAULT["max_inflight_bytes"],
+        ge=1,
+        description="Most prepared payload bytes held unanswered (bounds memory on photos).",
+    )
+    max_concurrency: int | None = Field(
+        default=None, ge=1, description="Most requests in flight; None = tuned to the server."
     )
     prepare_workers: int | None = Field(
         default=None, ge=1, description="Threads preparing images; None = the CPU cores."
+    )
+    prepare_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Processes preparing large local images; 0 = threads; None = cores if > 2.",
     )
     timeout: float = Field(default=_DEFAULT["timeout"], gt=0, description="Seconds per request.")
     max_retries: int = Field(

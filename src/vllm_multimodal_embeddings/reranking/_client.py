@@ -194,7 +194,7 @@ class RerankClient(_RerankBase):
 
         if len(batches) == 1:
             return run(batches[0])
-        workers = min(len(batches), self.settings.max_concurrency)
+        workers = min(len(batches), self.settings.fixed_concurrency())
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vmme-rerank") as pool:
             return [s for scores in pool.map(run, batches) for s in scores]
 

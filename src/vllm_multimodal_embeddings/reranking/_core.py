@@ -154,7 +154,7 @@ class RerankCore:
         start, size = 0, query.nbytes
         for i, doc in enumerate(documents):
             count = i - start
-            if count and (count >= s.batch_size or size + doc.nbytes > s.max_batch_bytes):
+            if count and (count >= s.fixed_batch_size() or size + doc.nbytes > s.max_batch_bytes):
                 out.append(range(start, i))
                 start, size = i, query.nbytes
             size += doc.nbytes

@@ -1,0 +1,337 @@
+"""Self-tuning batch size and concurrency: a sans-I/O policy fed with what requests took.
+
+When ``batch_size`` / ``max_concurrency`` are left ``None``, the embedding client asks a
+:class:`Tuner` how many inputs go in a chunk (one request) and how many requests may be in
+flight, and tells it what happened: the bytes a chunk prepared to, each request answered (its
+inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
+The policy works in measurement epochs:
+
+1. Start at 16 inputs x 4 requests, the fixed defaults of earlier releases.
+2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
+   of them are answered; its throughput is their inputs over the seconds since the first of
+   them started (older requests measure the old setting, so they are not counted).
+3. After a baseline epoch, try one move: double the concurrency, when requests waited for a
+   slot (otherwise preparation or the byte window is the bottleneck, and more slots would sit
+   idle), else double the batch, while a request stays under ``max_batch_bytes``.
+4. The next epoch judges the move: throughput up by :data:`GAIN` or more keeps it (and the same
+   move is tried again); anything less undoes it and closes that direction. An epoch whose
+   inputs differ in size by more than 2x from the baseline's (texts after photos) judges
+   nothing: the measurement starts again from the current values (closed directions stay
+   closed: a client alternating texts and photos would otherwise keep growing on noise).
+5. An overload halves the concurrency at once (the batch when concurrency is fixed) and closes
+   growth in that direction.
+6. With both directions closed the setting holds; after :data:`REOPEN_EPOCHS` steady epochs
+   both reopen, since the server's load may have changed.
+
+Explicit settings are never moved. Each change is logged at DEBUG on the package's logger with
+its reason, and :meth:`Tuner.stats` says what was chosen and why. The clock is injectable and
+nothing here does I/O, so the policy is tested with canned observations.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _constants as C
+
+__all__ = ["GAIN", "REOPEN_EPOCHS", "Tuner", "TuningStats"]
+
+log = logging.getLogger("vllm_multimodal_embeddings")
+
+#: Throughput gain a move must bring to be kept (noise on a shared machine is a few percent).
+GAIN = 0.10
+#: Steady epochs after which closed directions are tried again.
+REOPEN_EPOCHS = 16
+_BATCH, _CONC = "batch_size", "max_concurrency"
+# Weight of the newest chunk in the running mean of prepared bytes per input.
+_BYTES_WEIGHT = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class TuningStats:
+    """What an embedding client chose for batch size and concurrency, and why.
+
+    Attributes:
+        batch_size: inputs per request now.
+        max_concurrency: requests in flight now.
+        tuned: the settings being tuned (those left ``None``); empty when both are fixed.
+        reason: why the current values were chosen.
+        changes: how many times either value changed.
+        requests: requests answered (one per chunk sent; a chunk split by bytes counts once).
+        inputs: inputs answered.
+        throughput: inputs per second of the last measured epoch, ``None`` before one.
+        latency: mean seconds per request of the last measured epoch.
+        mean_input_bytes: running mean of prepared bytes per input (what the window counts).
+        overloads: 429 / 503 answers and timeouts seen.
+        byte_waits: times the pipeline held a chunk back because ``max_inflight_bytes`` was
+            reached (the window, not the limits, was the bound then).
+    """
+
+    batch_size: int
+    max_concurrency: int
+    tuned: tuple[str, ...]
+    reason: str
+    changes: int
+    requests: int
+    inputs: int
+    throughput: float | None
+    latency: float | None
+    mean_input_bytes: float | None
+    overloads: int
+    byte_waits: int
+
+
+@dataclass(slots=True)
+class _Epoch:
+    start: float
+    #: When the first request counted started: the rate is taken from there, so that a client
+    #: idle between calls does not make the next epoch look faster than it is.
+    first: float | None = None
+    requests: int = 0
+    inputs: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
+    waited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Trial:
+    """A move on probation: ``what`` went from ``before`` to ``after``, measured against
+    ``tput`` / ``lat`` on inputs of ``size`` bytes each."""
+
+    what: str
+    before: int
+    after: int
+    tput: float
+    lat: float
+    size: float
+
+
+def _comparable(a: float, b: float) -> bool:
+    """Whether two workloads' bytes per input are alike enough to compare their rates."""
+    low, high = sorted((a, b))
+    return high <= 2 * low + 64  # + 64: short texts of a few bytes vary a lot in ratio
+
+
+class Tuner:
+    """The batch size and concurrency of one client: fixed where set, tuned where ``None``.
+
+    Thread-safe: chunk tasks of every call on the client report to one tuner.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_size: int | None,
+        max_concurrency: int | None,
+        max_batch_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._auto = {_BATCH: batch_size is None, _CONC: max_concurrency is None}
+        self._value = {
+            _BATCH: batch_size or C.DEFAULT_BATCH_SIZE,
+            _CONC: max_concurrency or C.DEFAULT_MAX_CONCURRENCY,
+        }
+        self._cap = {
+            _BATCH: C.AUTO_MAX_BATCH_SIZE if batch_size is None else batch_size,
+            _CONC: C.AUTO_MAX_CONCURRENCY if max_concurrency is None else max_concurrency,
+        }
+        self._open = dict(self._auto)
+        self._max_batch_bytes = max_batch_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._epoch = _Epoch(clock())
+        self._trial: _Trial | None = None
+        self._steady = 0
+        self._reason = (
+            "measuring from the defaults (16 per request, 4 in flight)"
+            if self.tuned
+            else "fixed by the settings"
+        )
+        self._changes = self._requests = self._inputs = self._overloads = 0
+        self._byte_waits = 0
+        self._tput: float | None = None
+        self._lat: float | None = None
+        self._mean_bytes: float | None = None
+
+    # -- what the pipeline reads -------------------------------------------------------------
+
+    @property
+    def tuned(self) -> tuple[str, ...]:
+        """The settings this tuner moves."""
+        return tuple(name for name in (_BATCH, _CONC) if self._auto[name])
+
+    @property
+    def batch_size(self) -> int:
+        """Inputs for the next chunk (one request)."""
+        return self._value[_BATCH]
+
+    @property
+    def concurrency(self) -> int:
+        """Requests that may be in flight now."""
+        return self._value[_CONC]
+
+    @property
+    def max_concurrency(self) -> int:
+        """The most requests in flight this tuner will ever allow (threads are sized by it)."""
+        return self._cap[_CONC]
+
+    @property
+    def max_batch_size(self) -> int:
+        """The most inputs per request this tuner will ever choose."""
+        return self._cap[_BATCH]
+
+    def now(self) -> float:
+        """The tuner's clock (``started`` times given to it are read from it)."""
+        return self._clock()
+
+    def estimate(self, inputs: int) -> int:
+        """Bytes ``inputs`` not yet prepared will likely take: the running mean, or before
+        anything was prepared a camera photo's worth each (a small budget is then kept from
+        the start; the default one admits the count-bounded window as before)."""
+        mean = self._mean_bytes
+        return int((C.UNMEASURED_INPUT_BYTES if mean is None else mean) * inputs)
+
+    def stats(self) -> TuningStats:
+        """A snapshot of what was chosen and why."""
+        with self._lock:
+            return TuningStats(
+                batch_size=self.batch_size,
+                max_concurrency=self.concurrency,
+                tuned=self.tuned,
+                reason=self._reason,
+                changes=self._changes,
+                requests=self._requests,
+                inputs=self._inputs,
+                throughput=self._tput,
+                latency=self._lat,
+                mean_input_bytes=self._mean_bytes,
+                overloads=self._overloads,
+                byte_waits=self._byte_waits,
+            )
+
+    # -- what the pipeline reports ------------------------------------------------------------
+
+    def prepared(self, inputs: int, nbytes: int) -> None:
+        """A chunk of ``inputs`` prepared to ``nbytes`` of payload."""
+        if inputs <= 0:
+            return
+        with self._lock:
+            mean = nbytes / inputs
+            old = self._mean_bytes
+            self._mean_bytes = mean if old is None else old + _BYTES_WEIGHT * (mean - old)
+
+    def byte_wait(self) -> None:
+        """The window held a chunk back: the byte budget was spent."""
+        with self._lock:
+            self._byte_waits += 1
+
+    def answered(self, inputs: int, nbytes: int, started: float, *, waited: bool) -> None:
+        """A request (a chunk's) of ``nbytes`` started at ``started`` came back with ``inputs``
+        vectors; ``waited``: it waited for a concurrency slot first."""
+        with self._lock:
+            now = self._clock()
+            self._requests += 1
+            self._inputs += inputs
+            epoch = self._epoch
+            if not self.tuned or started < epoch.start:
+                return
+            epoch.requests += 1
+            epoch.first = started if epoch.first is None else min(epoch.first, started)
+            epoch.inputs += inputs
+            epoch.nbytes += nbytes
+            epoch.seconds += now - started
+            epoch.waited |= waited
+            if epoch.requests >= max(4, 2 * self.concurrency):
+                self._end_epoch(now)
+
+    def overloaded(self, why: str, started: float) -> None:
+        """The server answered 429 / 503 or timed out a request started at ``started``."""
+        with self._lock:
+            self._overloads += 1
+            if started < self._epoch.start:
+                return  # an answer to the setting before the last change: already acted on
+            name = _CONC if self._auto[_CONC] else _BATCH
+            if not self._auto[name] or self._value[name] == 1:
+                return
+            before = self._value[name]
+            after = max(1, before // 2)
+            self._trial = None
+            self._open[name] = False
+            self._set(name, after, f"{why}: halved {name} {before} -> {after}")
+            self._epoch = _Epoch(self._clock())
+
+    # -- the policy ---------------------------------------------------------------------------
+
+    def _end_epoch(self, now: float) -> None:
+        epoch = self._epoch
+        tput = epoch.inputs / max(now - (epoch.first or epoch.start), 1e-9)
+        lat = epoch.seconds / epoch.requests
+        self._tput, self._lat = tput, lat
+        size = epoch.nbytes / max(epoch.inputs, 1)
+        base_tput, base_lat = tput, lat
+        trial, self._trial = self._trial, None
+        if trial is not None and not _comparable(trial.size, size):
+            # Texts after photos (or the reverse): inputs per second are not comparable, so
+            # the move is neither kept nor undone on this; measure again from here.
+            self._reason = (
+                f"the workload changed ({trial.size:.0f} -> {size:.0f} bytes per input): "
+                f"measuring again at {self.batch_size} per request, {self.concurrency} in flight"
+            )
+            log.debug("tuning: %s", self._reason)
+            self._epoch = _Epoch(now)
+            return
+        if trial is not None:
+            moved = (
+                f"{trial.what} {trial.before} -> {trial.after}: throughput "
+                f"{trial.tput:.1f} -> {tput:.1f} inputs/s, latency {trial.lat:.3f} -> {lat:.3f} s"
+            )
+            if tput >= trial.tput * (1 + GAIN):
+                self._reason = f"kept {moved}"
+                log.debug("tuning: %s", self._reason)
+            else:
+                base_tput, base_lat = trial.tput, trial.lat
+                self._open[trial.what] = False
+                self._set(trial.what, trial.before, f"undid {moved} (< +{GAIN:.0%})")
+        self._epoch = _Epoch(now)
+        self._next_move(base_tput, base_lat, size, waited=epoch.waited)
+
+    def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
+        conc, batch = self._value[_CONC], self._value[_BATCH]
+        if self._open[_CONC] and waited and conc < self._cap[_CONC]:
+            self._try(_CONC, min(conc * 2, self._cap[_CONC]), tput, lat, size)
+            return
+        mean = self._mean_bytes or 0.0
+        fits = (batch * 2) * mean <= self._max_batch_bytes
+        if self._open[_BATCH] and batch < self._cap[_BATCH] and fits:
+            self._try(_BATCH, min(batch * 2, self._cap[_BATCH]), tput, lat, size)
+            return
+        self._steady += 1
+        if self._steady >= REOPEN_EPOCHS:
+            self._steady = 0
+            self._open = dict(self._auto)
+
+    def _try(self, name: str, after: int, tput: float, lat: float, size: float) -> None:
+        self._steady = 0
+        before = self._value[name]
+        self._trial = _Trial(name, before, after, tput, lat, size)
+        self._set(
+            name,
+            after,
+            f"trying {name} {before} -> {after} from {tput:.1f} inputs/s, latency {lat:.3f} s",
+        )
+
+    def _set(self, name: str, value: int, reason: str) -> None:
+        self._value[name] = value
+        self._changes += 1
+        self._reason = reason
+        log.debug(
+            "tuning: %s (now %d per request, %d in flight)",
+            self._reason,
+            self.batch_size,
+            self.concurrency,
+        )

@@ -1,0 +1,196 @@
+"""The self-tuning policy, driven with canned observations and a fake clock (no sockets, no
+sleeping): a simulated server answers each wave of requests after a latency set by the batch
+size and concurrency the tuner chose."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pytest
+
+from vllm_multimodal_embeddings._tuning import REOPEN_EPOCHS, Tuner
+
+Latency = Callable[[int, int], float]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def saturating(capacity: int) -> Latency:
+    """A server that runs ``capacity`` requests at once; a request costs a fixed 10 ms plus
+    1 ms per input, so bigger batches pay off less and less."""
+
+    def latency(batch: int, conc: int) -> float:
+        return (0.010 + 0.001 * batch) * max(1.0, conc / capacity)
+
+    return latency
+
+
+def run(
+    tuner: Tuner,
+    clock: Clock,
+    latency: Latency,
+    waves: int,
+    *,
+    waited: bool = True,
+    size: int = 100,
+) -> None:
+    """``waves`` rounds of ``concurrency`` requests started together, answered together, of
+    inputs of ``size`` bytes."""
+    for _ in range(waves):
+        batch, conc = tuner.batch_size, tuner.concurrency
+        started = clock()
+        clock.t += latency(batch, conc)
+        for _ in range(conc):
+            tuner.answered(batch, batch * size, started, waited=waited)
+
+
+def auto(clock: Clock, **kw: int | None) -> Tuner:
+    options: dict[str, int | None] = {"batch_size": None, "max_concurrency": None}
+    options.update(kw)
+    return Tuner(
+        batch_size=options["batch_size"],
+        max_concurrency=options["max_concurrency"],
+        max_batch_bytes=16 * 1024 * 1024,
+        clock=clock,
+    )
+
+
+def test_explicit_settings_never_move() -> None:
+    clock = Clock()
+    tuner = auto(clock, batch_size=8, max_concurrency=2)
+    run(tuner, clock, saturating(64), waves=50)
+    tuner.overloaded("server answered 429", clock())
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (8, 2, 0)
+    assert stats.tuned == () and stats.reason == "fixed by the settings"
+    assert stats.requests == 100 and stats.inputs == 800 and stats.overloads == 1
+
+
+def test_grows_concurrency_to_the_servers_capacity_then_batches() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    assert (tuner.batch_size, tuner.concurrency) == (16, 4)  # the old fixed defaults
+    run(tuner, clock, saturating(16), waves=60)
+    stats = tuner.stats()
+    # 4 -> 8 -> 16 doubled throughput each time; 32 gained nothing and was undone. Then the
+    # batch: 16 -> 32 (+24%) -> 64 (+14%) kept, 128 (+7%) undone.
+    assert (stats.max_concurrency, stats.batch_size) == (16, 64)
+    assert stats.tuned == ("batch_size", "max_concurrency")
+    assert stats.throughput is not None and stats.throughput > 13_000
+    assert stats.latency is not None and stats.latency == pytest.approx(0.074)
+
+
+def test_concurrency_stays_when_no_request_waited_for_a_slot() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    # Preparation is the bottleneck: slots are free, more of them would sit idle.
+    run(tuner, clock, saturating(64), waves=30, waited=False)
+    assert tuner.concurrency == 4
+    assert tuner.batch_size > 16
+
+
+def test_an_overload_halves_concurrency_at_once_and_stops_its_growth() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    run(tuner, clock, saturating(64), waves=6)
+    grown = tuner.concurrency
+    assert grown > 4
+    tuner.overloaded("server answered 503", clock())
+    assert tuner.concurrency == grown // 2
+    halved = f"server answered 503: halved max_concurrency {grown} -> {grown // 2}"
+    assert tuner.stats().reason == halved
+    run(tuner, clock, saturating(64), waves=20)
+    assert tuner.concurrency == grown // 2  # closed: only the batch moves now
+
+
+def test_an_overload_of_a_request_from_before_the_last_change_is_only_counted() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    old = clock()
+    clock.t += 1
+    tuner.overloaded("a request timed out", clock())  # halves: 4 -> 2
+    tuner.overloaded("a request timed out", old)  # started before that: already acted on
+    stats = tuner.stats()
+    assert (stats.max_concurrency, stats.overloads, stats.changes) == (2, 2, 1)
+
+
+def test_with_concurrency_fixed_an_overload_halves_the_batch() -> None:
+    clock = Clock()
+    tuner = auto(clock, max_concurrency=8)
+    tuner.overloaded("server answered 429", clock())
+    assert (tuner.batch_size, tuner.concurrency) == (8, 8)
+
+
+def test_idle_time_before_a_call_is_not_read_as_slowness() -> None:
+    clock = Clock()
+    tuner = auto(clock, batch_size=16)
+    clock.t += 60  # a client made a minute before its first call
+    run(tuner, clock, saturating(4), waves=4)  # baseline at 4, then 8 in flight tried
+    # On a server of 4, 8 in flight bring nothing: undone, not "kept" against a baseline
+    # that counted the idle minute.
+    assert tuner.concurrency == 4
+    assert tuner.stats().reason.startswith("undid max_concurrency 4 -> 8")
+
+
+def test_a_change_of_workload_judges_no_move() -> None:
+    clock = Clock()
+    tuner = auto(clock, max_concurrency=4)
+    run(tuner, clock, saturating(64), waves=2)  # baseline on texts; now trying batch 32
+    assert tuner.batch_size == 32
+    # Photos now: 50x slower per input, and 8,000 times the bytes. Not the move's fault.
+    run(tuner, clock, lambda b, c: 0.05 * b, waves=2, size=800_000)
+    stats = tuner.stats()
+    assert stats.batch_size == 32
+    assert stats.reason.startswith("the workload changed (100 -> 800000 bytes per input)")
+
+
+def test_batches_stay_under_max_batch_bytes() -> None:
+    clock = Clock()
+    tuner = Tuner(batch_size=None, max_concurrency=None, max_batch_bytes=16 * 800_000, clock=clock)
+    tuner.prepared(16, 16 * 800_000)  # camera photos: 800 kB each prepared
+    run(tuner, clock, saturating(1), waves=40)
+    assert tuner.batch_size == 16  # 32 photos would not fit one request
+    assert tuner.estimate(10) == 8_000_000
+
+
+def test_mean_input_bytes_follows_the_workload() -> None:
+    tuner = auto(Clock())
+    assert tuner.estimate(100) == 100 * 1024 * 1024  # nothing prepared yet: a photo's worth
+    tuner.prepared(10, 1000)
+    assert tuner.estimate(100) == 10_000
+    tuner.prepared(10, 11_000)  # mean moves a fifth of the way: 100 -> 300
+    assert tuner.stats().mean_input_bytes == pytest.approx(300.0)
+
+
+def test_closed_directions_reopen_after_steady_epochs() -> None:
+    clock = Clock()
+    tuner = auto(clock, batch_size=16)
+    # 4 -> 8 kept, 8 -> 16 undone: an epoch is two waves here (2 x concurrency requests).
+    run(tuner, clock, saturating(8), waves=6)
+    assert (tuner.concurrency, tuner.stats().changes) == (8, 3)
+    # The undoing epoch was the first steady one; REOPEN_EPOCHS - 1 more hold still.
+    run(tuner, clock, saturating(8), waves=2 * (REOPEN_EPOCHS - 1))
+    assert tuner.stats().changes == 3
+    run(tuner, clock, saturating(8), waves=2)
+    assert tuner.stats().changes == 4  # the server may have changed: 16 is tried again
+    assert tuner.concurrency == 16
+
+
+def test_every_change_is_logged_at_debug_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    with caplog.at_level(logging.DEBUG, logger="vllm_multimodal_embeddings"):
+        run(tuner, clock, saturating(16), waves=12)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tuning: ")]
+    assert lines[0].startswith("tuning: trying max_concurrency 4 -> 8 from ")
+    assert lines[0].endswith("(now 16 per request, 8 in flight)")
+    assert any(line.startswith("tuning: kept max_concurrency 4 -> 8: throughput") for line in lines)
+    assert any(line.startswith("tuning: undid max_concurrency 16 -> 32") for line in lines)
+    assert len([x for x in lines if "kept" not in x]) == tuner.stats().changes

@@ -1,0 +1,151 @@
+"""The byte-bounded window and the tuner inside the real client, over httpx.MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient, ImageLoadError
+from vllm_multimodal_embeddings._client import _settle
+from vllm_multimodal_embeddings._pipeline import ByteBudget
+from vllm_multimodal_embeddings._prepare_pool import large_enough
+
+from .test_client_transport import FakeVLLM, vector_for
+
+
+class Watched(FakeVLLM):
+    """The fake server, noting the client's held bytes and requests in flight as it answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.budget: ByteBudget | None = None
+        self.held: list[int] = []
+        self.inflight = self.most_inflight = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/embeddings" or self.budget is None:
+            return super().__call__(request)
+        with self._lock:
+            self.inflight += 1
+            self.most_inflight = max(self.most_inflight, self.inflight)
+            self.held.append(self.budget.used)
+        try:
+            return super().__call__(request)
+        finally:
+            with self._lock:
+                self.inflight -= 1
+
+
+def client(fake: FakeVLLM, **options: Any) -> EmbeddingClient:
+    http = httpx.Client(transport=httpx.MockTransport(fake))
+    c = EmbeddingClient(base_url="http://vllm.test", http_client=http, **options)
+    c.server_info()
+    if isinstance(fake, Watched):
+        fake.budget = c._budget
+    return c
+
+
+@pytest.fixture(autouse=True)
+def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vllm_multimodal_embeddings._http.time.sleep", lambda s: None)
+
+
+def test_prepared_bytes_stay_within_the_budget_and_results_keep_their_order() -> None:
+    fake = Watched()
+    texts = [f"{i:04d} " + "x" * 2000 for i in range(60)]  # ~2 kB prepared each
+    with client(fake, batch_size=2, max_concurrency=8, max_inflight_bytes=10_000) as c:
+        got = c.embed_array(texts)
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+    # A chunk is ~4.1 kB: the window holds at most two at once (until the first chunk is
+    # measured, an input is reckoned at 1 MiB: only the first chunk goes).
+    assert max(fake.held) <= 10_000
+    assert fake.most_inflight <= 2
+    stats = c.stats
+    assert stats.byte_waits > 0 and stats.mean_input_bytes is not None
+    assert stats.mean_input_bytes > 2000
+
+
+def test_an_input_bigger_than_the_budget_still_goes_alone() -> None:
+    fake = Watched()
+    texts = [f"{i} " + "y" * 500 for i in range(7)]
+    with client(fake, max_inflight_bytes=10) as c:
+        got = c.embed_array(texts)
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+    assert fake.most_inflight == 1
+    assert c._budget.used == 0  # every hold given back
+
+
+def test_async_window_keeps_the_budget_too() -> None:
+    fake = Watched()
+    texts = [f"{i:04d} " + "z" * 2000 for i in range(40)]
+
+    async def run() -> np.ndarray:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(fake))
+        async with AsyncEmbeddingClient(
+            base_url="http://vllm.test", http_client=http, batch_size=2, max_inflight_bytes=10_000
+        ) as c:
+            await c.server_info()
+            fake.budget = c._budget
+            out = await c.embed_array(texts)
+            assert c._budget.used == 0
+        await http.aclose()
+        return out
+
+    got = asyncio.run(run())
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+    assert max(fake.held) <= 10_000
+
+
+def test_a_429_halves_the_tuned_concurrency_and_stats_say_why() -> None:
+    fake = FakeVLLM()
+    fake.failures = [httpx.Response(429, json={"error": {"message": "slow down"}})]
+    with client(fake) as c, c.iter_embed([f"t{i}" for i in range(5)]) as stream:
+        vectors = list(stream)
+        stats = stream.stats
+    assert len(vectors) == 5
+    assert stats is not None
+    assert stats.tuned == ("batch_size", "max_concurrency")
+    assert (stats.overloads, stats.max_concurrency, stats.batch_size) == (1, 2, 16)
+    assert stats.reason == "server answered 429: halved max_concurrency 4 -> 2"
+    assert stats.requests == 1 and stats.inputs == 5
+
+
+def test_explicit_settings_are_reported_as_fixed() -> None:
+    fake = FakeVLLM()
+    fake.failures = [httpx.Response(503, json={"error": {"message": "busy"}})]
+    with client(fake, batch_size=3, max_concurrency=5) as c:
+        assert len(c.embed([f"t{i}" for i in range(7)])) == 7
+        stats = c.stats
+    assert (stats.batch_size, stats.max_concurrency, stats.tuned) == (3, 5, ())
+    assert stats.overloads == 1 and stats.reason == "fixed by the settings"
+
+
+def test_a_broken_process_pool_becomes_a_typed_error_naming_the_input() -> None:
+    error = _settle(BrokenProcessPool("a child process terminated abruptly"), 7, 4)
+    assert isinstance(error, ImageLoadError) and error.index == 7
+    assert str(error).startswith("input 7: the process pool preparing it broke")
+    assert "prepare_processes=0" in str(error)
+    bad = ImageLoadError("not a recognized image", index=2)
+    assert _settle(bad, 2, 4) is bad  # an input's own error passes through
+    with pytest.raises(KeyError):
+        _settle(KeyError("a bug"), 0, 4)
+
+
+def test_only_large_local_images_are_worth_a_process(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.jpg", tmp_path / "big.jpg"
+    small.write_bytes(b"x" * 1000)
+    big.write_bytes(b"x" * 5000)
+    assert not large_enough(small, 4096) and large_enough(big, 4096)
+    assert large_enough(str(big), 4096)
+    assert large_enough(b"x" * 4096, 4096) and not large_enough(b"x" * 10, 4096)
+    assert large_enough("data:image/jpeg;base64," + "A" * 8000, 4096)
+    assert not large_enough(tmp_path / "missing.jpg", 4096)  # the threads report it
+    assert large_enough(small, 0)
