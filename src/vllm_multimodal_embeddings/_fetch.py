@@ -286,10 +286,18 @@ def _effective(address: IPAddress) -> IPAddress:
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
+# Ranges Python calls global that still lead inside a network: IPv4-compatible addresses
+# (deprecated; ``::a9fe:a9fe`` is 169.254.169.254 on stacks that still map them), local-use
+# NAT64 (RFC 8215: a site's own translator, any prefix length) and site-local (deprecated,
+# still routed inside some networks).
+_INWARD_V6 = tuple(ipaddress.IPv6Network(net) for net in ("::/96", "64:ff9b:1::/48", "fec0::/10"))
+
 
 def _is_public(address: IPAddress) -> bool:
     # is_global is False for loopback, RFC 1918, link-local (169.254.169.254, fe80::),
     # unique-local (fc00::/7), CGNAT, documentation, reserved and unspecified ranges.
+    if isinstance(address, ipaddress.IPv6Address) and any(address in n for n in _INWARD_V6):
+        return False
     inner = _effective(address)
     return all(a.is_global and not a.is_multicast for a in (address, inner))
 

@@ -123,6 +123,9 @@ def test_plugs_in_as_the_fetcher_of_prepare_image(server: _Server) -> None:
         "http://[fe80::1]/x.png",
         "http://[fd00::1]/x.png",
         "http://[64:ff9b::a9fe:a9fe]/x.png",
+        "http://[::a9fe:a9fe]/x.png",
+        "http://[64:ff9b:1::a9fe:a9fe]/x.png",
+        "http://[fec0::1]/x.png",
     ],
 )
 def test_non_public_addresses_are_refused_before_connecting(url: str) -> None:
