@@ -11,6 +11,8 @@ Faults are bounded: at most ``max_faults`` in all and ``max_in_a_row`` one after
 a client that retries always gets through. ``paths`` limits faults to requests whose path
 starts with one of them; ``active`` turns faults on and off; ``max_body`` answers 413 to a
 larger request body (a front end's body limit). ``counts`` says what was injected.
+``kill()`` plays a server that goes away: new connections are refused and every request on a
+kept-alive one is reset.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class FaultProxy:
         self.paths = paths
         self.max_body = max_body
         self.active = True
+        self.dead = False
         self.counts: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -94,10 +97,19 @@ class FaultProxy:
         self._server.server_close()
         self._thread.join(10)
 
+    def kill(self) -> None:
+        """Go away mid-job: refuse new connections and reset requests on open ones."""
+        self.dead = True
+        self._server.shutdown()
+        self._server.server_close()
+
     def _fault(self, path: str) -> str | None:
         """The fault to inject for one request, or None to forward it."""
         with self._lock:
             self.counts["requests"] += 1
+            if self.dead:
+                self.counts["after kill"] += 1
+                return "reset"
             if not self.active or not path.startswith(self.paths):
                 return None
             draw = self._rng.random()

@@ -14,6 +14,8 @@
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
 #    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
 #    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
+#    ray: ray_scaling.py, one server per GPU, Ray Data over N = 1, 2, 4 servers, then the fault
+#    run (needs a multi-GPU kind; VMME_RAY_ARGS adds options).
 # Without any payload (carry .carry/bench, .carry/whl and .carry/src-NAME folders):
 #    ceiling: builds the checkpoint, then plain transformers on it with the bench's token counts,
 #    GPU only (ceiling.py); prep: the package's 12 MP photo preparation on 1..16 threads and
@@ -156,7 +158,14 @@ doctor() {
     cat "$OUT/doctor-$name.txt"
 }
 
-if [ "$PHASE" = frontend ]; then
+if [ "$PHASE" = ray ]; then
+    gpus=$(nvidia-smi --list-gpus | wc -l)
+    ns=$(for n in 1 2 4 8; do [ "$n" -le "$gpus" ] && printf '%s,' "$n"; done)
+    # shellcheck disable=SC2086
+    timeout $(( DEADLINE - $(date +%s) )) python3 "$HERE/ray_scaling.py" --checkpoint "$CKPT" \
+        --servers "${ns%,}" --data /tmp/ray-data --out "$OUT/ray.jsonl" --fault ${VMME_RAY_ARGS:-}
+    cp /tmp/ray-data/server-*.log "$OUT/" 2>/dev/null
+elif [ "$PHASE" = frontend ]; then
     # name | extra vLLM flags (one server each; VMME_FRONTENDS picks names)
     variants=(
         "prod|"

@@ -58,7 +58,7 @@ rm -rf "$CACHE/whl" "$CACHE/pkgdl" && mkdir -p "$CACHE/whl" "$CACHE/pkgdl"
 # 3. Our wheel (from this worktree) + LangChain/LlamaIndex cores and their dependency trees.
 $PY -m pip wheel -q --no-deps -w "$CACHE/pkgdl" "$WORKTREE" 2>&1 | quiet
 (cd "$CACHE/pkgdl" && $PY -m pip download -q "${PLAT[@]}" -d . \
-    "langchain-core>=0.3.40" "llama-index-core>=0.12.0" 2>&1 | quiet)
+    "langchain-core>=0.3.40" "llama-index-core>=0.12.0" "ray[data]>=2.40" 2>&1 | quiet)
 wait
 
 # 4. Stage: one version of each name; nothing the device image or the server set already holds.

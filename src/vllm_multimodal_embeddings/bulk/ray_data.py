@@ -16,6 +16,11 @@ Each of the ``concurrency`` worker actors builds its clients once (clients hold 
 and cannot be pickled; their settings can) and sends its batches to the servers in turn,
 starting at a server of its own: with A actors and N servers, each server sees at most about
 ``A / N x max_concurrency`` requests at a time.
+
+A batch that a server fails as a whole (unreachable, 5xx or 429 after the client's retries,
+so after ``max_retry_time`` at most) moves to the next server, and that server is passed over
+for ``server_cooldown`` seconds; a batch moves whole, so every row is embedded exactly once.
+An actor that dies is restarted by Ray Data and its batch retried.
 """
 
 from __future__ import annotations
@@ -23,17 +28,26 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._client import EmbeddingClient
-from .._exceptions import VLLMEmbeddingError
+from .._exceptions import (
+    APIConnectionError,
+    InternalServerError,
+    RateLimitError,
+    VLLMEmbeddingError,
+)
 from .._settings import ClientSettings
 from .._types import Content, EmbedInput, InputType
 
 __all__ = ["EmbedBatches", "embed_dataset"]
+
+# A server's failures, not the rows': the same batch may succeed on another server.
+_SERVER_FAULTS = (APIConnectionError, InternalServerError, RateLimitError)
 
 
 def _plain(settings: ClientSettings) -> dict[str, Any]:
@@ -48,7 +62,8 @@ def _cell(values: Any, i: int) -> str | None:
     if values is None:
         return None
     value = values[i]
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    # Ray hands a column of nulls to numpy as float32 NaN (not a Python float).
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
         return None
     text = str(value)
     return text if text.strip() else None
@@ -74,6 +89,7 @@ class EmbedBatches:
         id_column: str | None = "id",
         input_type: InputType = "document",
         dimensions: int | None = None,
+        server_cooldown: float = 30.0,
     ) -> None:
         self._clients = [
             EmbeddingClient(ClientSettings(**{**settings, "base_url": url})) for url in base_urls
@@ -81,6 +97,8 @@ class EmbedBatches:
         # A different first server per actor (by process id), then round robin per batch.
         start = os.getpid() % len(self._clients)
         self._turn = itertools.islice(itertools.cycle(range(len(self._clients))), start, None)
+        self._down_until = [0.0] * len(self._clients)
+        self._cooldown = server_cooldown
         self._text, self._image, self._vector = text_column, image_column, vector_column
         self._id = id_column
         self._input_type: InputType = input_type
@@ -90,23 +108,41 @@ class EmbedBatches:
         texts = batch.get(self._text) if self._text else None
         images = batch.get(self._image) if self._image else None
         rows = len(next(iter(batch.values()), ()))
-        client = self._clients[next(self._turn)]
+        order = self._order()
         if rows == 0:
-            return {**batch, self._vector: np.empty((0, self._width(client)), np.float32)}
+            width = self._width(self._clients[order[0]])
+            return {**batch, self._vector: np.empty((0, width), np.float32)}
         inputs: list[EmbedInput] = []
         for i in range(rows):
             text, image = _cell(texts, i), _cell(images, i)
             inputs.append(
                 text if image is None and text is not None else Content(text=text, image=image)
             )
-        try:
-            vectors = client.embed_array(
-                inputs, input_type=self._input_type, dimensions=self._dimensions
-            )
-        except VLLMEmbeddingError as exc:
-            self._name_row(exc, batch)
-            raise
-        return {**batch, self._vector: vectors}
+        for attempt, k in enumerate(order):
+            try:
+                vectors = self._clients[k].embed_array(
+                    inputs, input_type=self._input_type, dimensions=self._dimensions
+                )
+            except _SERVER_FAULTS as exc:
+                self._down_until[k] = time.monotonic() + self._cooldown
+                if getattr(exc, "index", None) is None and attempt + 1 < len(order):
+                    continue
+                self._name_row(exc, batch)
+                raise
+            except VLLMEmbeddingError as exc:
+                self._name_row(exc, batch)
+                raise
+            return {**batch, self._vector: vectors}
+        raise AssertionError("unreachable: the last server's error is raised")  # pragma: no cover
+
+    def _order(self) -> list[int]:
+        """This batch's servers to try: the next in turn first, then the others, each server
+        that failed a batch lately after those that did not."""
+        first = next(self._turn)
+        n = len(self._clients)
+        ring = [(first + j) % n for j in range(n)]
+        now = time.monotonic()
+        return sorted(ring, key=lambda k: self._down_until[k] > now)  # stable: ring order kept
 
     def _width(self, client: EmbeddingClient) -> int:
         return self._dimensions or client.dimensions or client.server_info().embedding_size
@@ -140,6 +176,7 @@ def embed_dataset(
     id_column: str | None = "id",
     input_type: InputType = "document",
     dimensions: int | None = None,
+    server_cooldown: float = 30.0,
 ) -> Any:
     """``dataset`` with a ``vector`` column, embedded by ``concurrency`` actors.
 
@@ -150,6 +187,7 @@ def embed_dataset(
         batch_size: rows per ``map_batches`` batch (the client splits it into requests).
         num_cpus: CPUs Ray reserves per actor: image preparation runs on them.
         id_column: the column whose value a failing row's error names.
+        server_cooldown: seconds a server that failed a whole batch is tried after the others.
     """
     urls = list(base_urls or [settings.base_url or ""])
     return dataset.map_batches(
@@ -162,6 +200,7 @@ def embed_dataset(
             "id_column": id_column,
             "input_type": input_type,
             "dimensions": dimensions,
+            "server_cooldown": server_cooldown,
         },
         batch_size=batch_size,
         batch_format="numpy",
