@@ -202,6 +202,8 @@ class Bench:
             return None
         wall = time.perf_counter() - p0
         cpu = time.process_time() - c0
+        row.update(LAST_STATS)
+        LAST_STATS.clear()
         t1 = time.time()
         arr = np.asarray(vecs, dtype=np.float32)
         norms = np.linalg.norm(arr, axis=1) if arr.ndim == 2 else np.array([0.0])
@@ -422,13 +424,23 @@ def hand_written(
 # -- the package's paths -------------------------------------------------------------------------
 
 
+#: The package client's tuning stats of the run in progress (a row gets them, then they go).
+LAST_STATS: dict[str, Any] = {}
+
+
 def package_client(
     base_url: str, model: str, items: Sequence[str], kind: str, **options: Any
 ) -> np.ndarray:
     from vllm_multimodal_embeddings import EmbeddingClient
 
     with EmbeddingClient(base_url=base_url, model=model, **options) as client:
-        return np.asarray(client.embed(items) if kind == "text" else client.embed_images(items))
+        vecs = np.asarray(client.embed(items) if kind == "text" else client.embed_images(items))
+        # What the self-tuning settled on, for the result row (``Bench.record`` takes it).
+        st = client.stats
+        LAST_STATS.update(
+            tuned_batch=st.batch_size, tuned_conc=st.max_concurrency, tuned_reason=st.reason
+        )
+        return vecs
 
 
 def langchain_path(base_url: str, model: str, items: Sequence[str], kind: str) -> np.ndarray:
@@ -612,7 +624,7 @@ def main() -> None:
     p.add_argument("--tokenizer", type=Path, default=None)
     p.add_argument(
         "--phase",
-        choices=["main", "smallimg", "parity", "tuned", "photos", "frontend"],
+        choices=["main", "smallimg", "parity", "tuned", "photos", "frontend", "verify"],
         default="main",
     )
     p.add_argument("--tag", action="append", default=[], help="KEY=VALUE added to every row")
@@ -737,6 +749,24 @@ def main() -> None:
                 # The package on photos is the client's limit, not the server's (and 40 s a run).
                 if "photos" not in name:
                     runs += plan(b, w, ("package",))[:1]
+    elif args.phase == "verify":
+        # Issue 20's check: every package path with its DEFAULTS (self-tuning, process
+        # preparation) against the best hand-written settings, on the GPU profile's server.
+        # Larger runs than `main`, so a tuner that starts at 16 x 4 pays its ramp on a
+        # realistic job rather than on two seconds of work.
+        for name, sweep, scale in (
+            ("texts ~30 tokens", ((128, 8), (256, 8), (128, 16)), 4),
+            ("texts 512 tokens", ((16, 8), (32, 8), (32, 16)), 2),
+            ("224x224 JPEG", ((64, 8), (64, 16), (128, 16)), 4),
+            ("camera photos 12 MP JPEG", ((8, 16), (8, 32)), 2),
+            ("camera photos pre-resized 1536x1152 (server only)", ((8, 16),), 2),
+        ):
+            if name in by_name:
+                w = by_name[name]
+                w = Workload(
+                    w.name, w.kind, scale * w.n, w.n_naive, sweep, w.make, w.part, w.naive_part
+                )
+                runs += plan(b, w, ("hand",) if "server only" in name else ("hand", "package"))
     elif args.phase == "tuned":
         # The package with other batch_size / max_concurrency: do its defaults hold it back?
         for name, settings in (

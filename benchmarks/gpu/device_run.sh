@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|variants|tuned|photos|ceiling|frontend|prep]
+#   bash .carry/bench/device_run.sh [main|verify|variants|tuned|photos|ceiling|frontend|prep|ray]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -13,6 +13,8 @@
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
 #    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
+#    verify: issue 20's check, package defaults vs the best hand-written client on the GPU
+#    profile's server (kept running: call it again for a second round).
 #    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
 #    ray: ray_scaling.py, one server per GPU, Ray Data over N = 1, 2, 4 servers, then the fault
 #    run (needs a multi-GPU kind; VMME_RAY_ARGS adds options).
@@ -189,6 +191,25 @@ elif [ "$PHASE" = frontend ]; then
             | tee -a "$OUT/memory.txt"
     done
     stop_server
+elif [ "$PHASE" = verify ]; then
+    # Issue 20's check on the GPU profile (production_config: --api-server-count 8): package
+    # defaults vs the best hand-written client. The server is kept for the next call (a second
+    # round on the same server is the noise estimate); a call finds it and reuses it.
+    if [ -e "$STORE/server.pid" ] && kill -0 "$(cat "$STORE/server.pid")" 2>/dev/null \
+        && curl -sf "$BASE/health" >/dev/null 2>&1; then
+        echo "reusing the running server"
+        cp "$STORE"/server-gpu.cmd "$OUT/" 2>/dev/null
+    else
+        start_server gpu
+        cp "$OUT/server-gpu.cmd" "$STORE/"
+    fi
+    round=$(( $(cat "$STORE/verify.round" 2>/dev/null || echo 0) + 1 ))
+    echo "$round" > "$STORE/verify.round"
+    bench --phase verify --tag server=gpu --tag round="$round" || true
+    save_log gpu
+    rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
+    echo "server gpu: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
+        | tee -a "$OUT/memory.txt"
 elif [ "$PHASE" = main ]; then
     start_server prod
     # bench.py writes its inputs while the server starts, then waits for /health itself.

@@ -13,7 +13,8 @@
 # as tar.xz; vLLM's run-time dependencies the device image lacks (server-deps.txt); our wheel and
 # the LangChain / LlamaIndex cores with their dependencies, minus what the device image holds
 # (device-packages.txt). All of it is one tar, split into parts of $PART_MB; bench scripts go to
-# .carry/bench with parts.sha256.
+# .carry/bench with parts.sha256. VMME_RAY= (empty) leaves Ray out (two parts fewer; only phase
+# `ray` needs it).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORKTREE=$(cd "$HERE/../.." && pwd)
@@ -58,7 +59,7 @@ rm -rf "$CACHE/whl" "$CACHE/pkgdl" && mkdir -p "$CACHE/whl" "$CACHE/pkgdl"
 # 3. Our wheel (from this worktree) + LangChain/LlamaIndex cores and their dependency trees.
 $PY -m pip wheel -q --no-deps -w "$CACHE/pkgdl" "$WORKTREE" 2>&1 | quiet
 (cd "$CACHE/pkgdl" && $PY -m pip download -q "${PLAT[@]}" -d . \
-    "langchain-core>=0.3.40" "llama-index-core>=0.12.0" "ray[data]>=2.40" 2>&1 | quiet)
+    "langchain-core>=0.3.40" "llama-index-core>=0.12.0" ${VMME_RAY-"ray[data]>=2.40"} 2>&1 | quiet)
 wait
 
 # 4. Stage: one version of each name; nothing the device image or the server set already holds.

@@ -168,7 +168,9 @@ def actor_pids() -> list[int]:
 
 def fault_run(args: Any, servers: list[LocalServer], rows: list[dict[str, Any]], out: Path):
     settings = ClientSettings(
-        base_url=servers[0].base_url, prepare_workers=args.cpus_per_actor, max_retry_time=10
+        base_url=servers[0].base_url,
+        prepare_workers=max(1, int(args.cpus_per_actor)),
+        max_retry_time=10,
     )
     urls = [s.base_url for s in servers]
     events: list[str] = []
@@ -241,7 +243,9 @@ def main() -> None:
     try:
         for kind, n, rows in plan:
             urls = [s.base_url for s in servers[:n]]
-            settings = ClientSettings(base_url=urls[0], prepare_workers=args.cpus_per_actor)
+            settings = ClientSettings(
+                base_url=urls[0], prepare_workers=max(1, int(args.cpus_per_actor))
+            )
             t0 = time.time()
             got, seconds = run(rows, settings, urls, args)
             row = {
