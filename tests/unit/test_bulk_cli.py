@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vllm_multimodal_embeddings import _constants as C
 from vllm_multimodal_embeddings.__main__ import build_parser, main
 from vllm_multimodal_embeddings.bulk.progress import Progress
 
@@ -38,7 +39,17 @@ def test_api_key_on_argv_is_refused_without_echoing_it(
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--dimensions", "0"), ("--dimensions", "-3"), ("--flush-rows", "0")]
+    ("flag", "value"),
+    [
+        ("--dimensions", "0"),
+        ("--dimensions", "-3"),
+        ("--flush-rows", "0"),
+        ("--timeout", "0"),
+        ("--max-retries", "-1"),
+        ("--max-retry-time", "-5"),
+        ("--prepare-processes", "-2"),
+        ("--concurrency", "0"),
+    ],
 )
 def test_bad_options_are_refused_before_the_folder_is_touched(
     flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -52,6 +63,20 @@ def test_bad_options_are_refused_before_the_folder_is_touched(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and value in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_connection_options_reach_the_client_settings() -> None:
+    from vllm_multimodal_embeddings.bulk.cli import _settings
+
+    argv = ["embed", "--dir", "p", "--out", "o", "--base-url", "http://gpu-1:8000"]
+    extra = ["--timeout", "12.5", "--max-retries", "0", "--max-retry-time", "30"]
+    extra += ["--prepare-processes", "0", "--batch-size", "8", "--concurrency", "3"]
+    s = _settings(build_parser().parse_args([*argv, *extra]), None)
+    assert (s.timeout, s.max_retries, s.max_retry_time, s.prepare_processes) == (12.5, 0, 30, 0)
+    assert (s.batch_size, s.max_concurrency) == (8, 3)
+    # Left out, each keeps the library's default (batch size and concurrency self-tune).
+    d = _settings(build_parser().parse_args(argv), None)
+    assert (d.batch_size, d.max_concurrency, d.max_retries) == (None, None, C.DEFAULT_MAX_RETRIES)
 
 
 def test_help_says_what_glob_and_dir_take_by_default(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from .._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
-from .._exceptions import VLLMEmbeddingError
+from .._exceptions import ConfigurationError, VLLMEmbeddingError
 from .._settings import ClientSettings
 from .job import BulkJobError, JobOptions, run_job, scrub
 from .progress import Progress
@@ -73,6 +73,26 @@ def add_embed_parser(subparsers: Any) -> None:
         help="threads preparing images (default: the CPU cores)",
     )
     p.add_argument(
+        "--prepare-processes",
+        type=int,
+        default=None,
+        help="processes preparing large local images; 0: threads only "
+        "(default: the CPU cores when there are more than two)",
+    )
+    p.add_argument("--timeout", type=float, default=None, help="seconds per request")
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        default=None,
+        help="retries of a request on connection errors, timeouts, 408/409/429 and 5xx",
+    )
+    p.add_argument(
+        "--max-retry-time",
+        type=float,
+        default=None,
+        help="seconds one request may spend on all its attempts and waits",
+    )
+    p.add_argument(
         "--flush-rows",
         type=int,
         default=1024,
@@ -117,6 +137,10 @@ def _settings(args: argparse.Namespace, api_key: str | None) -> ClientSettings:
         "batch_size": args.batch_size,
         "max_concurrency": args.concurrency,
         "prepare_workers": args.workers,
+        "prepare_processes": args.prepare_processes,
+        "timeout": args.timeout,
+        "max_retries": args.max_retries,
+        "max_retry_time": args.max_retry_time,
     }
     return ClientSettings.create(**{k: v for k, v in given.items() if v is not None})
 
@@ -128,6 +152,7 @@ def run_embed(args: argparse.Namespace) -> int:
     # Every argument is checked before anything is read, sent or written.
     try:
         api_key = resolve_api_key(args)
+        settings = _settings(args, api_key)
         options = JobOptions(
             input_type=args.input_type,
             instruction=args.instruction,
@@ -136,8 +161,8 @@ def run_embed(args: argparse.Namespace) -> int:
             on_error=args.on_error,
             flush_rows=args.flush_rows,
         )
-    except (CLIKeyError, BulkJobError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (CLIKeyError, BulkJobError, ConfigurationError) as exc:
+        print(f"error: {scrub(str(exc))}", file=sys.stderr)
         return 2
     stop = threading.Event()
 
@@ -152,7 +177,7 @@ def run_embed(args: argparse.Namespace) -> int:
         source = _source(args)
         progress = Progress(source.total, enabled=not args.no_progress)
         try:
-            with EmbeddingClient(_settings(args, api_key)) as client:
+            with EmbeddingClient(settings) as client:
                 summary = run_job(
                     client,
                     source,
