@@ -66,6 +66,22 @@ def test_settings_are_bounded(bad: dict[str, object]) -> None:
         VLLMMultiModalEmbedding(base_url=UNREACHABLE, **bad)
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"base_url": "localhost:8000"}, "http"),
+        ({"protocol": "cohere", "query_instruction": "Find it."}, "task_instructions"),
+        ({"query_instruction": "visdok"}, "visdoc"),
+    ],
+)
+def test_what_only_client_settings_know_fails_at_construction(
+    bad: dict[str, object], message: str
+) -> None:
+    # These used to pass construction and fail at the first embed call.
+    with pytest.raises(ValidationError, match=message):
+        VLLMMultiModalEmbedding(**{"base_url": UNREACHABLE, **bad})
+
+
 def test_api_key_and_headers_never_shown_or_serialized() -> None:
     emb = VLLMMultiModalEmbedding(
         base_url=UNREACHABLE, api_key=SECRET, headers={"X-Token": "hdr-secret"}

@@ -15,7 +15,13 @@ from typing import Any, Literal, cast
 
 import httpx
 from llama_index.core.base.embeddings.base import Embedding
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
+from llama_index.core.bridge.pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_serializer,
+    model_validator,
+)
 from llama_index.core.embeddings import MultiModalEmbedding
 from llama_index.core.schema import BaseNode, ImageDocument, ImageNode, ImageType, MetadataMode
 
@@ -227,6 +233,15 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     @classmethod
     def class_name(cls) -> str:
         return "VLLMMultiModalEmbedding"
+
+    @model_validator(mode="after")
+    def _check_settings(self) -> VLLMMultiModalEmbedding:
+        # What only ClientSettings knows (a URL without a scheme, an instruction the cohere
+        # protocol cannot carry, an unknown preset name) fails here, not at the first embed
+        # call deep inside an ingestion pipeline. Its ConfigurationError is a ValueError:
+        # pydantic reports it as a ValidationError.
+        self.settings()
+        return self
 
     @field_serializer("base_url")
     def _dump_base_url(self, base_url: str | None) -> str | None:
