@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import chromadb
+import httpx
 import pytest
 from langchain_chroma import Chroma
 from langchain_classic.retrievers import ContextualCompressionRetriever
@@ -276,3 +277,57 @@ def test_llama_index_reranker_survives_event_loops_and_follows_its_fields(vllm_r
         expected, abs=1e-6
     )
     rerank.close()
+
+
+def test_both_rerankers_send_through_injected_httpx_clients(vllm_reranker_server):
+    # Proxies, TLS settings and event hooks come with the caller's httpx clients: every request
+    # must go through them, and closing the adapter must leave them open.
+    seen: list[str] = []
+
+    def hook(request: httpx.Request) -> None:
+        seen.append(request.url.path)
+
+    async def ahook(request: httpx.Request) -> None:
+        seen.append("async " + request.url.path)
+
+    sync_http = httpx.Client(event_hooks={"request": [hook]})
+    server = {"base_url": vllm_reranker_server.base_url, "model": vllm_reranker_server.model}
+    want = dict(zip(CAPTIONS, raw_scores(vllm_reranker_server, QUERY, CAPTIONS), strict=True))
+
+    async def run_async() -> tuple[Any, Any]:
+        async with httpx.AsyncClient(event_hooks={"request": [ahook]}) as async_http:
+            lc = VLLMMultimodalReranker(**server, top_n=None, http_async_client=async_http)
+            li = LlamaReranker(**server, top_n=None, async_http_client=async_http)
+            out = (
+                await lc.acompress_documents(docs, QUERY),
+                await li.apostprocess_nodes(nodes, query_str=QUERY),
+            )
+            await lc.aclose()
+            await li.aclose()
+            assert not async_http.is_closed
+            return out
+
+    docs = [Document(page_content=c) for c in CAPTIONS]
+    nodes = [NodeWithScore(node=TextNode(text=c), score=0.0) for c in CAPTIONS]
+    lc = VLLMMultimodalReranker(**server, top_n=None, http_client=sync_http)
+    li = LlamaReranker(**server, top_n=None, http_client=sync_http)
+    assert "http_client" not in lc.model_dump() and "http_client" not in repr(li)
+    got_lc = {
+        d.page_content: d.metadata["relevance_score"] for d in lc.compress_documents(docs, QUERY)
+    }
+    got_li = {n.node.get_content(): n.score for n in li.postprocess_nodes(nodes, query_str=QUERY)}
+    lc.close()
+    li.close()
+    assert not sync_http.is_closed
+    assert got_lc == pytest.approx(want, abs=1e-6) and got_li == pytest.approx(want, abs=1e-6)
+    assert seen.count("/rerank") >= 2, (
+        seen
+    )  # one request each at least (the probe may add /v1/models)
+
+    alc, ali = asyncio.run(run_async())
+    assert {d.page_content: d.metadata["relevance_score"] for d in alc} == pytest.approx(
+        want, abs=1e-6
+    )
+    assert {n.node.get_content(): n.score for n in ali} == pytest.approx(want, abs=1e-6)
+    assert seen.count("async /rerank") >= 2, seen
+    sync_http.close()

@@ -10,6 +10,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import Document
 from langchain_core.documents.compressor import BaseDocumentCompressor
@@ -92,6 +93,18 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
         description="Every other client setting (headers, image bounds, retry time); "
         "the fields above win where set.",
     )
+    http_client: InstanceOf[httpx.Client] | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="httpx.Client for the reranker (proxies, TLS, event hooks); not closed.",
+    )
+    http_async_client: InstanceOf[httpx.AsyncClient] | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="httpx.AsyncClient for the reranker; not closed.",
+    )
 
     # Rebuilt when a field changes; one async client per event loop.
     _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
@@ -115,7 +128,9 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         new = self.__copy__()
         for name, value in self.__dict__.items():
-            new.__dict__[name] = copy.deepcopy(value, memo)
+            # Injected httpx clients are the caller's and stay shared.
+            if name not in ("http_client", "http_async_client"):
+                new.__dict__[name] = copy.deepcopy(value, memo)
         return new
 
     def setup(self) -> RerankerSetup:
@@ -123,17 +138,17 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
         return reranker_setup(self, self.settings)
 
     def _sync(self) -> RerankClient:
-        return self._clients.sync(self.setup(), None)
+        return self._clients.sync(self.setup(), self.http_client)
 
     def _async(self) -> AsyncRerankClient:
-        return self._clients.async_(self.setup(), None)
+        return self._clients.async_(self.setup(), self.http_async_client)
 
     def close(self) -> None:
-        """Close the sync client's connections."""
+        """Close the sync client's connections (not an injected ``http_client``)."""
         self._clients.close()
 
     async def aclose(self) -> None:
-        """Close both clients' connections."""
+        """Close both clients' connections (not injected httpx clients)."""
         await self._clients.aclose()
 
     def document_input(self, document: Document) -> RerankInput:

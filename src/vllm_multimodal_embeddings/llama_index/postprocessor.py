@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle
@@ -70,6 +71,18 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
         description="Every other client setting (headers, image bounds, retry time); "
         "the fields above win where set.",
     )
+    http_client: InstanceOf[httpx.Client] | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="httpx.Client for sync requests (proxies, TLS, event hooks); not closed here.",
+    )
+    async_http_client: InstanceOf[httpx.AsyncClient] | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="httpx.AsyncClient for async requests; not closed here.",
+    )
 
     # Rebuilt when a field changes; one async client per event loop.
     _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
@@ -92,17 +105,17 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
         return reranker_setup(self, self.settings)
 
     def _sync(self) -> RerankClient:
-        return self._clients.sync(self.setup(), None)
+        return self._clients.sync(self.setup(), self.http_client)
 
     def _async(self) -> AsyncRerankClient:
-        return self._clients.async_(self.setup(), None)
+        return self._clients.async_(self.setup(), self.async_http_client)
 
     def close(self) -> None:
-        """Close the sync client's connections."""
+        """Close the sync client's connections (not an injected ``http_client``)."""
         self._clients.close()
 
     async def aclose(self) -> None:
-        """Close both clients' connections."""
+        """Close both clients' connections (not injected httpx clients)."""
         await self._clients.aclose()
 
     def node_input(self, node: Any) -> RerankInput:
