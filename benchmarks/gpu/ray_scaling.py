@@ -112,6 +112,24 @@ def start_servers(args: argparse.Namespace, n: int, logs: Path) -> list[LocalSer
         if args.cpu:
             config = cpu_test_config(str(ensure_tiny_checkpoint(server_python())))
             server = LocalServer(config, log_path=logs / f"server-{i}.log", startup_timeout_s=900)
+        elif args.share_gpu:
+            # Every server on GPU 0, each with its share of memory and of the CPU's front end:
+            # the GPU code path, the harness and the faults on one lent GPU (no scaling).
+            share = round(0.85 / n, 2)
+            config = production_config(
+                args.checkpoint,
+                host="127.0.0.1",
+                port=8000 + i,
+                frontend_args=("--api-server-count", "2"),
+                extra_args=("--gpu-memory-utilization", str(share)),
+            )
+            server = ServeServer(
+                config,
+                python=Path(sys.executable),
+                env={"CUDA_VISIBLE_DEVICES": "0"},
+                log_path=logs / f"server-{i}.log",
+                startup_timeout_s=900,
+            )
         else:
             config = production_config(args.checkpoint, host="127.0.0.1", port=8000 + i)
             server = ServeServer(
@@ -211,6 +229,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="the model folder (GPU runs)")
     parser.add_argument("--cpu", action="store_true", help="the CPU build and the tiny checkpoint")
     parser.add_argument("--servers", default="1,2,4", help="N values, comma-separated")
+    parser.add_argument(
+        "--share-gpu",
+        action="store_true",
+        help="every server on GPU 0 (one lent GPU: exercises the path and the faults only)",
+    )
     parser.add_argument("--texts", type=int, default=4096, help="texts per server in a run")
     parser.add_argument("--photos", type=int, default=128, help="12 MP photos per server")
     parser.add_argument("--actors-per-server", type=int, default=4)
