@@ -15,6 +15,24 @@ from vllm_multimodal_embeddings import _constants
 from vllm_multimodal_embeddings.server.flags import production_config, vllm_args
 
 
+def _older_than_0_32() -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("vllm")
+    except PackageNotFoundError:
+        try:
+            import vllm
+        except ImportError:
+            return False
+        found = vllm.__version__
+    try:
+        major, minor = (int(x) for x in found.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) < (0, 32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
@@ -34,6 +52,12 @@ def main() -> None:
     )
     if args.no_template:
         cfg = cfg.with_(chat_template=None)
+    if _older_than_0_32():
+        # The device's vLLM 0.26 (the last for its torch) has no --trust-request-mm-kwargs, and
+        # its transformers no cap_pixels_per_frame: the video-parity flags (vLLM 0.32) go.
+        # Texts and images, which the bench measures, get the same arguments as on 0.32.
+        image_kwargs = {k: v for k, v in cfg.mm_processor_kwargs.items() if k != "videos_kwargs"}
+        cfg = cfg.with_(trust_request_mm_kwargs=False, mm_processor_kwargs=image_kwargs)
     print("\n".join(vllm_args(cfg)))
 
 

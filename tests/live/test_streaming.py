@@ -134,7 +134,7 @@ def test_async_stream_matches_sync_and_takes_async_iterables(vllm_server: Any) -
 
 
 def test_async_cancellation_stops_preparing(vllm_server: Any) -> None:
-    pulled = [0]
+    pulled, consumed = [0], [0]
     CountingStream.reads = 0
     first = asyncio.Event
 
@@ -146,6 +146,7 @@ def test_async_cancellation_stops_preparing(vllm_server: Any) -> None:
 
             async def consume() -> None:
                 async for _ in c.iter_embed(counted_images(10_000, pulled)):
+                    consumed[0] += 1
                     started.set()
 
             task = asyncio.create_task(consume())
@@ -160,8 +161,10 @@ def test_async_cancellation_stops_preparing(vllm_server: Any) -> None:
     taken, prepared, taken_later, prepared_later = asyncio.run(run())
     assert taken_later == taken
     assert prepared_later <= prepared + 2  # only what the two workers had in hand
-    # The window, plus what the consumer took between its first vector and the cancel.
-    assert taken <= (2 + 2) * 4 + 3 * 4
+    # What the consumer had (how many vectors came before the cancel is up to the scheduler:
+    # a loaded CI machine let it take 8 chunks once), plus the window of 2 + 2 chunks of 4, plus
+    # the chunk being pulled: an unbounded window would take thousands.
+    assert taken <= consumed[0] + (2 + 2) * 4 + 4, (taken, consumed[0])
 
 
 def test_on_progress_counts_in_order_and_images_stream(vllm_server: Any) -> None:
