@@ -205,7 +205,8 @@ elif [ "$PHASE" = verify ]; then
     fi
     round=$(( $(cat "$STORE/verify.round" 2>/dev/null || echo 0) + 1 ))
     echo "$round" > "$STORE/verify.round"
-    bench --phase verify --tag server=gpu --tag round="$round" || true
+    # shellcheck disable=SC2086
+    bench --phase verify --tag server=gpu --tag round="$round" ${VMME_BENCH_ARGS:-} || true
     save_log gpu
     rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
     echo "server gpu: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \

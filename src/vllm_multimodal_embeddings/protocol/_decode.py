@@ -122,9 +122,12 @@ def check_vectors(
             unit = "bytes" if packed else "values"
             raise MalformedResponseError(f"embedding has {shape[0]} {unit}, expected {want}")
     if not packed:
-        for position, vector in enumerate(vectors):
-            if not np.isfinite(vector).all():
-                raise MalformedResponseError(
-                    f"embedding at response position {position} contains NaN or infinity"
-                )
+        # One pass over the stacked response: a check per vector cost ~20 us each, a tenth of
+        # the client's whole CPU per short text.
+        finite = np.isfinite(np.stack(vectors)).all(axis=1)
+        if not finite.all():
+            position = int(np.argmin(finite))
+            raise MalformedResponseError(
+                f"embedding at response position {position} contains NaN or infinity"
+            )
     return vectors
