@@ -87,13 +87,36 @@ def test_grows_concurrency_to_the_servers_capacity_then_batches() -> None:
     assert stats.latency is not None and stats.latency == pytest.approx(0.074)
 
 
-def test_concurrency_stays_when_no_request_waited_for_a_slot() -> None:
+def preparation_bound(rate: float) -> Latency:
+    """A client that prepares ``rate`` inputs per second whatever the settings: a wave of
+    ``conc`` requests of ``batch`` takes as long as preparing them."""
+
+    def latency(batch: int, conc: int) -> float:
+        return batch * conc / rate
+
+    return latency
+
+
+def test_without_waits_the_batch_grows_first_and_concurrency_gets_one_trial() -> None:
     clock = Clock()
     tuner = auto(clock)
-    # Preparation is the bottleneck: slots are free, more of them would sit idle.
-    run(tuner, clock, saturating(64), waves=30, waited=False)
-    assert tuner.concurrency == 4
+    # Preparation is the bottleneck: slots are free, more of them sit idle. The batch is tried
+    # first (no gain: closed), then one concurrency trial (no gain: undone, closed).
+    run(tuner, clock, preparation_bound(2000), waves=30, waited=False)
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency) == (16, 4)
+    assert stats.changes == 4  # two trials, two undos
+    assert stats.reason.startswith("undid max_concurrency 4 -> 8")
+
+
+def test_without_waits_a_deeper_window_that_pays_is_kept() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    # No request waited, yet more in flight pays (the window, two chunks beyond the requests,
+    # held preparation back): once the batch stops paying, concurrency grows.
+    run(tuner, clock, saturating(64), waves=60, waited=False)
     assert tuner.batch_size > 16
+    assert tuner.concurrency > 4
 
 
 def test_an_overload_halves_concurrency_at_once_and_stops_its_growth() -> None:
