@@ -205,8 +205,9 @@ elif [ "$PHASE" = verify ]; then
     fi
     round=$(( $(cat "$STORE/verify.round" 2>/dev/null || echo 0) + 1 ))
     echo "$round" > "$STORE/verify.round"
-    # shellcheck disable=SC2086
-    bench --phase verify --tag server=gpu --tag round="$round" ${VMME_BENCH_ARGS:-} || true
+    # VMME_BENCH_ONLY: comma-separated workload names (default all).
+    bench --phase verify --tag server=gpu --tag round="$round" \
+        ${VMME_BENCH_ONLY:+--only "$VMME_BENCH_ONLY"} || true
     save_log gpu
     rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
     echo "server gpu: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
