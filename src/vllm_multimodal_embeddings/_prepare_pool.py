@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ._exceptions import VLLMEmbeddingError
 from ._inputs import Fetcher, PreparedInput, prepare_input
 from ._settings import ImageSettings
+from ._types import Content
 
 __all__ = [
     "Outcome",
@@ -55,6 +56,16 @@ def goes_to_process(item: object, str_as: StrAs) -> bool:
     Texts are cheap anywhere; PIL images would cross as raw pixels; streams and fetchers do not
     pickle; ``http(s)`` URLs are passed through or fetched, which is I/O, not pixels.
     """
+    if isinstance(item, Content):
+        # How the adapters hand images over (LlamaIndex wraps every path; its photos were
+        # prepared on threads, 12.7/s against 15.2/s on an H100): the pixel work is the
+        # image's. With a video or interleaved parts it stays on the threads.
+        return (
+            item.image is not None
+            and item.video is None
+            and not item.parts
+            and goes_to_process(item.image, "image")
+        )
     if isinstance(item, (bytes, bytearray, os.PathLike)):
         return True
     if isinstance(item, str) and str_as == "image":
@@ -68,6 +79,8 @@ def large_enough(item: object, min_bytes: int) -> bool:
     A path that cannot be read stays on the threads, which report it."""
     if min_bytes <= 0:
         return True
+    if isinstance(item, Content):
+        return large_enough(item.image, min_bytes)
     if isinstance(item, (bytes, bytearray)):
         return len(item) >= min_bytes
     if isinstance(item, str) and item[:5].lower() == "data:":

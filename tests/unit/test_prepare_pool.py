@@ -16,6 +16,7 @@ from vllm_multimodal_embeddings._inputs import PreparedInput
 from vllm_multimodal_embeddings._prepare_pool import (
     ProcessPreparer,
     goes_to_process,
+    large_enough,
     prepare_outcome,
     process_pool,
 )
@@ -49,6 +50,19 @@ def test_routing() -> None:
     assert not goes_to_process(Image.new("RGB", (4, 4)), "image")
     assert not goes_to_process(io.BytesIO(b"x"), "image")
     assert not goes_to_process(Content(text="x"), "image")
+    # The adapters' form (LlamaIndex wraps every image path): the image decides.
+    assert goes_to_process(Content(image="photo.jpg"), "text")
+    assert goes_to_process(Content(text="caption", image=Path("a.jpg")), "text")
+    assert not goes_to_process(Content(image="https://example.com/a.jpg"), "text")
+    assert not goes_to_process(Content.of("a", "photo.jpg"), "text")  # interleaved parts
+
+
+def test_content_images_go_by_their_image_size(tmp_path: Path) -> None:
+    small, big = tmp_path / "small.jpg", tmp_path / "big.jpg"
+    small.write_bytes(b"x" * 10)
+    big.write_bytes(b"x" * 5000)
+    assert large_enough(Content(image=str(big)), 4096)
+    assert not large_enough(Content(image=str(small)), 4096)
 
 
 def test_same_result_as_threads(preparer: ProcessPreparer, tmp_path: Path) -> None:
@@ -56,7 +70,8 @@ def test_same_result_as_threads(preparer: ProcessPreparer, tmp_path: Path) -> No
     path = tmp_path / "big.jpg"
     path.write_bytes(big)
     items: list[object] = [big, path, str(path), "a text", Image.open(io.BytesIO(big))]
-    as_image = [False, False, True, False, False]
+    items.append(Content(text="a caption", image=str(path)))
+    as_image = [False, False, True, False, False, False]
     for k, (item, image) in enumerate(zip(items, as_image, strict=True)):
         str_as = "image" if image else "text"
         got = preparer.submit(item, k, str_as).result(timeout=60)
