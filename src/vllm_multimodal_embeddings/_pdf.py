@@ -94,32 +94,34 @@ def page_size_for(width_pt: float, height_pt: float, max_pixels: int) -> tuple[i
     )
 
 
-def pdf_page_count(path: str | os.PathLike[str]) -> int:
-    """How many pages a PDF file holds.
+def pdf_page_count(path: str | os.PathLike[str], *, password: str | None = None) -> int:
+    """How many pages a PDF file holds (``password``: of an encrypted one).
 
     Raises:
-        ImageLoadError: the file is missing, not a PDF, corrupt or encrypted.
+        ImageLoadError: the file is missing, not a PDF, corrupt, or encrypted and the password
+            is missing or wrong.
         InputError: the ``pdf`` extra is not installed.
     """
     pdfium = _pdfium()
     source = os.fspath(path)
     _check_file(Path(source), source=source, index=None)
     with _PDFIUM_LOCK:
-        doc = _open(pdfium, source, source=source, index=None)
+        doc = _open(pdfium, source, source=source, index=None, password=password)
         try:
             return len(doc)
         finally:
             doc.close()
 
 
-def pdf_pages(path: str | os.PathLike[str]) -> Iterator[PdfPage]:
+def pdf_pages(path: str | os.PathLike[str], *, password: str | None = None) -> Iterator[PdfPage]:
     """Every page of a PDF as a :class:`PdfPage`, lazily, from page 1.
 
     Only the page count is read here; each page is rendered when its input is prepared, so
-    ``client.iter_embed_images(pdf_pages("big.pdf"))`` holds a few pages at a time.
+    ``client.iter_embed_images(pdf_pages("big.pdf"))`` holds a few pages at a time. The
+    ``password`` of an encrypted PDF goes with each page (never into a page's ``str``).
     """
-    for number in range(1, pdf_page_count(path) + 1):
-        yield PdfPage(path, number)
+    for number in range(1, pdf_page_count(path, password=password) + 1):
+        yield PdfPage(path, number, password)
 
 
 def render_page(page: PdfPage, *, max_pixels: int, index: int | None = None) -> Image.Image:
@@ -136,7 +138,7 @@ def render_page(page: PdfPage, *, max_pixels: int, index: int | None = None) -> 
     _check_file(Path(path), source=source, index=index)
     raw = pdfium.raw
     with _PDFIUM_LOCK:
-        doc = _open(pdfium, path, source=source, index=index)
+        doc = _open(pdfium, path, source=source, index=index, password=page.password)
         try:
             count = len(doc)
             if page.page > count:
@@ -210,13 +212,19 @@ def _check_file(path: Path, *, source: str, index: int | None) -> None:
         raise ImageLoadError("PDF path is not a regular file", index=index, source=source)
 
 
-def _open(pdfium: Any, path: str, *, source: str, index: int | None) -> Any:
+def _open(
+    pdfium: Any, path: str, *, source: str, index: int | None, password: str | None = None
+) -> Any:
     try:
-        return pdfium.PdfDocument(path)
+        return pdfium.PdfDocument(path, password=password)
     except pdfium.PdfiumError as exc:
         code = getattr(exc, "err_code", None)
-        if code in (_ERR_PASSWORD, _ERR_SECURITY):
-            reason = "PDF is encrypted (a password is needed); decrypt it first"
+        if code in (_ERR_PASSWORD, _ERR_SECURITY) and password is not None:
+            reason = "PDF is encrypted and the password given does not open it"
+        elif code in (_ERR_PASSWORD, _ERR_SECURITY):
+            reason = (
+                "PDF is encrypted: pass its password (PdfPage(..., password=...)) or decrypt it"
+            )
         elif code == _ERR_FORMAT:
             reason = "not a valid PDF (corrupt or truncated)"
         else:

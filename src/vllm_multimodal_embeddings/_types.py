@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Union
 
 if TYPE_CHECKING:
@@ -35,10 +35,13 @@ class PdfPage:
     Attributes:
         path: the PDF file.
         page: the page number, counted from 1 as in a ``#page=N`` URI fragment and a viewer.
+        password: the password of an encrypted PDF; never shown (not in ``repr``, ``str``
+            or errors) and not part of the page's identity (equality, hash).
     """
 
     path: str | os.PathLike[str]
     page: int
+    password: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # bool is an int; True as "page 1" is a bug, not a choice.
@@ -48,6 +51,8 @@ class PdfPage:
             raise ValueError(f"PdfPage.page counts from 1, got {self.page}")
         if not isinstance(self.path, (str, os.PathLike)):
             raise TypeError(f"PdfPage.path must be a path, got {type(self.path).__name__!r}")
+        if self.password is not None and not isinstance(self.password, str):
+            raise TypeError("PdfPage.password must be a str")
 
     def __str__(self) -> str:
         return f"{os.fspath(self.path)}#page={self.page}"

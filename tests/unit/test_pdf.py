@@ -198,6 +198,27 @@ def test_encrypted_pdf(tmp_path: Path) -> None:
         pdf_page_count(path)
 
 
+def test_an_encrypted_pdf_opens_with_its_password(tmp_path: Path) -> None:
+    texts = ["Hidden", "Also hidden"]
+    plain = write_pdf(tmp_path / "plain.pdf", texts)
+    secret = write_pdf(tmp_path / "secret.pdf", texts, password="s3cret")
+    pages = list(pdf_pages(secret, password="s3cret"))
+    assert [p.page for p in pages] == [1, 2] and pdf_page_count(secret, password="s3cret") == 2
+    # The same pixels as the unencrypted file.
+    for page in pages:
+        got = render_page(page, max_pixels=SMALL.max_image_pixels)
+        want = render_page(PdfPage(plain, page.page), max_pixels=SMALL.max_image_pixels)
+        assert got.tobytes() == want.tobytes()
+    # Never shown, and not part of the page's identity.
+    assert "s3cret" not in repr(pages[0]) and "s3cret" not in str(pages[0])
+    assert pages[0] == PdfPage(secret, 1) and hash(pages[0]) == hash(PdfPage(secret, 1))
+    with pytest.raises(ImageLoadError, match="password given does not open it") as info:
+        prepare_image(PdfPage(secret, 1, "wrong-pw"), index=3, options=SMALL)
+    assert info.value.index == 3 and "wrong-pw" not in str(info.value)
+    with pytest.raises(ImageLoadError, match="pass its password"):
+        prepare_image(PdfPage(secret, 1), index=0, options=SMALL)
+
+
 def test_corrupt_pdf(tmp_path: Path) -> None:
     path = write_corrupt(tmp_path / "broken.pdf")
     with pytest.raises(ImageLoadError, match="not a valid PDF") as info:
