@@ -123,6 +123,8 @@ def _content_parts(item: PreparedInput, order: tuple[str, ...]) -> list[dict[str
     if item.parts:
         # Content.of(...): the caller chose the order; the model's layout applies to plain items.
         return [_wire_part(p.kind, p.value) for p in item.parts]
+    if item.image_url is None and item.video_url is None and item.text is not None:
+        return [{"type": "text", "text": item.text}]  # the common case, built directly
     parts: dict[str, dict[str, Any]] = {}
     if item.video_url is not None:
         parts["video"] = {"type": "video_url", "video_url": {"url": item.video_url}}
