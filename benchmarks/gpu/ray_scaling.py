@@ -106,36 +106,34 @@ class GpuBusy:
             self._proc.terminate()
 
 
+def prepare_workers(args: Any) -> int:
+    """Threads per actor's client: its CPUs, at least one (an actor may hold half a CPU)."""
+    return max(1, int(args.cpus_per_actor))
+
+
 def start_servers(args: argparse.Namespace, n: int, logs: Path) -> list[LocalServer]:
     servers = []
     for i in range(n):
         if args.cpu:
             config = cpu_test_config(str(ensure_tiny_checkpoint(server_python())))
             server = LocalServer(config, log_path=logs / f"server-{i}.log", startup_timeout_s=900)
-        elif args.share_gpu:
-            # Every server on GPU 0, each with its share of memory and of the CPU's front end:
-            # the GPU code path, the harness and the faults on one lent GPU (no scaling).
-            share = round(0.85 / n, 2)
-            config = production_config(
-                args.checkpoint,
-                host="127.0.0.1",
-                port=8000 + i,
-                frontend_args=("--api-server-count", "2"),
-                extra_args=("--gpu-memory-utilization", str(share)),
-            )
-            server = ServeServer(
-                config,
-                python=Path(sys.executable),
-                env={"CUDA_VISIBLE_DEVICES": "0"},
-                log_path=logs / f"server-{i}.log",
-                startup_timeout_s=900,
-            )
         else:
-            config = production_config(args.checkpoint, host="127.0.0.1", port=8000 + i)
+            # --share-gpu: every server on GPU 0, each with its share of memory and of the
+            # CPU's front end: the GPU path, the harness and the faults on one lent GPU (no
+            # scaling).
+            shared: dict[str, object] = (
+                {
+                    "frontend_args": ("--api-server-count", "2"),
+                    "extra_args": ("--gpu-memory-utilization", str(round(0.85 / n, 2))),
+                }
+                if args.share_gpu
+                else {}
+            )
+            config = production_config(args.checkpoint, host="127.0.0.1", port=8000 + i, **shared)
             server = ServeServer(
                 config,
                 python=Path(sys.executable),
-                env={"CUDA_VISIBLE_DEVICES": str(i)},
+                env={"CUDA_VISIBLE_DEVICES": "0" if args.share_gpu else str(i)},
                 log_path=logs / f"server-{i}.log",
                 startup_timeout_s=900,
             )
@@ -187,7 +185,7 @@ def actor_pids() -> list[int]:
 def fault_run(args: Any, servers: list[LocalServer], rows: list[dict[str, Any]], out: Path):
     settings = ClientSettings(
         base_url=servers[0].base_url,
-        prepare_workers=max(1, int(args.cpus_per_actor)),
+        prepare_workers=prepare_workers(args),
         max_retry_time=10,
     )
     urls = [s.base_url for s in servers]
@@ -266,9 +264,7 @@ def main() -> None:
     try:
         for kind, n, rows in plan:
             urls = [s.base_url for s in servers[:n]]
-            settings = ClientSettings(
-                base_url=urls[0], prepare_workers=max(1, int(args.cpus_per_actor))
-            )
+            settings = ClientSettings(base_url=urls[0], prepare_workers=prepare_workers(args))
             t0 = time.time()
             got, seconds = run(rows, settings, urls, args)
             row = {

@@ -70,12 +70,12 @@ def _settle(result: Any, index: int, processes: int) -> Outcome:
 
 def _outcomes(preparing: list[Preparing], start: int, processes: int) -> list[Outcome]:
     out: list[Outcome] = []
-    for k, future in enumerate(preparing):
-        if not isinstance(future, Future):  # prepared in place
-            out.append(future)
+    for k, part in enumerate(preparing):
+        if not isinstance(part, Future):  # prepared in place
+            out.append(part)
             continue
         try:
-            result = future.result()
+            result = part.result()
         except BrokenProcessPool as exc:
             result = exc
         out.append(_settle(result, start + k, processes))
@@ -119,7 +119,6 @@ class _ClientBase:
             max_batch_bytes=s.max_batch_bytes,
         )
         self._budget = ByteBudget(s.max_inflight_bytes)
-        self._images = s.images
         self._processes = s.prepare_processes or 0
 
     def __repr__(self) -> str:
@@ -198,7 +197,7 @@ class _ClientBase:
                     preparer = ProcessPreparer(
                         process_pool(self._processes),
                         self._prepare.executor(),
-                        self._images,
+                        core.images,
                         min_bytes=C.PROCESS_MIN_BYTES,
                     )
                 out.append(preparer.submit(item, index, str_as, fetch))
