@@ -6,7 +6,10 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 4 requests, the fixed defaults of earlier releases.
+1. Start at 16 inputs x 4 requests, the fixed defaults of earlier releases. Once the first
+   chunk is prepared, inputs so small that 16 of them make a tiny request (short texts) get a
+   batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after
+   several doublings that a job of a few thousand texts would spend entirely ramping.
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
    of them are answered; its throughput is their inputs over the seconds since the first of
    them started (older requests measure the old setting, so they are not counted).
@@ -226,6 +229,8 @@ class Tuner:
             mean = nbytes / inputs
             old = self._mean_bytes
             self._mean_bytes = mean if old is None else old + _BYTES_WEIGHT * (mean - old)
+            if old is None and self._auto[_BATCH] and self._changes == 0:
+                self._size_batch(mean)
 
     def byte_wait(self) -> None:
         """The window held a chunk back: the byte budget was spent."""
@@ -301,6 +306,21 @@ class Tuner:
                 self._set(trial.what, trial.before, f"undid {moved} (< +{GAIN:.0%})")
         self._epoch = _Epoch(now)
         self._next_move(base_tput, base_lat, size, waited=epoch.waited)
+
+    def _size_batch(self, mean: float) -> None:
+        """The first chunk's bytes per input say how many inputs fill a worthwhile request."""
+        batch, fit = self._value[_BATCH], C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
+        while batch * 2 <= min(fit, self._cap[_BATCH]):
+            batch *= 2
+        if batch == self._value[_BATCH]:
+            return
+        self._set(
+            _BATCH,
+            batch,
+            f"sized to the inputs: {mean:.0f} bytes each, {batch} per request carry "
+            f"~{batch * mean / 1024:.0f} KiB",
+        )
+        self._epoch = _Epoch(self._clock())  # requests of the old batch measure nothing now
 
     def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
         conc, batch = self._value[_CONC], self._value[_BATCH]

@@ -284,12 +284,17 @@ def _counting_client() -> tuple[httpx.Client, list[str]]:
 
 
 @pytest.mark.parametrize(("batch_size", "expected"), [(1, 6), (2, 3), (4, 2), (16, 1)])
-def test_embed_batch_size_sets_requests(
+def test_batch_size_sets_requests_across_slices(
     vllm_server: LiveServer, tmp_path: Path, batch_size: int, expected: int
 ) -> None:
+    # embed_batch_size=2 slices the list for callbacks only: one stream runs across the
+    # slices, so a request may carry more than a slice (16 -> 1 request, not 3).
     http, paths = _counting_client()
     emb = VLLMMultiModalEmbedding(
-        base_url=vllm_server.base_url, embed_batch_size=batch_size, http_client=http
+        base_url=vllm_server.base_url,
+        embed_batch_size=2,
+        batch_size=batch_size,
+        http_client=http,
     )
     images = [io.BytesIO(_png(c, i)) for i, c in enumerate(COLORS)]
     emb.get_text_embedding("warm up")  # the server probe happens here, outside the count
@@ -299,6 +304,32 @@ def test_embed_batch_size_sets_requests(
     paths.clear()
     assert len(emb.get_text_embedding_batch(CAPTIONS + CAPTIONS[:2])) == 6
     assert paths.count("/v1/embeddings") == expected
+    http.close()
+
+
+def test_an_embeddings_cache_keeps_llama_index_slices(vllm_server: LiveServer) -> None:
+    from llama_index.core.storage.kvstore import SimpleKVStore
+
+    http, paths = _counting_client()
+    emb = VLLMMultiModalEmbedding(
+        base_url=vllm_server.base_url,
+        embed_batch_size=2,
+        batch_size=16,
+        http_client=http,
+        embeddings_cache=SimpleKVStore(),
+    )
+    emb.get_text_embedding("warm up")
+    paths.clear()
+    first = emb.get_text_embedding_batch(CAPTIONS)
+    assert paths.count("/v1/embeddings") == 2  # LlamaIndex's own slices of 2, not one stream
+    paths.clear()
+    assert emb.get_text_embedding_batch(CAPTIONS) == first  # from the cache
+    assert paths.count("/v1/embeddings") == 0
+    streamed = VLLMMultiModalEmbedding(base_url=vllm_server.base_url, embed_batch_size=2)
+    cos = np.sum(np.asarray(first) * np.asarray(streamed.get_text_embedding_batch(CAPTIONS)), 1)
+    assert np.all(cos > 0.999)
+    streamed.close()
+    emb.close()
     http.close()
 
 
@@ -317,7 +348,11 @@ async def test_embed_batch_size_async(vllm_server: LiveServer) -> None:
         paths.clear()
         images = [io.BytesIO(_png(c, i)) for i, c in enumerate(COLORS)]
         assert len(await emb.aget_image_embedding_batch(images)) == len(COLORS)  # type: ignore[arg-type]
-        assert paths.count("/v1/embeddings") == 3
+        # Three slices of 2, one stream: the tuned batch (16 to start) takes all 6 at once.
+        assert paths.count("/v1/embeddings") == 1
+        paths.clear()
+        assert len(await emb.aget_text_embedding_batch(CAPTIONS + CAPTIONS[:2])) == 6
+        assert paths.count("/v1/embeddings") == 1
 
 
 def test_callbacks_and_instrumentation(vllm_server: LiveServer, tmp_path: Path) -> None:

@@ -217,3 +217,30 @@ def test_every_change_is_logged_at_debug_with_its_reason(caplog: pytest.LogCaptu
     assert any(line.startswith("tuning: kept max_concurrency 4 -> 8: throughput") for line in lines)
     assert any(line.startswith("tuning: undid max_concurrency 16 -> 32") for line in lines)
     assert len([x for x in lines if "kept" not in x]) == tuner.stats().changes
+
+
+def test_small_inputs_start_with_a_batch_that_fills_a_request() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.prepared(16, 16 * 130)  # ~30-token texts
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (128, 4, 1)
+    assert stats.reason.startswith("sized to the inputs: 130 bytes each, 128 per request")
+    # Only the first measurement sizes it: later small chunks leave it to the epochs.
+    tuner.prepared(16, 16 * 10)
+    assert tuner.batch_size == 128
+
+
+@pytest.mark.parametrize("size", [2048, 1024 * 1024])
+def test_inputs_that_fill_a_request_keep_the_default_batch(size: int) -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.prepared(16, 16 * size)  # 512-token texts, photos
+    assert (tuner.batch_size, tuner.stats().changes) == (16, 0)
+
+
+def test_an_explicit_batch_is_not_sized() -> None:
+    clock = Clock()
+    tuner = auto(clock, batch_size=8)
+    tuner.prepared(8, 8 * 20)
+    assert tuner.batch_size == 8
