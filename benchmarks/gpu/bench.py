@@ -429,11 +429,19 @@ LAST_STATS: dict[str, Any] = {}
 
 
 def package_client(
-    base_url: str, model: str, items: Sequence[str], kind: str, **options: Any
+    base_url: str,
+    model: str,
+    items: Sequence[str],
+    kind: str,
+    start_concurrency: int | None = None,
+    **options: Any,
 ) -> np.ndarray:
     from vllm_multimodal_embeddings import EmbeddingClient
 
     with EmbeddingClient(base_url=base_url, model=model, **options) as client:
+        if start_concurrency is not None:
+            # An experiment, not a setting: where the tuner starts (it starts at 4 in flight).
+            client._tuner._value["max_concurrency"] = start_concurrency
         # numpy out, as the hand-written client gives: ``embed`` adds a Python list per vector
         # (~80 us for 2048 floats), which the LangChain row (lists are its contract) shows.
         if kind == "text":
@@ -775,6 +783,27 @@ def main() -> None:
                     w.name, w.kind, scale * w.n, w.n_naive, sweep, w.make, w.part, w.naive_part
                 )
                 runs += plan(b, w, ("hand",) if "server only" in name else ("hand", "package"))
+                if "server only" in name:
+                    continue
+                # Experiments beside the defaults: the tuner starting deeper (the GPU profile
+                # runs 8 API processes, one request each), fewer preparation processes.
+                variants: list[tuple[str, dict[str, Any]]] = [
+                    ("tuner starting at 8 in flight", {"start_concurrency": 8})
+                ]
+                if "photos" in name:
+                    variants.append(("prepare_processes=8", {"prepare_processes": 8}))
+                for label, options in variants:
+                    runs.append(
+                        Run(
+                            w.name,
+                            f"package EmbeddingClient, {label}",
+                            w.make(b.next_seed(), w.n),
+                            lambda items, w=w, options=options: package_client(
+                                b.base_url, b.model, items, w.kind, **options
+                            ),
+                            {},
+                        )
+                    )
     elif args.phase == "tuned":
         # The package with other batch_size / max_concurrency: do its defaults hold it back?
         for name, settings in (
@@ -812,6 +841,11 @@ def main() -> None:
         images.flush(pool)
     ready = wait_ready(args.base_url, max(60.0, args.deadline - time.time() - 60), args.server_pid)
     print(f"server ready (waited {ready:.0f} s more)", flush=True)
+    # Import the package and both frameworks now: a first import inside a timed run (LlamaIndex
+    # takes seconds) would be charged to a few seconds of short texts.
+    import vllm_multimodal_embeddings.langchain
+    import vllm_multimodal_embeddings.llama_index  # noqa: F401
+
     # Warm the server's text and image paths while nobody measures.
     hand_written(args.base_url, args.model, texts.make(2, 64, 30), text_part, 32, 2)
     hand_written(args.base_url, args.model, warm, raw_image_part, 8, 2)
