@@ -53,6 +53,11 @@ DEFAULT_MAX_INFLIGHT_BYTES: Final = 256 * 1024 * 1024
 UNMEASURED_INPUT_BYTES: Final = 1024 * 1024
 # The range self-tuning explores when batch_size / max_concurrency are left None (_tuning.py).
 AUTO_MAX_BATCH_SIZE: Final = 256
+# Where tuned concurrency starts. vLLM's GPU profile runs 8 API processes and one request is
+# handled by one, so fewer in flight leave some idle; measured on an H100 (two rounds each),
+# starting at 8 instead of 4: 224 px JPEGs 321/282 -> 400/414 per second, camera photos
+# 14.8/14.9 -> 20.9/21.1, short texts 2809/2687 -> 2901/3007, 512-token texts unchanged.
+AUTO_START_CONCURRENCY: Final = 8
 AUTO_MAX_CONCURRENCY: Final = 64
 # Payload a request should carry at the least once the inputs' size is known: below it the
 # request's fixed cost (HTTP, JSON, scheduling) dominates. Measured on an H100: ~30-token texts

@@ -6,7 +6,7 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 4 requests, the fixed defaults of earlier releases. Once the first
+1. Start at 16 inputs x 8 requests (the GPU profile's 8 API processes each take one). Once the first
    chunk is prepared, inputs so small that 16 of them make a tiny request (short texts) get a
    batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after
    several doublings that a job of a few thousand texts would spend entirely ramping.
@@ -139,7 +139,7 @@ class Tuner:
         self._auto = {_BATCH: batch_size is None, _CONC: max_concurrency is None}
         self._value = {
             _BATCH: batch_size or C.DEFAULT_BATCH_SIZE,
-            _CONC: max_concurrency or C.DEFAULT_MAX_CONCURRENCY,
+            _CONC: max_concurrency or C.AUTO_START_CONCURRENCY,
         }
         self._cap = {
             _BATCH: C.AUTO_MAX_BATCH_SIZE if batch_size is None else batch_size,
@@ -153,7 +153,8 @@ class Tuner:
         self._trial: _Trial | None = None
         self._steady = 0
         self._reason = (
-            "measuring from the defaults (16 per request, 4 in flight)"
+            f"measuring from the defaults ({self.batch_size} per request, "
+            f"{self.concurrency} in flight)"
             if self.tuned
             else "fixed by the settings"
         )
@@ -229,7 +230,9 @@ class Tuner:
             mean = nbytes / inputs
             old = self._mean_bytes
             self._mean_bytes = mean if old is None else old + _BYTES_WEIGHT * (mean - old)
-            if old is None and self._auto[_BATCH] and self._changes == 0:
+            # Only a batch nothing has moved yet (an overload may have halved the concurrency
+            # already: the probe's requests count too).
+            if old is None and self._auto[_BATCH] and self._open[_BATCH] and not self._trial:
                 self._size_batch(mean)
 
     def byte_wait(self) -> None:
