@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vllm_multimodal_embeddings import _images
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
 from vllm_multimodal_embeddings._images import (
     _jpeg_intact,
+    _plain_jpeg_size,
     _png_intact,
     _sendable_as_is,
     encode_bytes,
@@ -183,3 +185,63 @@ def test_transparent_png_takes_the_full_path() -> None:
     assert decision(data) is False
     _, out = sent(data)
     assert Image.open(io.BytesIO(out)).mode == "RGB"
+
+
+def _exif(orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+_XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf'
+    b'-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+    b'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+)
+JPEG_VARIANTS = {
+    "baseline": lambda: save(photo(), "JPEG", quality=90),
+    "4:4:4, optimized": lambda: save(photo(), "JPEG", quality=95, subsampling=0, optimize=True),
+    "tiny": lambda: save(photo((8, 8)), "JPEG"),
+    "icc profile": lambda: save(photo(), "JPEG", icc_profile=b"\0" * 300),
+    "progressive": lambda: save(photo(), "JPEG", progressive=True),
+    "grayscale": lambda: save(photo().convert("L"), "JPEG"),
+    "cmyk": lambda: save(photo().convert("CMYK"), "JPEG"),
+    "exif rotated": lambda: save(photo(), "JPEG", exif=_exif(6)),
+    "exif upright": lambda: save(photo(), "JPEG", exif=_exif(1)),
+    "xmp rotated": lambda: save(photo(), "JPEG", xmp=_XMP),
+    "over budget": lambda: save(photo((2000, 1500)), "JPEG"),
+    "bytes after the end": lambda: save(photo(), "JPEG") + b"trailing",
+    "truncated": lambda: save(photo(), "JPEG")[:-500],
+    "corrupt middle": lambda: corrupt_middle(save(photo(), "JPEG")),
+}
+# The variants the header walk sends by itself; every other one goes to Pillow (an image over
+# the budget is measured by the walk, then resized by Pillow).
+PLAIN = {"baseline", "4:4:4, optimized", "tiny", "icc profile"}
+SIZED = PLAIN | {"over budget"}
+
+
+@pytest.mark.parametrize("name", sorted(JPEG_VARIANTS))
+def test_the_header_walk_decides_as_pillow_does(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = JPEG_VARIANTS[name]()
+    size = _plain_jpeg_size(data)
+    assert (size is not None) == (name in SIZED)
+    if size is not None:
+        assert size == Image.open(io.BytesIO(data)).size
+    try:
+        fast: object = sent(data)
+    except ImageLoadError as exc:
+        fast = str(exc)
+    monkeypatch.setattr(_images, "_plain_jpeg_size", lambda data: None)  # Pillow decides
+    try:
+        slow: object = sent(data)
+    except ImageLoadError as exc:
+        slow = str(exc)
+    assert fast == slow
+    if name in PLAIN:
+        assert fast == ("data:image/jpeg;base64", data)  # byte for byte
+
+
+def test_the_header_walk_respects_the_source_pixel_cap() -> None:
+    data = save(photo((640, 480)), "JPEG")
+    with pytest.raises(ImageLoadError, match="max_source_pixels"):
+        sent(data, max_source_pixels=1000)

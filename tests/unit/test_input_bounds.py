@@ -9,6 +9,7 @@ import struct
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -180,3 +181,33 @@ def test_options_validate_caps() -> None:
     assert ImageSettings(remote_allowed_hosts="10.0.0.0/8").remote_allowed_hosts == (  # type: ignore[arg-type]
         "10.0.0.0/8",
     )
+
+
+def _stale_fstat(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
+    """``os.stat`` and ``os.fstat`` report ``size`` bytes: the file grew after it was measured."""
+    from vllm_multimodal_embeddings import _inputs
+
+    def stale(real: Any) -> Any:
+        def measure(target: Any) -> os.stat_result:
+            info = list(real(target))
+            info[6] = size  # st_size
+            return os.stat_result(info)
+
+        return measure
+
+    monkeypatch.setattr(_inputs.os, "stat", stale(os.stat))
+    monkeypatch.setattr(_inputs.os, "fstat", stale(os.fstat))
+
+
+def test_a_file_that_grew_after_fstat_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vllm_multimodal_embeddings._inputs import _read_file
+
+    path = tmp_path / "grows.bin"
+    path.write_bytes(bytes(range(256)) * 40)  # 10240 bytes
+    _stale_fstat(monkeypatch, 100)
+    assert _read_file(path, index=0, max_bytes=1 << 20) == path.read_bytes()
+    with pytest.raises(ImageLoadError, match="file over the limit of 5000 bytes") as info:
+        _read_file(path, index=3, max_bytes=5000)
+    assert info.value.index == 3
