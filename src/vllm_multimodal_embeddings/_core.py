@@ -224,7 +224,8 @@ class EmbeddingCore:
         retries: int | None = None
         if any(_server_fetched(item) for item in items):
             retries = 0 if len(items) > 1 else _DEAD_URL_RETRIES
-        return Call("POST", self.endpoint.path, body, server_error_retries=retries)
+        media = any(i.image_url or i.video_url or i.parts for i in items)
+        return Call("POST", self.endpoint.path, body, media=media, server_error_retries=retries)
 
 
 class CallRun:

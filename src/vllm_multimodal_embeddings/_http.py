@@ -32,6 +32,7 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
+from ._json_body import encode_json
 from ._redact import redact_text, redact_url
 from ._retry import RetryState
 from ._settings import ClientSettings
@@ -62,6 +63,9 @@ class Call:
     raise_for_status: bool = True
     #: Probes of optional endpoints are not retried.
     retry: bool = True
+    #: The body carries the client's ``data:`` URIs: they are spliced into the JSON bytes
+    #: without the encoder's scan for characters to escape (:mod:`._json_body`).
+    media: bool = False
     #: Most retries of a 5xx answer (``None``: the policy's). Fewer for requests whose 5xx
     #: may be one input's fault (an image URL the server cannot fetch): the caller narrows a
     #: batch down instead of spending the retry budget on it.
@@ -201,6 +205,11 @@ class SyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
+        # Encoded once for every attempt; byte for byte what httpx's json= would send.
+        content = None if call.json is None else encode_json(call.json, splice=call.media)
+        headers = s.request_headers()
+        if content is not None:
+            headers.setdefault("Content-Type", "application/json")
         while True:
             outcome: httpx.Response | Exception
             try:
@@ -209,8 +218,8 @@ class SyncTransport:
                     outcome = self._http.request(
                         call.method,
                         url,
-                        json=call.json,
-                        headers=s.request_headers(),
+                        content=content,
+                        headers=headers,
                         timeout=s.timeout,
                     )
             except _NO_RESPONSE as exc:
@@ -268,6 +277,11 @@ class AsyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
+        # Encoded once for every attempt; byte for byte what httpx's json= would send.
+        content = None if call.json is None else encode_json(call.json, splice=call.media)
+        headers = s.request_headers()
+        if content is not None:
+            headers.setdefault("Content-Type", "application/json")
         while True:
             outcome: httpx.Response | Exception
             if self._limit is None:
@@ -278,8 +292,8 @@ class AsyncTransport:
                     outcome = await self._http.request(
                         call.method,
                         url,
-                        json=call.json,
-                        headers=s.request_headers(),
+                        content=content,
+                        headers=headers,
                         timeout=s.timeout,
                     )
             except _NO_RESPONSE as exc:

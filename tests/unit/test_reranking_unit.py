@@ -69,7 +69,8 @@ def test_scores_in_input_order_across_batches() -> None:
     with client(server, model="m", batch_size=3) as c:
         scores = c.score("q", DOCS)
     assert scores == [fake_score(d) for d in DOCS]
-    assert [len(b["documents"]) for b in server.bodies] == [3, 3, 1]
+    # Batches go concurrently: they may arrive in any order.
+    assert sorted(len(b["documents"]) for b in server.bodies) == [1, 3, 3]
     assert all(b["query"] == "q" and b["model"] == "m" for b in server.bodies)
     # No top_n on the wire: the best n are chosen over every batch's scores here.
     assert all("top_n" not in b and "instruction" not in b for b in server.bodies)

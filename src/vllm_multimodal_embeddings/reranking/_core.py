@@ -191,7 +191,7 @@ class RerankCore:
             instruction=instruction if instruction is not None else self.instruction,
         )
         try:
-            response = yield Call("POST", "/rerank", body)
+            response = yield Call("POST", "/rerank", body, media=True)
         except APIStatusError as exc:
             # A query with media can be what the server refused (a URL it cannot fetch): then
             # no document is to blame, and halving would blame the first one.

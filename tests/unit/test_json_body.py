@@ -1,0 +1,74 @@
+"""Request bodies: the spliced encoding is byte for byte what httpx's ``json=`` sends."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from vllm_multimodal_embeddings import _json_body
+from vllm_multimodal_embeddings._json_body import encode_json
+
+URI = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 40).decode()
+
+
+def httpx_bytes(body: Any) -> bytes:
+    return httpx.Request("POST", "http://x/", json=body).content
+
+
+def image(url: str) -> dict[str, Any]:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+BODIES: dict[str, Any] = {
+    "texts": {"model": "m", "messages": [[{"role": "user", "content": 'héllo "q" \\ \n'}]]},
+    "images": {
+        "model": "m",
+        "messages": [[{"role": "user", "content": [image(URI), {"type": "text", "text": "é"}]}]]
+        * 3,
+        "encoding_format": "base64",
+        "dimensions": 64,
+        "flag": None,
+        "ratio": 0.5,
+    },
+    "tuples and keys": {"inputs": (URI, {"k\u00e9y": [URI, 1, True]})},
+    "a short data URI stays in the JSON": {"u": "data:image/png;base64,AAAA"},
+    "a data URI JSON must escape": {"u": "data:text/plain," + '"quoted" \\ \n' * 200 + URI},
+    "a non-ASCII data URI": {"u": "data:text/plain," + "é" * 2000},
+    "an http URL": {"u": "https://example.com/" + "a" * 2000},
+}
+
+
+@pytest.mark.parametrize("name", sorted(BODIES))
+@pytest.mark.parametrize("splice", [True, False])
+def test_same_bytes_as_httpx(name: str, splice: bool) -> None:
+    body = BODIES[name]
+    assert encode_json(body, splice=splice) == httpx_bytes(body)
+
+
+def test_the_placeholder_in_the_callers_text_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_json_body.secrets, "token_hex", lambda n: "fixed")
+    body = {"text": "vmme-splice-fixed", "messages": [image(URI)]}
+    assert encode_json(body, splice=True) == httpx_bytes(body)
+    assert json.loads(encode_json(body, splice=True))["text"] == "vmme-splice-fixed"
+
+
+def test_nan_is_refused_as_httpx_refuses_it() -> None:
+    with pytest.raises(ValueError):
+        encode_json({"x": float("nan")}, splice=True)
+
+
+def test_the_encoder_never_sees_the_uris(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    dumps = _json_body._dumps
+
+    def spy(body: Any) -> str:
+        seen.append(dumps(body))
+        return seen[-1]
+
+    monkeypatch.setattr(_json_body, "_dumps", spy)
+    assert encode_json(BODIES["images"], splice=True) == httpx_bytes(BODIES["images"])
+    assert len(seen) == 1 and URI not in seen[0] and len(seen[0]) < 1000
