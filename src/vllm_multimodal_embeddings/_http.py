@@ -76,6 +76,16 @@ class Call:
 Step = Generator[Call, httpx.Response, T]
 
 
+def _encoded(call: Call, settings: ClientSettings) -> tuple[bytes | None, dict[str, str]]:
+    """A call's body, encoded once for all its attempts (byte for byte what httpx's ``json=``
+    sends), and the request's headers."""
+    headers = settings.request_headers()
+    if call.json is None:
+        return None, headers
+    headers.setdefault("Content-Type", "application/json")
+    return encode_json(call.json, splice=call.media), headers
+
+
 def json_or_text(response: httpx.Response) -> Any:
     """The body as JSON when it parses, else as text."""
     try:
@@ -205,11 +215,7 @@ class SyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
-        # Encoded once for every attempt; byte for byte what httpx's json= would send.
-        content = None if call.json is None else encode_json(call.json, splice=call.media)
-        headers = s.request_headers()
-        if content is not None:
-            headers.setdefault("Content-Type", "application/json")
+        content, headers = _encoded(call, s)
         while True:
             outcome: httpx.Response | Exception
             try:
@@ -277,11 +283,7 @@ class AsyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
-        # Encoded once for every attempt; byte for byte what httpx's json= would send.
-        content = None if call.json is None else encode_json(call.json, splice=call.media)
-        headers = s.request_headers()
-        if content is not None:
-            headers.setdefault("Content-Type", "application/json")
+        content, headers = _encoded(call, s)
         while True:
             outcome: httpx.Response | Exception
             if self._limit is None:

@@ -6,10 +6,10 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 8 requests (the GPU profile's 8 API processes each take one). Once the first
-   chunk is prepared, inputs so small that 16 of them make a tiny request (short texts) get a
-   batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after
-   several doublings that a job of a few thousand texts would spend entirely ramping.
+1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each).
+   Once the first chunk is prepared, inputs so small that 16 of them make a tiny request
+   (short texts) get a batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once,
+   rather than after doublings that a job of a few thousand texts spends entirely ramping.
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
    of them are answered; its throughput is their inputs over the seconds since the first of
    them started (older requests measure the old setting, so they are not counted).

@@ -53,8 +53,8 @@ dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 
 # Defaults come from ClientSettings, the one place that declares them.
 _DEFAULT: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ClientSettings)}
-# LlamaIndex's default (10) would stop the pipeline every 10 inputs: the client streams a
-# list of any length in bounded memory, so hand it more at once.
+# LlamaIndex's default (10) would mean a callback event every 10 inputs, and with an embeddings
+# cache or a rate limiter (LlamaIndex's own slice-by-slice loop) a pipeline stop as often.
 _EMBED_BATCH_SIZE = 256
 #: ClientSettings names this adapter spells differently (LlamaIndex's conventions).
 RENAMED = {"model": "model_name"}
@@ -141,7 +141,7 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         default=_EMBED_BATCH_SIZE,
         gt=0,
         le=2048,
-        description="Inputs LlamaIndex hands over per call; the client streams them.",
+        description="Inputs per callback event; one client stream runs across the slices.",
     )
     batch_size: int | None = Field(
         default=None, ge=1, description="Most inputs per HTTP request; None = tuned to the server."
