@@ -10,6 +10,8 @@ The policy works in measurement epochs:
    Once the first chunk is prepared, inputs so small that 16 of them make a tiny request
    (short texts) get a batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once,
    rather than after doublings that a job of a few thousand texts spends entirely ramping.
+   A chunk whose inputs differ in size by more than 2x from those the batch was sized for
+   (images after texts, on one client) sizes it again, down as well as up.
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
    of them are answered; its throughput is their inputs over the seconds since the first of
    them started (older requests measure the old setting, so they are not counted).
@@ -163,6 +165,9 @@ class Tuner:
         self._tput: float | None = None
         self._lat: float | None = None
         self._mean_bytes: float | None = None
+        # Bytes per input of the chunk the batch was last sized for (None: not yet).
+        self._sized_for: float | None = None
+        self._batch_halved = False
 
     # -- what the pipeline reads -------------------------------------------------------------
 
@@ -230,9 +235,14 @@ class Tuner:
             mean = nbytes / inputs
             old = self._mean_bytes
             self._mean_bytes = mean if old is None else old + _BYTES_WEIGHT * (mean - old)
-            # Only a batch nothing has moved yet (an overload may have halved the concurrency
-            # already: the probe's requests count too).
-            if old is None and self._auto[_BATCH] and self._open[_BATCH] and not self._trial:
+            # A batch an overload halved stays where it is; any other is sized to new inputs
+            # (an overload may have halved the concurrency already: the probe's requests count).
+            sized = self._sized_for
+            if (
+                self._auto[_BATCH]
+                and not self._batch_halved
+                and (sized is None or not _comparable(sized, mean))
+            ):
                 self._size_batch(mean)
 
     def byte_wait(self) -> None:
@@ -272,6 +282,7 @@ class Tuner:
             after = max(1, before // 2)
             self._trial = None
             self._open[name] = False
+            self._batch_halved |= name == _BATCH
             self._set(name, after, f"{why}: halved {name} {before} -> {after}")
             self._epoch = _Epoch(self._clock())
 
@@ -311,12 +322,15 @@ class Tuner:
         self._next_move(base_tput, base_lat, size, waited=epoch.waited)
 
     def _size_batch(self, mean: float) -> None:
-        """The first chunk's bytes per input say how many inputs fill a worthwhile request."""
-        batch, fit = self._value[_BATCH], C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
+        """A chunk's bytes per input say how many inputs fill a worthwhile request."""
+        self._sized_for = mean
+        batch, fit = C.DEFAULT_BATCH_SIZE, C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
         while batch * 2 <= min(fit, self._cap[_BATCH]):
             batch *= 2
+        batch = min(batch, self._cap[_BATCH])
         if batch == self._value[_BATCH]:
             return
+        self._trial = None  # a move on probation was measured on other inputs
         self._set(
             _BATCH,
             batch,

@@ -228,9 +228,31 @@ def test_small_inputs_start_with_a_batch_that_fills_a_request() -> None:
     stats = tuner.stats()
     assert (stats.batch_size, stats.max_concurrency, stats.changes) == (128, 8, 1)
     assert stats.reason.startswith("sized to the inputs: 130 bytes each, 128 per request")
-    # Only the first measurement sizes it: later small chunks leave it to the epochs.
-    tuner.prepared(16, 16 * 10)
+    # Chunks of inputs alike in size leave it to the epochs.
+    tuner.prepared(128, 128 * 180)
+    assert (tuner.batch_size, tuner.stats().changes) == (128, 1)
+
+
+def test_a_change_of_inputs_sizes_the_batch_again() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.prepared(16, 16 * 130)  # texts: 128 per request
+    tuner.prepared(128, 128 * 60_000)  # then 640x480 JPEGs on the same client
+    assert tuner.batch_size == 16
+    assert tuner.stats().reason.startswith("sized to the inputs: 60000 bytes each, 16 per")
+    tuner.prepared(16, 16 * 100)  # texts again
+    assert tuner.batch_size == 256
+
+
+def test_a_batch_an_overload_halved_is_not_sized_again() -> None:
+    clock = Clock()
+    tuner = auto(clock, max_concurrency=4)
+    tuner.prepared(16, 16 * 130)
     assert tuner.batch_size == 128
+    tuner.overloaded("server answered 503", clock())
+    tuner.prepared(64, 64 * 60_000)
+    tuner.prepared(64, 64 * 10)
+    assert tuner.batch_size == 64
 
 
 @pytest.mark.parametrize("size", [2048, 1024 * 1024])
