@@ -56,6 +56,30 @@ def stand_in(dims: int) -> Callable[[httpx.Request], httpx.Response]:
     return handler
 
 
+def hand_written_run(
+    handler: Callable[[httpx.Request], httpx.Response],
+    items: list[str],
+    to_part: Callable[[str], dict[str, Any]],
+    batch: int,
+    inflight: int,
+) -> list[np.ndarray]:
+    """What a user writes: batched conversations, base64 vectors, numpy out."""
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+
+    def one(chunk: list[str]) -> list[np.ndarray]:
+        body = {
+            "model": "m",
+            "messages": [[{"role": "user", "content": [to_part(x)]}] for x in chunk],
+            "encoding_format": "base64",
+        }
+        got = http.post("http://stand-in:8000/v1/embeddings", json=body).json()["data"]
+        return [np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in got]
+
+    chunks = [items[i : i + batch] for i in range(0, len(items), batch)]
+    with ThreadPoolExecutor(inflight) as pool:
+        return [v for vs in pool.map(one, chunks) for v in vs]
+
+
 def measure(fn: Callable[[], Any], n: int, repeat: int) -> tuple[float, float]:
     """Best of ``repeat``: CPU microseconds per input and inputs per second."""
     cpu, rate = [], []
@@ -93,24 +117,8 @@ def main() -> None:
 
         return run
 
-    def hand_written(batch: int = 128, inflight: int = 8) -> Any:
-        # What a user writes: batched conversations, base64 vectors, numpy out.
-        http = httpx.Client(transport=httpx.MockTransport(handler))
-
-        def one(chunk: list[str]) -> list[np.ndarray]:
-            body = {
-                "model": "m",
-                "messages": [
-                    [{"role": "user", "content": [{"type": "text", "text": t}]}] for t in chunk
-                ],
-                "encoding_format": "base64",
-            }
-            got = http.post("http://stand-in:8000/v1/embeddings", json=body).json()["data"]
-            return [np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in got]
-
-        chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
-        with ThreadPoolExecutor(inflight) as pool:
-            return [v for vs in pool.map(one, chunks) for v in vs]
+    def hand_written() -> Any:
+        return hand_written_run(handler, texts, lambda t: {"type": "text", "text": t}, 128, 8)
 
     rows = [
         ("hand-written (128 per request, 8 in flight)", hand_written),
@@ -146,26 +154,13 @@ def images_main(args: argparse.Namespace) -> None:
         paths.append(f"{folder}/{i}.jpg")
         Image.fromarray(pixels.astype(np.uint8)).save(paths[-1], quality=90)
 
-    def hand_written(batch: int = 64, inflight: int = 8) -> Any:
-        http = httpx.Client(transport=httpx.MockTransport(handler))
+    def part(path: str) -> dict[str, Any]:
+        with open(path, "rb") as f:
+            uri = "data:image/jpeg;base64," + base64.b64encode(f.read()).decode()
+        return {"type": "image_url", "image_url": {"url": uri}}
 
-        def part(path: str) -> dict[str, Any]:
-            with open(path, "rb") as f:
-                uri = "data:image/jpeg;base64," + base64.b64encode(f.read()).decode()
-            return {"type": "image_url", "image_url": {"url": uri}}
-
-        def one(chunk: list[str]) -> list[np.ndarray]:
-            body = {
-                "model": "m",
-                "messages": [[{"role": "user", "content": [part(p)]}] for p in chunk],
-                "encoding_format": "base64",
-            }
-            got = http.post("http://stand-in:8000/v1/embeddings", json=body).json()["data"]
-            return [np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in got]
-
-        chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
-        with ThreadPoolExecutor(inflight) as pool:
-            return [v for vs in pool.map(one, chunks) for v in vs]
+    def hand_written() -> Any:
+        return hand_written_run(handler, paths, part, 64, 8)
 
     def package(**settings: Any) -> Callable[[], Any]:
         def run() -> Any:

@@ -554,6 +554,19 @@ def plan(b: Bench, w: Workload, strategies: Sequence[str]) -> list[Run]:
     return runs
 
 
+def package_run(
+    b: Bench, w: Workload, strategy: str, params: dict[str, Any], options: dict[str, Any]
+) -> Run:
+    """A run of the package's client on fresh inputs of ``w``, with ``options`` set."""
+    return Run(
+        w.name,
+        strategy,
+        w.make(b.next_seed(), w.n),
+        lambda items: package_client(b.base_url, b.model, items, w.kind, **options),
+        params,
+    )
+
+
 def execute(b: Bench, runs: Sequence[Run]) -> None:
     current = None
     for r in runs:
@@ -791,17 +804,7 @@ def main() -> None:
                     ("tuner starting at 16 in flight", {"start_concurrency": 16})
                 ]
                 for label, options in variants:
-                    runs.append(
-                        Run(
-                            w.name,
-                            f"package EmbeddingClient, {label}",
-                            w.make(b.next_seed(), w.n),
-                            lambda items, w=w, options=options: package_client(
-                                b.base_url, b.model, items, w.kind, **options
-                            ),
-                            {},
-                        )
-                    )
+                    runs.append(package_run(b, w, f"package EmbeddingClient, {label}", {}, options))
     elif args.phase == "tuned":
         # The package with other batch_size / max_concurrency: do its defaults hold it back?
         for name, settings in (
@@ -812,19 +815,12 @@ def main() -> None:
             runs += plan(b, w, ("hand",))[-1:] if name == "224x224 JPEG" else []
             for batch, conc in settings:
                 runs.append(
-                    Run(
-                        w.name,
+                    package_run(
+                        b,
+                        w,
                         f"package EmbeddingClient batch_size={batch} max_concurrency={conc}",
-                        w.make(b.next_seed(), w.n),
-                        lambda items, batch=batch, conc=conc, w=w: package_client(
-                            b.base_url,
-                            b.model,
-                            items,
-                            w.kind,
-                            batch_size=batch,
-                            max_concurrency=conc,
-                        ),
                         {"batch": batch, "inflight": conc},
+                        {"batch_size": batch, "max_concurrency": conc},
                     )
                 )
     warm = images.make(1, 16, (640, 480))
