@@ -95,3 +95,27 @@ def test_errors_come_back_typed_with_their_index(preparer: ProcessPreparer, tmp_
 def test_one_pool_per_worker_count() -> None:
     assert process_pool(2) is process_pool(2)
     assert process_pool(2) is not process_pool(3)
+
+
+def test_small_encoded_images_are_prepared_in_place(tmp_path: Path) -> None:
+    from vllm_multimodal_embeddings import Content
+    from vllm_multimodal_embeddings._client import _small_image
+
+    small, large = tmp_path / "small.jpg", tmp_path / "large.jpg"
+    small.write_bytes(b"\xff\xd8" + bytes(1000))
+    large.write_bytes(b"\xff\xd8" + bytes(100_000))
+    assert _small_image(str(small), "image") and _small_image(small, "image")
+    assert _small_image(b"x" * 1000, "image") and not _small_image(b"x" * 100_000, "image")
+    assert _small_image("data:image/png;base64,AAAA", "image")
+    assert _small_image(Content(image=str(small)), "text")
+    for other in (
+        (str(small), "text"),  # a text
+        (str(large), "image"),  # may need decoding and resizing: the pool spreads that
+        ("https://example.com/a.jpg", "image"),  # fetched, or passed through
+        (f"{small}#page=1", "image"),  # a page reference, no file
+        (f"file://{small}", "image"),
+        (str(tmp_path), "image"),  # a directory: the pool's preparation names it
+        (Content(text="caption", image=str(small)), "text"),
+        (12, "image"),
+    ):
+        assert not _small_image(*other), other
