@@ -246,7 +246,7 @@ def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
 
     What Pillow's header parse decides for ``_sendable_as_is`` costs ~150 us per image in
     Python (most of a small JPEG's preparation, against ~40 us here): 8-bit, three
-    components (RGB to Pillow), sequential, structurally intact (:func:`_jpeg_intact`), and
+    components (RGB to Pillow), sequential, structurally intact (:func:`_scan_intact`), and
     no APP1 (EXIF, XMP), MPF or Adobe segment. ``None`` when anything else is found: the caller then
     opens the image with Pillow, which decides (and names what is wrong).
     """
@@ -262,7 +262,7 @@ def _plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
         length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         body = pos + 4
         if marker == 0xDA:  # start of scan: the header is over
-            return size if size is not None and _jpeg_intact(data) else None
+            return size if size is not None and _scan_intact(data, pos) else None
         if marker == _APP1 or (0xE0 <= marker <= 0xEF and data.startswith(_NEEDS_PILLOW, body)):
             return None
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame header
@@ -285,8 +285,6 @@ def _jpeg_intact(data: bytes) -> bool:
     starts a marker. Counting both (in C, two passes) finds the markers without a Python loop.
     Restart markers, progressive scans and fill bytes make this ``False``: not proof of damage.
     """
-    if not data.endswith(b"\xff\xd9"):
-        return False
     # Walk the header's segments by their lengths to the first scan (SOS): an EXIF thumbnail
     # inside APP1 holds a scan of its own, which a plain search would find first.
     pos, end = 2, len(data)
@@ -296,10 +294,16 @@ def _jpeg_intact(data: bytes) -> bool:
             pos += 1
             continue
         if marker == 0xDA:
-            markers = data.count(b"\xff", pos + 2) - data.count(b"\xff\x00", pos + 2)
-            return markers == 1
+            return _scan_intact(data, pos)
         pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
     return False
+
+
+def _scan_intact(data: bytes, sos: int) -> bool:
+    """From the SOS marker at ``sos``: no marker in the data but the EOI that ends it."""
+    if not data.endswith(b"\xff\xd9"):
+        return False
+    return data.count(b"\xff", sos + 2) - data.count(b"\xff\x00", sos + 2) == 1
 
 
 def _png_intact(data: bytes) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import stat
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Literal
@@ -27,6 +28,7 @@ __all__ = [
     "Outcome",
     "ProcessPreparer",
     "discard_pool",
+    "encoded_size",
     "goes_to_process",
     "large_enough",
     "prepare_outcome",
@@ -79,16 +81,24 @@ def large_enough(item: object, min_bytes: int) -> bool:
     A path that cannot be read stays on the threads, which report it."""
     if min_bytes <= 0:
         return True
+    size = encoded_size(item)
+    return size is not None and size >= min_bytes
+
+
+def encoded_size(item: object) -> int | None:
+    """The encoded bytes of ``item`` (one :func:`goes_to_process` accepts), ``None`` for a
+    path that is no regular file (missing, a directory, a PDF page reference, a FIFO)."""
     if isinstance(item, Content):
-        return large_enough(item.image, min_bytes)
+        return encoded_size(item.image)
     if isinstance(item, (bytes, bytearray)):
-        return len(item) >= min_bytes
+        return len(item)
     if isinstance(item, str) and item[:5].lower() == "data:":
-        return len(item) * 3 // 4 >= min_bytes
+        return len(item) * 3 // 4
     try:
-        return os.stat(item).st_size >= min_bytes  # type: ignore[arg-type]
+        info = os.stat(item)  # type: ignore[arg-type]
     except (OSError, ValueError, TypeError):
-        return False
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def discard_pool(workers: int) -> None:

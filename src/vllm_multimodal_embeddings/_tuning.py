@@ -327,7 +327,6 @@ class Tuner:
         batch, fit = C.DEFAULT_BATCH_SIZE, C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
         while batch * 2 <= min(fit, self._cap[_BATCH]):
             batch *= 2
-        batch = min(batch, self._cap[_BATCH])
         if batch == self._value[_BATCH]:
             return
         self._trial = None  # a move on probation was measured on other inputs

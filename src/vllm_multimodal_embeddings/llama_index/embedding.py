@@ -420,7 +420,7 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
     def _event(self, chunk: Sequence[Any], *, instrumented: bool) -> Iterator[list[Embedding]]:
         """One slice's callback event (and instrumentation events for texts, as LlamaIndex
         sends them): the caller fills the list it is given."""
-        payload = self.to_payload()
+        payload, chunks = self.to_payload(), list(chunk)
         if instrumented:
             dispatcher.event(EmbeddingStartEvent(model_dict=payload))
         embeddings: list[Embedding] = []
@@ -428,11 +428,9 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
             CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: payload}
         ) as event:
             yield embeddings
-            event.on_end(
-                payload={EventPayload.CHUNKS: list(chunk), EventPayload.EMBEDDINGS: embeddings}
-            )
+            event.on_end(payload={EventPayload.CHUNKS: chunks, EventPayload.EMBEDDINGS: embeddings})
         if instrumented:
-            dispatcher.event(EmbeddingEndEvent(chunks=list(chunk), embeddings=embeddings))
+            dispatcher.event(EmbeddingEndEvent(chunks=chunks, embeddings=embeddings))
 
     def _streamed(
         self, items: Sequence[Any], inputs: list[Any], show_progress: bool, *, instrumented: bool
