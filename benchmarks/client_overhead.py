@@ -8,12 +8,13 @@ every strategy). A GPU server answers short texts faster than a GIL-bound client
 is the package's limit there. Not a test of behaviour: the live suite runs a real server.
 
     python benchmarks/client_overhead.py [--texts 4096] [--dims 2048] [--repeat 5]
-    python benchmarks/client_overhead.py --images 2048    # 224x224 JPEG files instead
+    python benchmarks/client_overhead.py --images 2048    # 224x224 JPEG files instead (+ async)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import tempfile
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from vllm_multimodal_embeddings import EmbeddingClient
+from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient
 
 
 def stand_in(dims: int) -> Callable[[httpx.Request], httpx.Response]:
@@ -175,10 +176,21 @@ def images_main(args: argparse.Namespace) -> None:
 
         return run
 
+    def package_async(**settings: Any) -> Callable[[], Any]:
+        async def go() -> Any:
+            http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+            async with AsyncEmbeddingClient(
+                base_url="http://stand-in:8000", model="m", http_client=http, **settings
+            ) as client:
+                return await client.embed_images(paths)
+
+        return lambda: asyncio.run(go())
+
     rows = [
         ("hand-written (64 per request, 8 in flight)", hand_written),
         ("EmbeddingClient.iter_embed_images, defaults", package()),
         ("EmbeddingClient.iter_embed_images, 64 x 8", package(batch_size=64, max_concurrency=8)),
+        ("AsyncEmbeddingClient.embed_images, defaults", package_async()),
     ]
     print(f"{args.images} 224x224 JPEG files, {args.dims}-dim vectors, best of {args.repeat}")
     print("| strategy | client CPU us/image | images/s |\n|---|---:|---:|")

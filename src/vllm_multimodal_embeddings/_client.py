@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 import threading
 from collections.abc import AsyncIterable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -21,7 +19,7 @@ from ._core import CallRun, EmbeddingCore
 from ._exceptions import ImageLoadError, UnsupportedFeatureError, VLLMEmbeddingError
 from ._fetch import RemoteFetcher
 from ._http import AsyncTransport, SyncTransport
-from ._inputs import PreparedInput
+from ._inputs import Fetcher, PreparedInput
 from ._job import Chunk, ChunkResult, Job, Vector
 from ._pipeline import (
     AsyncEmbeddingStream,
@@ -38,7 +36,14 @@ from ._pipeline import (
     run_window,
     window_depth,
 )
-from ._prepare_pool import ProcessPreparer, discard_pool, process_pool
+from ._prepare_pool import (
+    ProcessPreparer,
+    StrAs,
+    discard_pool,
+    encoded_size,
+    goes_to_process,
+    process_pool,
+)
 from ._probe import probe
 from ._server_info import ServerInfo
 from ._settings import ClientSettings
@@ -50,8 +55,20 @@ __all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
 
 
 Outcome = PreparedInput | VLLMEmbeddingError
-#: An input being prepared on a pool, or already prepared in place.
-Preparing = Future[Any] | Outcome
+
+
+class _Share:
+    """One input of a group prepared by one pool task (the async client's small images): its
+    place in the group future's list of outcomes."""
+
+    __slots__ = ("group", "place")
+
+    def __init__(self, group: Future[list[Outcome]], place: int) -> None:
+        self.group, self.place = group, place
+
+
+#: An input being prepared on a pool (alone or in a group), or already prepared in place.
+Preparing = Future[Any] | _Share | Outcome
 
 
 def _settle(result: Any, index: int, processes: int) -> Outcome:
@@ -71,8 +88,12 @@ def _settle(result: Any, index: int, processes: int) -> Outcome:
 
 
 def _outcomes(preparing: list[Preparing], start: int, processes: int) -> list[Outcome]:
+    """Each input's outcome, in order (waits for the pools where they are not done)."""
     out: list[Outcome] = []
     for k, part in enumerate(preparing):
+        if isinstance(part, _Share):
+            out.append(part.group.result()[part.place])  # thread work: outcomes, no raises
+            continue
         if not isinstance(part, Future):  # prepared in place
             out.append(part)
             continue
@@ -82,6 +103,16 @@ def _outcomes(preparing: list[Preparing], start: int, processes: int) -> list[Ou
             result = exc
         out.append(_settle(result, start + k, processes))
     return out
+
+
+def _pending(preparing: list[Preparing]) -> list[Future[Any]]:
+    """The pool tasks behind ``preparing``, each once."""
+    seen: dict[int, Future[Any]] = {}
+    for part in preparing:
+        task = part.group if isinstance(part, _Share) else part
+        if isinstance(task, Future):
+            seen.setdefault(id(task), task)
+    return list(seen.values())
 
 
 def _text_only(item: object, str_as: str) -> bool:
@@ -94,27 +125,22 @@ def _text_only(item: object, str_as: str) -> bool:
     )
 
 
-def _small_image(item: object, str_as: str) -> bool:
+def _small_image(item: object, str_as: StrAs) -> bool:
     """Whether ``item`` is an encoded image of a few kB (bytes, a ``data:`` URI, a regular
     local file): its preparation is then a header check (~0.2 ms), also cheaper in place than
     handed to a pool. Larger ones may need decoding and resizing, which the pool spreads."""
-    if isinstance(item, Content):
-        plain = item.text is None and item.video is None and not item.parts
-        return plain and _small_image(item.image, "image")
-    if isinstance(item, (bytes, bytearray)):
-        return len(item) <= C.INLINE_IMAGE_BYTES
-    if isinstance(item, str):
-        if str_as != "image" or item[:8].lower().startswith(("http://", "https://")):
-            return False
-        if item[:5].lower() == "data:":
-            return len(item) * 3 // 4 <= C.INLINE_IMAGE_BYTES
-    elif not isinstance(item, os.PathLike):
+    if isinstance(item, Content) and item.text is not None:
         return False
-    try:
-        info = os.stat(item)  # a PDF page reference or a file:// URI is no file: not here
-    except (OSError, ValueError, TypeError):
+    if not goes_to_process(item, str_as):  # texts, URLs, PIL images, streams
         return False
-    return stat.S_ISREG(info.st_mode) and info.st_size <= C.INLINE_IMAGE_BYTES
+    size = encoded_size(item)
+    return size is not None and size <= C.INLINE_IMAGE_BYTES
+
+
+def _prepare_group(
+    core: EmbeddingCore, items: list[tuple[Any, int]], str_as: StrAs, fetch: Fetcher | None
+) -> list[Outcome]:
+    return [core.prepare(item, index, str_as, fetch) for item, index in items]
 
 
 def _stack(vectors: list[Vector]) -> npt.NDArray[Any]:
@@ -212,15 +238,18 @@ class _ClientBase:
         self._core.model = info.model
 
     def _prepare_all(self, run: CallRun, chunk: Chunk) -> list[Preparing]:
-        """Prepare a chunk's inputs: texts here and now, large local images on the process
-        pool when the client has one, everything else on the worker threads."""
+        """Prepare a chunk's inputs: texts here and now, small encoded images here too (sync)
+        or as one pool task (async: ~0.2 ms each would stall the event loop), large local
+        images on the process pool when the client has one, the rest on the worker threads."""
         str_as, fetch, core = run.options.str_as, self._remote, self._core
+        shares = {} if self._inline_images else self._group_small(chunk, str_as, fetch)
         out: list[Preparing] = []
         preparer: ProcessPreparer | None = None
         for k, item in enumerate(chunk.items):
             index = chunk.start + k
-            # Small images only off the event loop: ~0.2 ms each would add up there.
-            if _text_only(item, str_as) or (self._inline_images and _small_image(item, str_as)):
+            if k in shares:
+                out.append(shares[k])
+            elif _text_only(item, str_as) or (self._inline_images and _small_image(item, str_as)):
                 out.append(core.prepare(item, index, str_as, fetch))
             elif self._processes:
                 if preparer is None:
@@ -236,6 +265,20 @@ class _ClientBase:
                     self._prepare.executor().submit(core.prepare, item, index, str_as, fetch)
                 )
         return out
+
+    def _group_small(self, chunk: Chunk, str_as: StrAs, fetch: Fetcher | None) -> dict[int, _Share]:
+        """The chunk's small encoded images as one pool task, by their place in the chunk:
+        one hand-off per image cost more than their header checks."""
+        places = [
+            k
+            for k, item in enumerate(chunk.items)
+            if not _text_only(item, str_as) and _small_image(item, str_as)
+        ]
+        if not places:
+            return {}
+        items = [(chunk.items[k], chunk.start + k) for k in places]
+        group = self._prepare.executor().submit(_prepare_group, self._core, items, str_as, fetch)
+        return {k: _Share(group, place) for place, k in enumerate(places)}
 
 
 class EmbeddingClient(_ClientBase):
@@ -479,7 +522,7 @@ class EmbeddingClient(_ClientBase):
             if closed.is_set() or run.skip(chunk):
                 return ChunkResult([])
             parts = self._prepare_all(run, chunk)
-            futures = [f for f in parts if isinstance(f, Future)]
+            futures = _pending(parts)
             if futures:
                 with preparing_lock:
                     preparing.update(futures)
@@ -728,19 +771,14 @@ class AsyncEmbeddingClient(_ClientBase):
             loop = asyncio.get_running_loop()
             parts = self._prepare_all(run, chunk)
             # wrap_future: cancelling the gather cancels the preparations not yet started.
-            results = iter(
-                await asyncio.gather(
-                    *(asyncio.wrap_future(f, loop=loop) for f in parts if isinstance(f, Future)),
-                    return_exceptions=True,
-                )
+            await asyncio.gather(
+                *(asyncio.wrap_future(f, loop=loop) for f in _pending(parts)),
+                return_exceptions=True,
             )
             if run.skip(chunk):
                 return ChunkResult([])
-            prepared = [
-                _settle(next(results), chunk.start + k, processes) if isinstance(p, Future) else p
-                for k, p in enumerate(parts)
-            ]
-            del parts, results
+            prepared = _outcomes(parts, chunk.start, processes)  # all done: no waiting
+            del parts
             good, error = run.triage(chunk, prepared)
             nbytes = self._prepared(hold, good)
             if not good:

@@ -419,3 +419,81 @@ def test_a_capability_still_missing_raises_after_one_fresh_probe() -> None:
         client.embed(["y"], dimensions=2)
     models = [r for r in fake.requests if r.url.path == "/v1/models"]
     assert len(models) == 1  # the confirmed refusal is not probed again on every call
+
+
+def test_async_small_images_go_to_the_pool_as_one_task_per_chunk(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The async client hands a chunk's small encoded images to one worker task (one per
+    image cost more than their checks); vectors still come back in order, and a bad image is
+    still named by its index."""
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from vllm_multimodal_embeddings import ImageLoadError
+    from vllm_multimodal_embeddings._pipeline import PreparePool
+
+    paths = []
+    for i in range(7):
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), (i * 30, 0, 0)).save(buf, format="JPEG")
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(buf.getvalue())
+
+    def image_of(conversation: list[dict[str, Any]]) -> str:
+        user = next(m for m in conversation if m["role"] == "user")
+        return "".join(p["image_url"]["url"] for p in user["content"] if "image_url" in p)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
+        if request.url.path != "/v1/embeddings":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        body = json.loads(request.content)
+        if "messages" not in body:  # the probe's text request
+            return httpx.Response(
+                200, json={"data": [{"index": 0, "embedding": b64(vector_for(""))}]}
+            )
+        data = [
+            {"index": i, "embedding": b64(vector_for(image_of(c)))}
+            for i, c in enumerate(body["messages"])
+        ]
+        return httpx.Response(200, json={"data": data, "model": "m"})
+
+    submitted: list[int] = []
+    pool = ThreadPoolExecutor(2)
+    real_submit = pool.submit
+
+    def submit(fn: Any, *args: Any) -> Any:
+        submitted.append(len(args[1]) if fn.__name__ == "_prepare_group" else 1)
+        return real_submit(fn, *args)
+
+    monkeypatch.setattr(pool, "submit", submit)
+    monkeypatch.setattr(PreparePool, "executor", lambda self: pool)
+
+    async def run(images: list[Any]) -> np.ndarray:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with AsyncEmbeddingClient(
+            base_url="http://vllm.test", http_client=http, batch_size=3, prepare_processes=0
+        ) as client:
+            return await client.embed_array(images, input_type="document")
+
+    async def sync_reference() -> np.ndarray:
+        with EmbeddingClient(
+            base_url="http://vllm.test",
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+            batch_size=3,
+        ) as client:
+            return client.embed_array(paths)
+
+    got = asyncio.run(run(paths))
+    assert sorted(submitted) == [1, 3, 3]  # chunks of 3, 3, 1: one task each
+    np.testing.assert_array_equal(got, asyncio.run(sync_reference()))
+    assert len({row.tobytes() for row in got}) == len(paths)
+
+    paths[4].write_bytes(b"\xff\xd8 not a jpeg at all")
+    with pytest.raises(ImageLoadError, match=r"^input 4: "):
+        asyncio.run(run(paths))
+    pool.shutdown()
