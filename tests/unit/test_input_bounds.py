@@ -211,3 +211,20 @@ def test_a_file_that_grew_after_fstat_is_read_whole(
     with pytest.raises(ImageLoadError, match="file over the limit of 5000 bytes") as info:
         _read_file(path, index=3, max_bytes=5000)
     assert info.value.index == 3
+
+
+@pytest.mark.parametrize("reported", [0, 20000], ids=["size-0-like-proc", "cut-short"])
+def test_a_file_whose_size_fstat_misreports_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reported: int
+) -> None:
+    """fstat's size only sizes the first read: a file it calls empty (as /proc reports) or
+    larger than it is (cut since) is read to its end, and the cap still holds."""
+    from vllm_multimodal_embeddings._inputs import _read_file
+
+    path = tmp_path / "odd.bin"
+    path.write_bytes(bytes(range(256)) * 40)  # 10240 bytes
+    _stale_fstat(monkeypatch, reported)
+    assert _read_file(path, index=0, max_bytes=1 << 20) == path.read_bytes()
+    if reported == 0:
+        with pytest.raises(ImageLoadError, match="file over the limit of 5000 bytes"):
+            _read_file(path, index=1, max_bytes=5000)
