@@ -137,10 +137,18 @@ def _small_image(item: object, str_as: StrAs) -> bool:
     return size is not None and size <= C.INLINE_IMAGE_BYTES
 
 
+# One thread at a time prepares in place (texts, small encoded images): that work holds the GIL
+# anyway, and while several threads did it, each file read handed the GIL to a waiting thread
+# and back (futex calls, context switches). 224 px JPEG files, 8 requests in flight against an
+# instant stand-in: ~145 -> ~30 us of system CPU per image, ~600 -> ~320 us in all.
+_IN_PLACE = threading.Lock()
+
+
 def _prepare_group(
     core: EmbeddingCore, items: list[tuple[Any, int]], str_as: StrAs, fetch: Fetcher | None
 ) -> list[Outcome]:
-    return [core.prepare(item, index, str_as, fetch) for item, index in items]
+    with _IN_PLACE:
+        return [core.prepare(item, index, str_as, fetch) for item, index in items]
 
 
 def _stack(vectors: list[Vector]) -> npt.NDArray[Any]:
@@ -521,7 +529,8 @@ class EmbeddingClient(_ClientBase):
         def send_chunk(chunk: Chunk, hold: Hold) -> ChunkResult:
             if closed.is_set() or run.skip(chunk):
                 return ChunkResult([])
-            parts = self._prepare_all(run, chunk)
+            with _IN_PLACE:  # the chunk's other inputs are only handed to pools here
+                parts = self._prepare_all(run, chunk)
             futures = _pending(parts)
             if futures:
                 with preparing_lock:

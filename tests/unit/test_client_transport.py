@@ -497,3 +497,73 @@ def test_async_small_images_go_to_the_pool_as_one_task_per_chunk(
     with pytest.raises(ImageLoadError, match=r"^input 4: "):
         asyncio.run(run(paths))
     pool.shutdown()
+
+
+def test_one_thread_at_a_time_prepares_in_place(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small images are prepared by one thread at a time, sync chunk threads and async pool
+    tasks alike (several only fought over the GIL); vectors stay one per input, in order."""
+    import io
+    import threading
+    import time
+
+    from PIL import Image
+
+    from vllm_multimodal_embeddings._core import EmbeddingCore
+
+    paths = []
+    for i in range(12):
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), (i * 20, 0, 0)).save(buf, format="JPEG")
+        paths.append(tmp_path / f"{i}.jpg")
+        paths[-1].write_bytes(buf.getvalue())
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
+        if request.url.path != "/v1/embeddings":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        body = json.loads(request.content)
+        if "messages" not in body:  # the probe's text request
+            vector = b64(vector_for(""))
+            return httpx.Response(200, json={"data": [{"index": 0, "embedding": vector}]})
+        data = [
+            {"index": i, "embedding": b64(vector_for(json.dumps(c, sort_keys=True)))}
+            for i, c in enumerate(body["messages"])
+        ]
+        return httpx.Response(200, json={"data": data, "model": "m"})
+
+    busy = most = 0
+    lock = threading.Lock()
+    real_prepare = EmbeddingCore.prepare
+
+    def prepare(self: EmbeddingCore, item: Any, *args: Any) -> Any:
+        nonlocal busy, most
+        with lock:
+            busy += 1
+            most = max(most, busy)
+        time.sleep(0.002)  # lets another thread in, were any allowed
+        try:
+            return real_prepare(self, item, *args)
+        finally:
+            with lock:
+                busy -= 1
+
+    monkeypatch.setattr(EmbeddingCore, "prepare", prepare)
+    settings = {"base_url": "http://vllm.test", "batch_size": 2, "max_concurrency": 4}
+    with EmbeddingClient(
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)), **settings
+    ) as client:
+        got = client.embed_array(paths)
+    assert most == 1
+    assert got.shape == (12, DIM) and len({row.tobytes() for row in got}) == 12
+
+    async def run() -> np.ndarray:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with AsyncEmbeddingClient(http_client=http, prepare_processes=0, **settings) as c:
+            return await c.embed_array(paths)
+
+    most = 0
+    np.testing.assert_array_equal(asyncio.run(run()), got)
+    assert most == 1
