@@ -54,10 +54,14 @@ UNMEASURED_INPUT_BYTES: Final = 1024 * 1024
 # The range self-tuning explores when batch_size / max_concurrency are left None (_tuning.py).
 AUTO_MAX_BATCH_SIZE: Final = 256
 # Where tuned concurrency starts. vLLM's GPU profile runs 8 API processes and one request is
-# handled by one, so fewer in flight leave some idle; measured on an H100 (two rounds each),
-# starting at 8 instead of 4: 224 px JPEGs 321/282 -> 400/414 per second, camera photos
-# 14.8/14.9 -> 20.9/21.1, short texts 2809/2687 -> 2901/3007, 512-token texts unchanged.
-AUTO_START_CONCURRENCY: Final = 8
+# handled by one; small images want more in flight than that (each API process overlaps their
+# preprocessing), and a tuner that starts lower rarely climbs out of a short job's noise.
+# Measured on H100s, the package starting at 8 and at 16 side by side in the same rounds (four
+# rounds, two machines): 224 px JPEGs 264/238/279/296 -> 261/279/344/429 per second, camera
+# photos 11.9/15.2/16.1/18.7 -> 17.4/-/20.6/21.6, ~30-token texts 2019/1936/2453/2232 ->
+# 1960/2079/2330/2341, 512-token texts 272/271/281 -> 262/290/285. (4 -> 8 had won 10-40% on
+# images before.)
+AUTO_START_CONCURRENCY: Final = 16
 AUTO_MAX_CONCURRENCY: Final = 64
 # Payload a request should carry at the least once the inputs' size is known: below it the
 # request's fixed cost (HTTP, JSON, scheduling) dominates. Measured on an H100: ~30-token texts

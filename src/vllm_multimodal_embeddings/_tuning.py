@@ -6,7 +6,8 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each).
+1. Start at 16 inputs x 16 requests (the GPU profile runs 8 API processes; small images want
+   more in flight than that, see :data:`~._constants.AUTO_START_CONCURRENCY`).
    Once the first chunk is prepared, inputs so small that 16 of them make a tiny request
    (short texts) get a batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once,
    rather than after doublings that a job of a few thousand texts spends entirely ramping.
