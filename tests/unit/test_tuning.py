@@ -162,6 +162,27 @@ def test_idle_time_before_a_call_is_not_read_as_slowness() -> None:
     assert tuner.stats().reason.startswith("undid max_concurrency 16 -> 32")
 
 
+def test_idle_time_between_calls_inside_an_epoch_is_not_read_as_slowness() -> None:
+    """An epoch that spans two calls of a long-lived client measures the seconds requests
+    were in flight, not the minute between the calls: the baseline stays true, and a move
+    that brings nothing is undone instead of kept against a baseline the idle time sank."""
+
+    def measured(gap: float) -> tuple[float | None, int, str]:
+        clock = Clock()
+        tuner = auto(clock, batch_size=16)
+        run(tuner, clock, saturating(16), waves=1)  # first call: half the baseline epoch
+        clock.t += gap  # the application does something else
+        run(tuner, clock, saturating(16), waves=3)  # next call: baseline ends, 32 tried
+        stats = tuner.stats()
+        return stats.throughput, tuner.concurrency, stats.reason
+
+    steady, conc, reason = measured(0.0)
+    after_idle, conc_idle, reason_idle = measured(60.0)
+    assert (conc_idle, reason_idle) == (conc, reason)
+    assert conc == 16 and reason.startswith("undid max_concurrency 16 -> 32")
+    assert after_idle == pytest.approx(steady) and steady == pytest.approx(16 * 16 / 0.026)
+
+
 def test_a_change_of_workload_judges_no_move() -> None:
     clock = Clock()
     tuner = auto(clock, max_concurrency=4)
