@@ -421,46 +421,55 @@ def test_a_capability_still_missing_raises_after_one_fresh_probe() -> None:
     assert len(models) == 1  # the confirmed refusal is not probed again on every call
 
 
+def _jpeg_files(folder: Any, count: int) -> list[Any]:
+    """``count`` small JPEG files of distinct colours."""
+    import io
+
+    from PIL import Image
+
+    paths = []
+    for i in range(count):
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), (i * 20, 0, 0)).save(buf, format="JPEG")
+        paths.append(folder / f"{i}.jpg")
+        paths[-1].write_bytes(buf.getvalue())
+    return paths
+
+
+def _image_server(request: httpx.Request) -> httpx.Response:
+    """A server whose vector for each conversation is a function of its user image."""
+    if request.url.path == "/v1/models":
+        return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
+    if request.url.path != "/v1/embeddings":
+        return httpx.Response(404, json={"detail": "Not Found"})
+    body = json.loads(request.content)
+    if "messages" not in body:  # the probe's text request
+        return httpx.Response(200, json={"data": [{"index": 0, "embedding": b64(vector_for(""))}]})
+
+    def image_of(conversation: list[dict[str, Any]]) -> str:
+        user = next(m for m in conversation if m["role"] == "user")
+        return "".join(p["image_url"]["url"] for p in user["content"] if "image_url" in p)
+
+    data = [
+        {"index": i, "embedding": b64(vector_for(image_of(c)))}
+        for i, c in enumerate(body["messages"])
+    ]
+    return httpx.Response(200, json={"data": data, "model": "m"})
+
+
 def test_async_small_images_go_to_the_pool_as_one_task_per_chunk(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The async client hands a chunk's small encoded images to one worker task (one per
     image cost more than their checks); vectors still come back in order, and a bad image is
     still named by its index."""
-    import io
     from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import Image
 
     from vllm_multimodal_embeddings import ImageLoadError
     from vllm_multimodal_embeddings._pipeline import PreparePool
 
-    paths = []
-    for i in range(7):
-        buf = io.BytesIO()
-        Image.new("RGB", (32, 32), (i * 30, 0, 0)).save(buf, format="JPEG")
-        paths.append(tmp_path / f"{i}.jpg")
-        paths[-1].write_bytes(buf.getvalue())
-
-    def image_of(conversation: list[dict[str, Any]]) -> str:
-        user = next(m for m in conversation if m["role"] == "user")
-        return "".join(p["image_url"]["url"] for p in user["content"] if "image_url" in p)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
-        if request.url.path != "/v1/embeddings":
-            return httpx.Response(404, json={"detail": "Not Found"})
-        body = json.loads(request.content)
-        if "messages" not in body:  # the probe's text request
-            return httpx.Response(
-                200, json={"data": [{"index": 0, "embedding": b64(vector_for(""))}]}
-            )
-        data = [
-            {"index": i, "embedding": b64(vector_for(image_of(c)))}
-            for i, c in enumerate(body["messages"])
-        ]
-        return httpx.Response(200, json={"data": data, "model": "m"})
+    paths = _jpeg_files(tmp_path, 7)
+    handler = _image_server
 
     submitted: list[int] = []
     pool = ThreadPoolExecutor(2)
@@ -504,35 +513,13 @@ def test_one_thread_at_a_time_prepares_in_place(
 ) -> None:
     """Small images are prepared by one thread at a time, sync chunk threads and async pool
     tasks alike (several only fought over the GIL); vectors stay one per input, in order."""
-    import io
     import threading
     import time
 
-    from PIL import Image
-
     from vllm_multimodal_embeddings._core import EmbeddingCore
 
-    paths = []
-    for i in range(12):
-        buf = io.BytesIO()
-        Image.new("RGB", (32, 32), (i * 20, 0, 0)).save(buf, format="JPEG")
-        paths.append(tmp_path / f"{i}.jpg")
-        paths[-1].write_bytes(buf.getvalue())
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
-        if request.url.path != "/v1/embeddings":
-            return httpx.Response(404, json={"detail": "Not Found"})
-        body = json.loads(request.content)
-        if "messages" not in body:  # the probe's text request
-            vector = b64(vector_for(""))
-            return httpx.Response(200, json={"data": [{"index": 0, "embedding": vector}]})
-        data = [
-            {"index": i, "embedding": b64(vector_for(json.dumps(c, sort_keys=True)))}
-            for i, c in enumerate(body["messages"])
-        ]
-        return httpx.Response(200, json={"data": data, "model": "m"})
+    paths = _jpeg_files(tmp_path, 12)
+    handler = _image_server
 
     busy = most = 0
     lock = threading.Lock()
