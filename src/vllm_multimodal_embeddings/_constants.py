@@ -53,21 +53,27 @@ DEFAULT_MAX_INFLIGHT_BYTES: Final = 256 * 1024 * 1024
 UNMEASURED_INPUT_BYTES: Final = 1024 * 1024
 # The range self-tuning explores when batch_size / max_concurrency are left None (_tuning.py).
 AUTO_MAX_BATCH_SIZE: Final = 256
-# Where tuned concurrency starts. vLLM's GPU profile runs 8 API processes and one request is
-# handled by one; small images want more in flight than that (each API process overlaps their
-# preprocessing), and a tuner that starts lower rarely climbs out of a short job's noise.
-# Measured on H100s, the package starting at 8 and at 16 side by side in the same rounds (four
-# rounds, two machines): 224 px JPEGs 264/238/279/296 -> 261/279/344/429 per second, camera
-# photos 11.9/15.2/16.1/18.7 -> 17.4/-/20.6/21.6, ~30-token texts 2019/1936/2453/2232 ->
-# 1960/2079/2330/2341, 512-token texts 272/271/281 -> 262/290/285. (4 -> 8 had won 10-40% on
-# images before.)
-AUTO_START_CONCURRENCY: Final = 16
+# Where tuned concurrency starts, before anything was prepared: vLLM's GPU profile runs 8 API
+# processes and one request is handled by one, so fewer leave some idle (8 instead of 4 won
+# 10-40% on images on an H100).
+AUTO_START_CONCURRENCY: Final = 8
 AUTO_MAX_CONCURRENCY: Final = 64
 # Payload a request should carry at the least once the inputs' size is known: below it the
 # request's fixed cost (HTTP, JSON, scheduling) dominates. Measured on an H100: ~30-token texts
 # ran 2698/s at 128 per request (16 KiB) and 1345/s starting from 16 (2 KiB); 512-token texts
 # (~2 KiB each) peaked at 16 per request, which this keeps.
 AUTO_MIN_REQUEST_BYTES: Final = 32 * 1024
+# Where it goes once the first chunk is prepared, if that many requests of it carry at most
+# AUTO_SMALL_START_BYTES: small images want more in flight than the API processes (each
+# overlaps their preprocessing), and a tuner starting at 8 seldom climbed out of a short job's
+# noise. On H100s, starting at 8 and at 16 side by side in the same rounds (four rounds, two
+# machines): 224 px JPEGs 264/238/279/296 -> 261/279/344/429 per second, ~30-token texts
+# 2019/1936/2453/2232 -> 1960/2079/2330/2341, 512-token texts 272/271/281 -> 262/290/285.
+# Camera photos (~590 KB each prepared, 16 per request: ~150 MB at 16 in flight) stay at 8:
+# at 16 a 2-core client's peak RSS grew 104 MB from 100 to 200 photos (36 MB at 8), and on an
+# H100 they reached 18.7-21.5/s at 8 against 20.6-21.6 at 16.
+AUTO_SMALL_START_CONCURRENCY: Final = 16
+AUTO_SMALL_START_BYTES: Final = 96 * 1024 * 1024
 # Inputs of at least this many bytes (files, bytes, data: URIs) are prepared on processes when
 # the client has some: below it, the round trip to a process costs more than the pixel work.
 PROCESS_MIN_BYTES: Final = 1024 * 1024

@@ -6,8 +6,9 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 16 requests (the GPU profile runs 8 API processes; small images want
-   more in flight than that, see :data:`~._constants.AUTO_START_CONCURRENCY`).
+1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each);
+   once the first chunk is prepared, small requests (texts, small images) go to 16 in flight
+   (:data:`~._constants.AUTO_SMALL_START_CONCURRENCY`); camera photos stay at 8.
    Once the first chunk is prepared, inputs so small that 16 of them make a tiny request
    (short texts) get a batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once,
    rather than after doublings that a job of a few thousand texts spends entirely ramping.
@@ -183,6 +184,8 @@ class Tuner:
         # Bytes per input of the chunk the batch was last sized for (None: not yet).
         self._sized_for: float | None = None
         self._batch_halved = False
+        # The concurrency is still a starting value (nothing but the inputs' size moved it).
+        self._conc_at_start = self._auto[_CONC]
 
     # -- what the pipeline reads -------------------------------------------------------------
 
@@ -337,11 +340,13 @@ class Tuner:
         self._next_move(base_tput, base_lat, size, waited=epoch.waited)
 
     def _size_batch(self, mean: float) -> None:
-        """A chunk's bytes per input say how many inputs fill a worthwhile request."""
+        """A chunk's bytes per input say how many inputs fill a worthwhile request (and how
+        many requests of them start in flight)."""
         self._sized_for = mean
         batch, fit = C.DEFAULT_BATCH_SIZE, C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
         while batch * 2 <= min(fit, self._cap[_BATCH]):
             batch *= 2
+        self._size_start_concurrency(batch * mean)
         if batch == self._value[_BATCH]:
             return
         self._trial = None  # a move on probation was measured on other inputs
@@ -352,6 +357,26 @@ class Tuner:
             f"~{batch * mean / 1024:.0f} KiB",
         )
         self._epoch = _Epoch(self._clock())  # requests of the old batch measure nothing now
+
+    def _size_start_concurrency(self, request_bytes: float) -> None:
+        """Small requests start deeper: :data:`~._constants.AUTO_SMALL_START_CONCURRENCY` in
+        flight when that many carry at most :data:`~._constants.AUTO_SMALL_START_BYTES`
+        (texts, small images), :data:`~._constants.AUTO_START_CONCURRENCY` otherwise (camera
+        photos, also after texts on one client). Only while no trial or overload moved it."""
+        if not self._conc_at_start:
+            return
+        small = C.AUTO_SMALL_START_CONCURRENCY * request_bytes <= C.AUTO_SMALL_START_BYTES
+        conc = min(
+            C.AUTO_SMALL_START_CONCURRENCY if small else C.AUTO_START_CONCURRENCY,
+            self._cap[_CONC],
+        )
+        if conc != self._value[_CONC]:
+            self._set(
+                _CONC,
+                conc,
+                f"started at {conc} in flight: requests of {request_bytes / 1024:.0f} KiB",
+            )
+            self._conc_at_start = True  # _set cleared it: this is still a start
 
     def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
         conc, batch = self._value[_CONC], self._value[_BATCH]
@@ -387,6 +412,7 @@ class Tuner:
 
     def _set(self, name: str, value: int, reason: str) -> None:
         self._value[name] = value
+        self._conc_at_start &= name != _CONC
         self._changes += 1
         self._reason = reason
         log.debug(

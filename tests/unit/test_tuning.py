@@ -76,12 +76,12 @@ def test_explicit_settings_never_move() -> None:
 def test_grows_concurrency_to_the_servers_capacity_then_batches() -> None:
     clock = Clock()
     tuner = auto(clock)
-    assert (tuner.batch_size, tuner.concurrency) == (16, 16)
-    run(tuner, clock, saturating(32), waves=60)
+    assert (tuner.batch_size, tuner.concurrency) == (16, 8)  # 8: the GPU profile's API processes
+    run(tuner, clock, saturating(16), waves=60)
     stats = tuner.stats()
-    # 16 -> 32 doubled throughput; 64 gained nothing and was undone. Then the batch:
+    # 8 -> 16 doubled throughput; 32 gained nothing and was undone. Then the batch:
     # 16 -> 32 (+24%) -> 64 (+14%) kept, 128 (+7%) undone.
-    assert (stats.max_concurrency, stats.batch_size) == (32, 64)
+    assert (stats.max_concurrency, stats.batch_size) == (16, 64)
     assert stats.tuned == ("batch_size", "max_concurrency")
     assert stats.throughput is not None and stats.throughput > 13_000
     assert stats.latency is not None and stats.latency == pytest.approx(0.074)
@@ -104,9 +104,9 @@ def test_without_waits_the_batch_grows_first_and_concurrency_gets_one_trial() ->
     # first (no gain: closed), then one concurrency trial (no gain: undone, closed).
     run(tuner, clock, preparation_bound(2000), waves=30, waited=False)
     stats = tuner.stats()
-    assert (stats.batch_size, stats.max_concurrency) == (16, 16)
+    assert (stats.batch_size, stats.max_concurrency) == (16, 8)
     assert stats.changes == 4  # two trials, two undos
-    assert stats.reason.startswith("undid max_concurrency 16 -> 32")
+    assert stats.reason.startswith("undid max_concurrency 8 -> 16")
 
 
 def test_without_waits_a_deeper_window_that_pays_is_kept() -> None:
@@ -138,10 +138,10 @@ def test_an_overload_of_a_request_from_before_the_last_change_is_only_counted() 
     tuner = auto(clock)
     old = clock()
     clock.t += 1
-    tuner.overloaded("a request timed out", clock())  # halves: 16 -> 8
+    tuner.overloaded("a request timed out", clock())  # halves: 8 -> 4
     tuner.overloaded("a request timed out", old)  # started before that: already acted on
     stats = tuner.stats()
-    assert (stats.max_concurrency, stats.overloads, stats.changes) == (8, 2, 1)
+    assert (stats.max_concurrency, stats.overloads, stats.changes) == (4, 2, 1)
 
 
 def test_with_concurrency_fixed_an_overload_halves_the_batch() -> None:
@@ -155,11 +155,11 @@ def test_idle_time_before_a_call_is_not_read_as_slowness() -> None:
     clock = Clock()
     tuner = auto(clock, batch_size=16)
     clock.t += 60  # a client made a minute before its first call
-    run(tuner, clock, saturating(16), waves=4)  # baseline at 16, then 32 in flight tried
-    # On a server of 16, 32 in flight bring nothing: undone, not "kept" against a baseline
+    run(tuner, clock, saturating(8), waves=4)  # baseline at 8, then 16 in flight tried
+    # On a server of 8, 16 in flight bring nothing: undone, not "kept" against a baseline
     # that counted the idle minute.
-    assert tuner.concurrency == 16
-    assert tuner.stats().reason.startswith("undid max_concurrency 16 -> 32")
+    assert tuner.concurrency == 8
+    assert tuner.stats().reason.startswith("undid max_concurrency 8 -> 16")
 
 
 def test_idle_time_between_calls_inside_an_epoch_is_not_read_as_slowness() -> None:
@@ -170,17 +170,17 @@ def test_idle_time_between_calls_inside_an_epoch_is_not_read_as_slowness() -> No
     def measured(gap: float) -> tuple[float | None, int, str]:
         clock = Clock()
         tuner = auto(clock, batch_size=16)
-        run(tuner, clock, saturating(16), waves=1)  # first call: half the baseline epoch
+        run(tuner, clock, saturating(8), waves=1)  # first call: half the baseline epoch
         clock.t += gap  # the application does something else
-        run(tuner, clock, saturating(16), waves=3)  # next call: baseline ends, 32 tried
+        run(tuner, clock, saturating(8), waves=3)  # next call: baseline ends, 16 tried
         stats = tuner.stats()
         return stats.throughput, tuner.concurrency, stats.reason
 
     steady, conc, reason = measured(0.0)
     after_idle, conc_idle, reason_idle = measured(60.0)
     assert (conc_idle, reason_idle) == (conc, reason)
-    assert conc == 16 and reason.startswith("undid max_concurrency 16 -> 32")
-    assert after_idle == pytest.approx(steady) and steady == pytest.approx(16 * 16 / 0.026)
+    assert conc == 8 and reason.startswith("undid max_concurrency 8 -> 16")
+    assert after_idle == pytest.approx(steady) and steady == pytest.approx(8 * 16 / 0.026)
 
 
 def test_a_change_of_workload_judges_no_move() -> None:
@@ -216,15 +216,15 @@ def test_mean_input_bytes_follows_the_workload() -> None:
 def test_closed_directions_reopen_after_steady_epochs() -> None:
     clock = Clock()
     tuner = auto(clock, batch_size=16)
-    # 16 -> 32 kept, 32 -> 64 undone: an epoch is two waves here (2 x concurrency requests).
-    run(tuner, clock, saturating(32), waves=6)
-    assert (tuner.concurrency, tuner.stats().changes) == (32, 3)
+    # 8 -> 16 kept, 16 -> 32 undone: an epoch is two waves here (2 x concurrency requests).
+    run(tuner, clock, saturating(16), waves=6)
+    assert (tuner.concurrency, tuner.stats().changes) == (16, 3)
     # The undoing epoch was the first steady one; REOPEN_EPOCHS - 1 more hold still.
-    run(tuner, clock, saturating(32), waves=2 * (REOPEN_EPOCHS - 1))
+    run(tuner, clock, saturating(16), waves=2 * (REOPEN_EPOCHS - 1))
     assert tuner.stats().changes == 3
-    run(tuner, clock, saturating(32), waves=2)
-    assert tuner.stats().changes == 4  # the server may have changed: 64 is tried again
-    assert tuner.concurrency == 64
+    run(tuner, clock, saturating(16), waves=2)
+    assert tuner.stats().changes == 4  # the server may have changed: 32 is tried again
+    assert tuner.concurrency == 32
 
 
 def test_every_change_is_logged_at_debug_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
@@ -233,10 +233,10 @@ def test_every_change_is_logged_at_debug_with_its_reason(caplog: pytest.LogCaptu
     with caplog.at_level(logging.DEBUG, logger="vllm_multimodal_embeddings"):
         run(tuner, clock, saturating(32), waves=12)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tuning: ")]
-    assert lines[0].startswith("tuning: trying max_concurrency 16 -> 32 from ")
-    assert lines[0].endswith("(now 16 per request, 32 in flight)")
+    assert lines[0].startswith("tuning: trying max_concurrency 8 -> 16 from ")
+    assert lines[0].endswith("(now 16 per request, 16 in flight)")
     assert any(
-        line.startswith("tuning: kept max_concurrency 16 -> 32: throughput") for line in lines
+        line.startswith("tuning: kept max_concurrency 8 -> 16: throughput") for line in lines
     )
     assert any(line.startswith("tuning: undid max_concurrency 32 -> 64") for line in lines)
     assert len([x for x in lines if "kept" not in x]) == tuner.stats().changes
@@ -247,11 +247,12 @@ def test_small_inputs_start_with_a_batch_that_fills_a_request() -> None:
     tuner = auto(clock)
     tuner.prepared(16, 16 * 130)  # ~30-token texts
     stats = tuner.stats()
-    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (128, 16, 1)
+    # Two changes: 16 in flight (small requests), then the batch.
+    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (128, 16, 2)
     assert stats.reason.startswith("sized to the inputs: 130 bytes each, 128 per request")
     # Chunks of inputs alike in size leave it to the epochs.
     tuner.prepared(128, 128 * 180)
-    assert (tuner.batch_size, tuner.stats().changes) == (128, 1)
+    assert (tuner.batch_size, tuner.stats().changes) == (128, 2)
 
 
 def test_a_change_of_inputs_sizes_the_batch_again() -> None:
@@ -281,7 +282,7 @@ def test_inputs_that_fill_a_request_keep_the_default_batch(size: int) -> None:
     clock = Clock()
     tuner = auto(clock)
     tuner.prepared(16, 16 * size)  # 512-token texts, photos
-    assert (tuner.batch_size, tuner.stats().changes) == (16, 0)
+    assert tuner.batch_size == 16
 
 
 def test_an_explicit_batch_is_not_sized() -> None:
@@ -296,4 +297,43 @@ def test_an_overload_before_the_first_chunk_still_lets_the_batch_be_sized() -> N
     tuner = auto(clock)
     tuner.overloaded("server answered 429", clock())  # e.g. on the client's probe
     tuner.prepared(16, 16 * 130)
-    assert (tuner.batch_size, tuner.concurrency) == (128, 8)
+    assert (tuner.batch_size, tuner.concurrency) == (128, 4)
+
+
+@pytest.mark.parametrize(
+    ("size", "start"), [(130, 16), (2048, 16), (60_000, 16), (600_000, 8), (8 * 1024 * 1024, 8)]
+)
+def test_small_requests_start_with_more_in_flight(size: int, start: int) -> None:
+    """Once the first chunk is prepared, texts and small images go to 16 requests in flight;
+    camera photos (16 of their requests would hold ~150 MB) stay at 8."""
+    clock = Clock()
+    tuner = auto(clock)
+    assert tuner.concurrency == 8  # nothing prepared yet: a photo's worth each
+    tuner.prepared(16, 16 * size)
+    assert (tuner.concurrency, tuner.stats().max_concurrency) == (start, start)
+
+
+def test_the_start_follows_the_inputs_until_a_move() -> None:
+    """A client that embeds a query, then photos, then texts: the starting concurrency
+    follows the inputs (16, 8, 16); once a trial moves it, the inputs no longer do."""
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.prepared(1, 40)  # the query
+    assert tuner.concurrency == 16
+    tuner.prepared(16, 16 * 600_000)  # camera photos
+    assert tuner.concurrency == 8
+    assert tuner.stats().reason.startswith("sized to the inputs: 600000 bytes each")
+    tuner.prepared(16, 16 * 100)  # texts again
+    assert tuner.concurrency == 16
+    run(tuner, clock, saturating(64), waves=2, size=100)  # a baseline, then 32 on trial
+    assert tuner.concurrency == 32
+    tuner.prepared(16, 16 * 600_000)
+    assert tuner.concurrency == 32  # a trial's value is the epochs' to judge, not the inputs'
+
+
+def test_a_concurrency_already_moved_is_not_sized_to_the_inputs() -> None:
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.overloaded("server answered 503", clock())  # 8 -> 4 before the first chunk
+    tuner.prepared(16, 16 * 2048)  # small inputs: no way back up to 16 from an overload
+    assert tuner.concurrency == 4

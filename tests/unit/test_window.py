@@ -115,8 +115,8 @@ def test_a_429_halves_the_tuned_concurrency_and_stats_say_why() -> None:
     assert len(vectors) == 5
     assert stats is not None
     assert stats.tuned == ("batch_size", "max_concurrency")
-    assert (stats.overloads, stats.max_concurrency, stats.batch_size) == (1, 8, 16)
-    assert stats.reason == "server answered 429: halved max_concurrency 16 -> 8"
+    assert (stats.overloads, stats.max_concurrency, stats.batch_size) == (1, 4, 16)
+    assert stats.reason == "server answered 429: halved max_concurrency 8 -> 4"
     assert stats.requests == 1 and stats.inputs == 5
 
 
