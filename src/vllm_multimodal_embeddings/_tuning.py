@@ -377,6 +377,8 @@ class Tuner:
                 f"started at {conc} in flight: requests of {request_bytes / 1024:.0f} KiB",
             )
             self._conc_at_start = True  # _set cleared it: this is still a start
+            self._trial = None  # requests at the old depth measure nothing now
+            self._epoch = _Epoch(self._clock())
 
     def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
         conc, batch = self._value[_CONC], self._value[_BATCH]

@@ -337,3 +337,18 @@ def test_a_concurrency_already_moved_is_not_sized_to_the_inputs() -> None:
     tuner.overloaded("server answered 503", clock())  # 8 -> 4 before the first chunk
     tuner.prepared(16, 16 * 2048)  # small inputs: no way back up to 16 from an overload
     assert tuner.concurrency == 4
+
+
+def test_a_new_starting_depth_starts_a_new_epoch() -> None:
+    """Photos (8 in flight), then 512-token texts: the batch stays 16 but the depth goes to
+    16, and a photo request still out then measures nothing of the new setting."""
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.prepared(16, 16 * 600_000)
+    old = clock()
+    clock.t += 10  # a slow photo request
+    tuner.prepared(16, 16 * 2048)
+    assert (tuner.batch_size, tuner.concurrency) == (16, 16)
+    tuner.answered(16, 16 * 600_000, old, waited=False)
+    run(tuner, clock, saturating(64), waves=2, size=2048)
+    assert tuner.stats().throughput == pytest.approx(16 * 16 / 0.026)
