@@ -6,12 +6,12 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each);
-   once the first chunk is prepared, small requests (texts, small images) go to 16 in flight
-   (:data:`~._constants.AUTO_SMALL_START_CONCURRENCY`); camera photos stay at 8.
-   Once the first chunk is prepared, inputs so small that 16 of them make a tiny request
-   (short texts) get a batch that fills :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once,
-   rather than after doublings that a job of a few thousand texts spends entirely ramping.
+1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each).
+   Once the first chunk is prepared, small requests (texts, small images) go to 16 in flight
+   (:data:`~._constants.AUTO_SMALL_START_CONCURRENCY`; camera photos stay at 8), and inputs
+   so small that 16 of them make a tiny request (short texts) get a batch that fills
+   :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after doublings that a
+   job of a few thousand texts spends entirely ramping.
    A chunk whose inputs differ in size by more than 2x from those the batch was sized for
    (images after texts, on one client) sizes it again, down as well as up.
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
@@ -346,39 +346,39 @@ class Tuner:
         batch, fit = C.DEFAULT_BATCH_SIZE, C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
         while batch * 2 <= min(fit, self._cap[_BATCH]):
             batch *= 2
-        self._size_start_concurrency(batch * mean)
-        if batch == self._value[_BATCH]:
-            return
-        self._trial = None  # a move on probation was measured on other inputs
-        self._set(
-            _BATCH,
-            batch,
-            f"sized to the inputs: {mean:.0f} bytes each, {batch} per request carry "
-            f"~{batch * mean / 1024:.0f} KiB",
-        )
-        self._epoch = _Epoch(self._clock())  # requests of the old batch measure nothing now
+        moved = self._size_start_concurrency(batch * mean)
+        if batch != self._value[_BATCH]:
+            moved = True
+            self._set(
+                _BATCH,
+                batch,
+                f"sized to the inputs: {mean:.0f} bytes each, {batch} per request carry "
+                f"~{batch * mean / 1024:.0f} KiB",
+            )
+        if moved:
+            # A move on probation was measured on other inputs, and requests of the old
+            # batch or depth measure nothing now.
+            self._trial = None
+            self._epoch = _Epoch(self._clock())
 
-    def _size_start_concurrency(self, request_bytes: float) -> None:
+    def _size_start_concurrency(self, request_bytes: float) -> bool:
         """Small requests start deeper: :data:`~._constants.AUTO_SMALL_START_CONCURRENCY` in
         flight when that many carry at most :data:`~._constants.AUTO_SMALL_START_BYTES`
         (texts, small images), :data:`~._constants.AUTO_START_CONCURRENCY` otherwise (camera
-        photos, also after texts on one client). Only while no trial or overload moved it."""
+        photos, also after texts on one client). Only while no trial or overload moved it.
+        Whether it changed."""
         if not self._conc_at_start:
-            return
+            return False
         small = C.AUTO_SMALL_START_CONCURRENCY * request_bytes <= C.AUTO_SMALL_START_BYTES
         conc = min(
             C.AUTO_SMALL_START_CONCURRENCY if small else C.AUTO_START_CONCURRENCY,
             self._cap[_CONC],
         )
-        if conc != self._value[_CONC]:
-            self._set(
-                _CONC,
-                conc,
-                f"started at {conc} in flight: requests of {request_bytes / 1024:.0f} KiB",
-            )
-            self._conc_at_start = True  # _set cleared it: this is still a start
-            self._trial = None  # requests at the old depth measure nothing now
-            self._epoch = _Epoch(self._clock())
+        if conc == self._value[_CONC]:
+            return False
+        reason = f"started at {conc} in flight: requests of {request_bytes / 1024:.0f} KiB"
+        self._set(_CONC, conc, reason, start=True)
+        return True
 
     def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
         conc, batch = self._value[_CONC], self._value[_BATCH]
@@ -412,9 +412,12 @@ class Tuner:
             f"trying {name} {before} -> {after} from {tput:.1f} inputs/s, latency {lat:.3f} s",
         )
 
-    def _set(self, name: str, value: int, reason: str) -> None:
+    def _set(self, name: str, value: int, reason: str, *, start: bool = False) -> None:
+        """``start``: a starting concurrency the inputs chose, which later inputs may change
+        (a trial's or an overload's value is the epochs' to judge)."""
         self._value[name] = value
-        self._conc_at_start &= name != _CONC
+        if name == _CONC:
+            self._conc_at_start = start
         self._changes += 1
         self._reason = reason
         log.debug(
