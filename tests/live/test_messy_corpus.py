@@ -9,6 +9,7 @@ bad row is in the failures file exactly once with its reason.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
@@ -245,6 +246,18 @@ def _big_messy(folder: Path, n: int) -> tuple[Path, list[dict[str, Any]], dict[s
     return _write(folder / "m.jsonl", rows), good, bad
 
 
+def _lock_is_held(path: Path) -> bool:
+    """Whether another process holds ``path``'s ``flock`` (the bulk command's folder lock)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def test_a_second_writer_is_refused_and_the_first_finishes_alone(
     vllm_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -260,7 +273,10 @@ def test_a_second_writer_is_refused_and_the_first_finishes_alone(
             assert first.poll() is None, first.communicate()[1].decode()
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        # In this process: no interpreter start-up for the first run to finish during.
+        # Freeze the first run while it holds the folder: however slow this machine is at
+        # starting the second run, the first cannot finish (and release the lock) meanwhile.
+        first.send_signal(signal.SIGSTOP)
+        assert _lock_is_held(out / ".lock"), "the first run ended before the second one was tried"
         code = main(
             [
                 "embed",
@@ -274,15 +290,15 @@ def test_a_second_writer_is_refused_and_the_first_finishes_alone(
             ]
         )
         err = capsys.readouterr().err
-        assert first.poll() is None, "the first run ended before the second one was tried"
         assert code == 1
         assert "another run is writing to" in err and "Traceback" not in err
+        first.send_signal(signal.SIGCONT)
         assert first.wait(timeout=300) == 0
     finally:
-        for proc in (first,):
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        if first.poll() is None:
+            first.send_signal(signal.SIGCONT)
+            first.kill()
+            first.wait()
         first.communicate()
     _check(vllm_server, out, good, bad, tmp_path / "c")
 
