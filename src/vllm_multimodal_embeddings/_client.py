@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -233,12 +233,18 @@ class _ClientBase:
             on_byte_wait=tuner.byte_wait,
         )
 
-    def _prepared(self, hold: Hold, good: list[PreparedInput]) -> int:
+    def _prepared(self, hold: Hold, chunk: Chunk, str_as: StrAs, good: list[PreparedInput]) -> int:
         """Count a chunk's prepared payload against the byte budget, and tell the tuner."""
         nbytes = sum(item.nbytes for item in good)
         hold.set(nbytes)
-        self._tuner.prepared(len(good), nbytes)
+        self._tuner.prepared(len(good), nbytes, text=_text_only(chunk.items[0], str_as))
         return nbytes
+
+    def _chunk_size(self, str_as: StrAs) -> Callable[[Any], int]:
+        """How many inputs the chunk starting with a given input takes (media after texts
+        start small: see :meth:`Tuner.batch_size_for`)."""
+        tuner = self._tuner
+        return lambda first: tuner.batch_size_for(_text_only(first, str_as))
 
     def _adopt(self, info: ServerInfo) -> None:
         """Use a probe result found by another client of the same settings (adapters)."""
@@ -514,7 +520,7 @@ class EmbeddingClient(_ClientBase):
         self, inputs: Iterable[Any], run: CallRun, on_progress: ProgressCallback | None
     ) -> Any:
         tuner = self._tuner
-        chunks = self._core.chunks(inputs, lambda: tuner.batch_size)
+        chunks = self._core.chunks(inputs, self._chunk_size(run.options.str_as))
         pool = self._chunks_pool()
         closed = threading.Event()
         preparing: set[Future[Any]] = set()
@@ -545,7 +551,7 @@ class EmbeddingClient(_ClientBase):
                 return ChunkResult([])
             good, error = run.triage(chunk, _outcomes(parts, chunk.start, self._processes))
             del parts
-            nbytes = self._prepared(hold, good)
+            nbytes = self._prepared(hold, chunk, run.options.str_as, good)
             if not good:
                 return ChunkResult([], error)
             job = self._plan(run)
@@ -759,10 +765,11 @@ class AsyncEmbeddingClient(_ClientBase):
         on_progress: ProgressCallback | None,
     ) -> Any:
         core, tuner = self._core, self._tuner
+        size = self._chunk_size(run.options.str_as)
         chunks: Any = (
-            core.achunks(inputs, lambda: tuner.batch_size)
+            core.achunks(inputs, size)
             if isinstance(inputs, AsyncIterable)
-            else core.chunks(inputs, lambda: tuner.batch_size)
+            else core.chunks(inputs, size)
         )
         if self._slots is None:
             # One bound for every call on this client: frameworks start many calls at once.
@@ -789,7 +796,7 @@ class AsyncEmbeddingClient(_ClientBase):
             prepared = _outcomes(parts, chunk.start, processes)  # all done: no waiting
             del parts
             good, error = run.triage(chunk, prepared)
-            nbytes = self._prepared(hold, good)
+            nbytes = self._prepared(hold, chunk, run.options.str_as, good)
             if not good:
                 return ChunkResult([], error)
             job = await self._plan(run)

@@ -165,30 +165,32 @@ class EmbeddingCore:
     # -- 3. reading -------------------------------------------------------------------------
 
     @staticmethod
-    def chunks(inputs: Iterable[Any], size: int | Callable[[], int]) -> Iterator[Chunk]:
+    def chunks(inputs: Iterable[Any], size: int | Callable[[Any], int]) -> Iterator[Chunk]:
         """The inputs ``size`` at a time, read lazily (a generator of paths stays lazy);
-        ``size`` may be a function, asked before each chunk (the tuner's batch size)."""
-        size_of = size if callable(size) else lambda: size
+        ``size`` may be a function, asked with each chunk's first input (the tuner's batch
+        size for that kind of input)."""
+        size_of = size if callable(size) else lambda _first: size
         iterator = iter(inputs)
         start = 0
-        while True:
-            items = list(itertools.islice(iterator, size_of()))
-            if not items:
-                return
+        for first in iterator:
+            items = [first, *itertools.islice(iterator, max(size_of(first), 1) - 1)]
             yield Chunk(start, items)
             start += len(items)
 
     @staticmethod
     async def achunks(
-        inputs: AsyncIterable[Any], size: int | Callable[[], int]
+        inputs: AsyncIterable[Any], size: int | Callable[[Any], int]
     ) -> AsyncIterator[Chunk]:
         """:meth:`chunks` for an async iterable."""
-        size_of = size if callable(size) else lambda: size
+        size_of = size if callable(size) else lambda _first: size
         items: list[Any] = []
+        limit = 0
         start = 0
         async for item in inputs:
+            if not items:
+                limit = size_of(item)
             items.append(item)
-            if len(items) >= size_of():
+            if len(items) >= limit:
                 yield Chunk(start, items)
                 start, items = start + len(items), []
         if items:

@@ -13,7 +13,10 @@ The policy works in measurement epochs:
    :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after doublings that a
    job of a few thousand texts spends entirely ramping.
    A chunk whose inputs differ in size by more than 2x from those the batch was sized for
-   (images after texts, on one client) sizes it again, down as well as up.
+   (images after texts, on one client) sizes it again, down as well as up. Until it has,
+   media cut after a text-sized batch go at most 16 to a chunk: the first photos after a
+   query must not all go in one chunk of 256 (one request slot, no vector out until it
+   is answered, ~150 MB prepared at once).
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
    of them are answered; its throughput is their inputs over the seconds at least one of
    them was in flight (idle time between calls is no slowness; older requests measure the
@@ -181,8 +184,10 @@ class Tuner:
         self._tput: float | None = None
         self._lat: float | None = None
         self._mean_bytes: float | None = None
-        # Bytes per input of the chunk the batch was last sized for (None: not yet).
+        # Bytes per input of the chunk the batch was last sized for (None: not yet), and
+        # whether that chunk was texts.
         self._sized_for: float | None = None
+        self._sized_text = False
         self._batch_halved = False
         # The concurrency is still a starting value (nothing but the inputs' size moved it).
         self._conc_at_start = self._auto[_CONC]
@@ -198,6 +203,15 @@ class Tuner:
     def batch_size(self) -> int:
         """Inputs for the next chunk (one request)."""
         return self._value[_BATCH]
+
+    def batch_size_for(self, text: bool) -> int:
+        """Inputs for the next chunk, whose first input is a text (``text``) or not: media
+        after a batch sized for texts get at most the default batch until a chunk of them
+        sizes it."""
+        batch = self._value[_BATCH]
+        if self._sized_text and not text:
+            return min(batch, C.DEFAULT_BATCH_SIZE)
+        return batch
 
     @property
     def concurrency(self) -> int:
@@ -245,8 +259,9 @@ class Tuner:
 
     # -- what the pipeline reports ------------------------------------------------------------
 
-    def prepared(self, inputs: int, nbytes: int) -> None:
-        """A chunk of ``inputs`` prepared to ``nbytes`` of payload."""
+    def prepared(self, inputs: int, nbytes: int, *, text: bool = False) -> None:
+        """A chunk of ``inputs`` prepared to ``nbytes`` of payload; ``text``: its inputs are
+        texts (as the chunker saw its first one)."""
         if inputs <= 0:
             return
         with self._lock:
@@ -259,8 +274,9 @@ class Tuner:
             if (
                 self._auto[_BATCH]
                 and not self._batch_halved
-                and (sized is None or not _comparable(sized, mean))
+                and (sized is None or not _comparable(sized, mean) or text != self._sized_text)
             ):
+                self._sized_text = text
                 self._size_batch(mean)
 
     def byte_wait(self) -> None:

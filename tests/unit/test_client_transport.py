@@ -430,7 +430,7 @@ def _jpeg_files(folder: Any, count: int) -> list[Any]:
     paths = []
     for i in range(count):
         buf = io.BytesIO()
-        Image.new("RGB", (32, 32), (i * 20, 0, 0)).save(buf, format="JPEG")
+        Image.new("RGB", (32, 32), (i * 20 % 240, i // 12 * 40, 0)).save(buf, format="JPEG")
         paths.append(folder / f"{i}.jpg")
         paths[-1].write_bytes(buf.getvalue())
     return paths
@@ -554,3 +554,41 @@ def test_one_thread_at_a_time_prepares_in_place(
     most = 0
     np.testing.assert_array_equal(asyncio.run(run()), got)
     assert most == 1
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_images_after_a_query_start_in_small_chunks(tmp_path: Any, client_kind: str) -> None:
+    """A query sizes the batch for texts (hundreds per request); the images of the next call
+    must not all go in one chunk of that size (one request slot, ~150 MB for camera photos,
+    and no vector out before all of them are answered): their first chunk is the default 16."""
+    paths = _jpeg_files(tmp_path, 40)
+    sizes: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/embeddings":
+            sizes.append(len(json.loads(request.content).get("messages") or [None]))
+        return _image_server(request)
+
+    settings = {"base_url": "http://vllm.test", "prepare_processes": 0}
+    if client_kind == "sync":
+        with EmbeddingClient(
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)), **settings
+        ) as client:
+            client.embed(["a query"])
+            text_batch = client.stats.batch_size
+            sizes.clear()
+            got = client.embed_array(paths)
+    else:
+
+        async def run() -> tuple[int, np.ndarray]:
+            http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+            async with AsyncEmbeddingClient(http_client=http, **settings) as client:
+                await client.embed(["a query"])
+                batch = client.stats.batch_size
+                sizes.clear()
+                return batch, await client.embed_array(paths)
+
+        text_batch, got = asyncio.run(run())
+    assert text_batch == 256
+    assert sizes[0] == 16 and sum(sizes) == 40
+    assert got.shape == (40, DIM) and len({row.tobytes() for row in got}) == 40

@@ -6,6 +6,7 @@ and play the server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import itertools
@@ -398,3 +399,26 @@ def test_videos_with_other_request_fields_go_in_other_requests() -> None:
     assert bodies[0]["mm_processor_kwargs"] == odd.mm_processor_kwargs
     assert bodies[1]["media_io_kwargs"] == six.media_io_kwargs
     assert "media_io_kwargs" not in bodies[2] and len(result.vectors) == 5
+
+
+def test_the_chunker_asks_the_size_for_each_chunks_first_input() -> None:
+    asked: list[str] = []
+
+    def size(first: str) -> int:
+        asked.append(first)
+        return 3 if first.startswith("t") else 1
+
+    items = ["t0", "t1", "t2", "i0", "i1", "t3", "t4"]
+    chunks = list(EmbeddingCore.chunks(items, size))
+    assert [list(c.items) for c in chunks] == [["t0", "t1", "t2"], ["i0"], ["i1"], ["t3", "t4"]]
+    assert [c.start for c in chunks] == [0, 3, 4, 5]
+    assert asked == ["t0", "i0", "i1", "t3"]
+
+    async def collect() -> list[list[str]]:
+        async def source() -> Any:
+            for item in items:
+                yield item
+
+        return [list(c.items) async for c in EmbeddingCore.achunks(source(), size)]
+
+    assert asyncio.run(collect()) == [list(c.items) for c in chunks]

@@ -352,3 +352,15 @@ def test_a_new_starting_depth_starts_a_new_epoch() -> None:
     tuner.answered(16, 16 * 600_000, old, waited=False)
     run(tuner, clock, saturating(64), waves=2, size=2048)
     assert tuner.stats().throughput == pytest.approx(16 * 16 / 0.026)
+
+
+def test_media_after_a_text_sized_batch_start_at_the_default_batch() -> None:
+    tuner = auto(Clock())
+    tuner.prepared(16, 16 * 30, text=True)  # a query: the batch fills a request of texts
+    assert tuner.batch_size_for(text=True) == 256
+    # Photos are cut before any of them is prepared: not 256 to a chunk.
+    assert tuner.batch_size_for(text=False) == 16
+    tuner.prepared(16, 16 * 30, text=False)  # small media as small as the texts: sized anew
+    assert tuner.batch_size_for(text=False) == 256
+    tuner.prepared(16, 16 * 30, text=True)
+    assert tuner.batch_size_for(text=False) == 16
