@@ -21,6 +21,7 @@ from ._fetch import RemoteFetcher
 from ._http import AsyncTransport, SyncTransport
 from ._inputs import Fetcher, PreparedInput
 from ._job import Chunk, ChunkResult, Job, Vector
+from ._memory import give_back_memory
 from ._pipeline import (
     AsyncEmbeddingStream,
     AsyncSlots,
@@ -564,6 +565,9 @@ class EmbeddingClient(_ClientBase):
                 tuner.answered(len(result.vectors), nbytes, started, waited=waited)
             finally:
                 self._slots.release()
+            del good
+            if nbytes >= C.TRIM_AFTER_BYTES:
+                give_back_memory()
             return result
 
         def on_close() -> None:
@@ -809,6 +813,9 @@ class AsyncEmbeddingClient(_ClientBase):
                 tuner.answered(len(result.vectors), nbytes, started, waited=waited)
             finally:
                 slots.release()
+            del good
+            if nbytes >= C.TRIM_AFTER_BYTES:
+                give_back_memory()
             return result
 
         async for vector in arun_window(

@@ -80,6 +80,10 @@ PROCESS_MIN_BYTES: Final = 1024 * 1024
 # Encoded images of at most this many bytes are prepared in the chunk's own thread, like texts:
 # a header check costs less than the hand-off to a worker (~50 us, with its future and locks).
 INLINE_IMAGE_BYTES: Final = 64 * 1024
+# A request whose payload carried at least this many bytes (a few camera photos) gives the
+# process's free heap pages back to the system once answered (_memory.py); texts and small
+# images never pay for it.
+TRIM_AFTER_BYTES: Final = 4 * 1024 * 1024
 
 # Default cap on an image's pixel count, read from its header before any decoding: twice
 # Pillow's ``MAX_IMAGE_PIXELS`` (2 x 89,478,485), the point where Pillow itself refuses to
