@@ -32,7 +32,7 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
-from ._json_body import encode_json
+from ._json_body import JsonBody, json_body
 from ._redact import redact_text, redact_url
 from ._retry import RetryState
 from ._settings import ClientSettings
@@ -76,14 +76,20 @@ class Call:
 Step = Generator[Call, httpx.Response, T]
 
 
-def _encoded(call: Call, settings: ClientSettings) -> tuple[bytes | None, dict[str, str]]:
+def _encoded(
+    call: Call, settings: ClientSettings
+) -> tuple[bytes | JsonBody | None, dict[str, str]]:
     """A call's body, encoded once for all its attempts (byte for byte what httpx's ``json=``
     sends), and the request's headers."""
     headers = settings.request_headers()
     if call.json is None:
         return None, headers
     headers.setdefault("Content-Type", "application/json")
-    return encode_json(call.json, splice=call.media), headers
+    body = json_body(call.json, splice=call.media)
+    if isinstance(body, JsonBody):
+        # Streamed, with its length: httpx would otherwise send it chunked.
+        headers["Content-Length"] = str(len(body))
+    return body, headers
 
 
 def json_or_text(response: httpx.Response) -> Any:
@@ -283,7 +289,8 @@ class AsyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{s.base_url}{call.path}"
-        content, headers = _encoded(call, s)
+        body, headers = _encoded(call, s)
+        content = body.aiter() if isinstance(body, JsonBody) else body
         while True:
             outcome: httpx.Response | Exception
             if self._limit is None:

@@ -72,3 +72,57 @@ def test_the_encoder_never_sees_the_uris(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(_json_body, "_dumps", spy)
     assert encode_json(BODIES["images"], splice=True) == httpx_bytes(BODIES["images"])
     assert len(seen) == 1 and URI not in seen[0] and len(seen[0]) < 1000
+
+
+def test_a_spliced_body_streams_the_callers_uris_without_copying_them() -> None:
+    body = BODIES["images"]
+    encoded = _json_body.json_body(body, splice=True)
+    assert isinstance(encoded, _json_body.JsonBody)
+    expected = httpx_bytes(body)
+    assert bytes(encoded) == expected and len(encoded) == len(expected)
+    assert b"".join(encoded) == expected  # again: one iteration per attempt
+    held = [piece for piece in encoded._pieces if isinstance(piece, str)]
+    assert len(held) == 3 and all(piece is URI for piece in held)
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_an_image_request_goes_with_its_length_not_chunked(client_kind: str) -> None:
+    import asyncio
+
+    import numpy as np
+
+    from tests.helpers import image_png
+    from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient
+
+    seen: list[httpx.Request] = []
+    vector = base64.b64encode(np.ones(4, dtype=np.float32).tobytes()).decode()
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
+        if request.url.path != "/v1/embeddings":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        seen.append(request)
+        count = len(json.loads(request.content).get("messages") or [None])
+        data = [{"index": i, "embedding": vector} for i in range(count)]
+        return httpx.Response(200, json={"data": data, "model": "m"})
+
+    images = [image_png(i, (64, 64)) for i in range(3)]
+    if client_kind == "sync":
+        http = httpx.Client(transport=httpx.MockTransport(server))
+        with EmbeddingClient(base_url="http://vllm.test", http_client=http) as client:
+            got = client.embed_array(images)
+    else:
+
+        async def run() -> Any:
+            ahttp = httpx.AsyncClient(transport=httpx.MockTransport(server))
+            async with AsyncEmbeddingClient(base_url="http://vllm.test", http_client=ahttp) as c:
+                return await c.embed_array(images)
+
+        got = asyncio.run(run())
+    assert got.shape == (3, 4)
+    (request,) = [r for r in seen if b"data:image/" in r.content]
+    assert "transfer-encoding" not in request.headers
+    assert int(request.headers["content-length"]) == len(request.content) > 3 * 1024
+    body = json.loads(request.content)
+    assert request.content == httpx_bytes(body)
