@@ -46,7 +46,8 @@ DEFAULT_MAX_CONCURRENCY: Final = 4
 # Prepared payload bytes the streaming pipeline may hold unanswered, per client. A laptop spares
 # 256 MiB; it holds ~300 camera photos prepared for the wire (~0.8 MB each as a base64 JPEG at
 # the 1.84 MP budget), more than a GPU server needs queued to stay busy (16 requests x 8
-# photos), and hundreds of thousands of texts. A request's JSON body adds a transient copy.
+# photos), and hundreds of thousands of texts. Request bodies with images stream the prepared
+# data: URIs (_json_body.py): no second copy while in flight.
 DEFAULT_MAX_INFLIGHT_BYTES: Final = 256 * 1024 * 1024
 # What the window reckons an input not yet prepared will take, before any was measured: a
 # camera photo prepared for the wire, rounded up.
