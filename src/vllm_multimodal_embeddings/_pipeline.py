@@ -5,9 +5,10 @@ prepares its inputs on the worker pool, waits for one of the client's request sl
 (:class:`Slots`), then sends them; the caller takes results in input order, and each one taken
 lets more chunks in. The window is bounded twice, so that memory does not grow with the corpus:
 
-* by count: at most ``concurrency + 2`` chunks (one per request in flight, and two being
-  prepared so that the workers never wait for a straggler); vectors wait only for the chunks
-  before them;
+* by count: at most ``concurrency + 2`` chunks in progress (one per request in flight, and
+  two being prepared so that the workers never wait for a straggler); vectors wait only for
+  the chunks before them, and chunks answered behind a slow one stop counting (at most
+  twice the depth in all);
 * by bytes: a chunk is let in only while the client's prepared-but-unanswered payloads
   (:class:`ByteBudget`, ``max_inflight_bytes``) leave room for it, reckoned from the bytes
   per input seen so far. An empty window always takes one chunk, so an input larger than the
@@ -307,6 +308,11 @@ class AsyncEmbeddingStream(AsyncIterator[Vector]):
         await self.aclose()
 
 
+# Chunks the window may hold in all, answered or not, per chunk it keeps in progress: answered
+# chunks behind a slow head hold only their vectors, and at most this many times the depth.
+_LAG = 2
+
+
 def run_window(
     chunks: Iterator[Chunk],
     submit: Callable[[Chunk, Hold], Future[ChunkResult]],
@@ -314,12 +320,21 @@ def run_window(
     on_progress: ProgressCallback | None,
     on_close: Callable[[], None],
 ) -> Generator[Vector, None, None]:
-    """Keep the window full (by count and bytes); hand out vectors in order; stop at an error."""
+    """Keep the window full (by count and bytes); hand out vectors in order; stop at an error.
+
+    A chunk answered while an earlier one is still out stops counting toward the depth (its
+    payload is gone; its vectors wait for their turn), so a slow request at the head does not
+    hold the next chunks back: a server that answers a wave of requests together otherwise
+    idled while the window refilled only behind the last of them.
+    """
     window: deque[tuple[Future[ChunkResult], Hold]] = deque()
     waiting: list[Chunk] = []  # a chunk read but held back for bytes
+    answered = threading.Event()  # set by every chunk that ends
 
     def top_up() -> None:
-        while len(window) < limits.depth():
+        depth = limits.depth()
+        busy = sum(1 for future, _ in window if not future.done())
+        while busy < depth and len(window) < _LAG * depth:
             chunk = waiting.pop() if waiting else next(chunks, None)
             if chunk is None:
                 return
@@ -328,12 +343,22 @@ def run_window(
                 waiting.append(chunk)
                 limits.on_byte_wait()
                 return
-            window.append((submit(chunk, hold), hold))
+            future = submit(chunk, hold)
+            future.add_done_callback(lambda _: answered.set())
+            window.append((future, hold))
+            busy += 1
 
     try:
         top_up()
         while window:
             future, hold = window[0]
+            if not future.done():
+                # Cleared before looking: a chunk that ends from here on wakes the wait.
+                answered.clear()
+                top_up()
+                if not future.done():
+                    answered.wait()
+                continue
             result = future.result()
             window.popleft()
             hold.release()
@@ -360,6 +385,7 @@ async def arun_window(
     """Async :func:`run_window`: chunk tasks on the running loop, cancelled on exit."""
     window: deque[tuple[asyncio.Task[ChunkResult], Hold]] = deque()
     waiting: list[Chunk] = []
+    answered = asyncio.Event()
 
     async def next_chunk() -> Chunk | None:
         if waiting:
@@ -369,7 +395,9 @@ async def arun_window(
         return next(chunks, None)
 
     async def top_up() -> None:
-        while len(window) < limits.depth():
+        depth = limits.depth()
+        busy = sum(1 for task, _ in window if not task.done())
+        while busy < depth and len(window) < _LAG * depth:
             chunk = await next_chunk()
             if chunk is None:
                 return
@@ -378,13 +406,22 @@ async def arun_window(
                 waiting.append(chunk)
                 limits.on_byte_wait()
                 return
-            window.append((start(chunk, hold), hold))
+            task = start(chunk, hold)
+            task.add_done_callback(lambda _: answered.set())
+            window.append((task, hold))
+            busy += 1
 
     try:
         await top_up()
         while window:
             task, hold = window[0]
-            result = await task
+            if not task.done():
+                answered.clear()
+                await top_up()
+                if not task.done():
+                    await answered.wait()
+                continue
+            result = task.result()
             window.popleft()
             hold.release()
             await top_up()

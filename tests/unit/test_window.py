@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,63 @@ def test_only_large_local_images_are_worth_a_process(tmp_path: Path) -> None:
     assert large_enough("data:image/jpeg;base64," + "A" * 8000, 4096)
     assert not large_enough(tmp_path / "missing.jpg", 4096)  # the threads report it
     assert large_enough(small, 0)
+
+
+class SlowHead(FakeVLLM):
+    """A server that holds the request of ``text 0`` until ``others`` more have come (or a
+    few seconds went by): a slow request at the head of the window."""
+
+    def __init__(self, others: int) -> None:
+        super().__init__()
+        self.others = others
+        self.after_head: list[str] = []
+        self.head_waited_out = False
+
+    def _is_head(self, request: httpx.Request) -> bool:
+        if request.url.path != "/v1/embeddings" or b'"text ' not in request.content:
+            return False  # not one of the call's requests (the client's probe)
+        if b'"text 0"' in request.content:
+            return True
+        self.after_head.append(request.content.decode())
+        return False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self._is_head(request):
+            deadline = time.monotonic() + 5
+            while len(self.after_head) < self.others and time.monotonic() < deadline:
+                time.sleep(0.005)
+            self.head_waited_out = len(self.after_head) < self.others
+        return super().__call__(request)
+
+    async def handle_async(self, request: httpx.Request) -> httpx.Response:
+        if self._is_head(request):
+            deadline = time.monotonic() + 5
+            while len(self.after_head) < self.others and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            self.head_waited_out = len(self.after_head) < self.others
+        return super().__call__(request)
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_a_slow_head_does_not_hold_back_the_chunks_after_it(client_kind: str) -> None:
+    """Concurrency 2, depth 4: while the first request is out, answered chunks behind it stop
+    counting, so 5 more requests go (at most 2 x depth chunks wait in all); vectors still
+    come out in input order."""
+    fake = SlowHead(others=5)
+    texts = [f"text {i}" for i in range(20)]
+    options: dict[str, Any] = {"batch_size": 1, "max_concurrency": 2}
+    if client_kind == "sync":
+        with client(fake, **options) as c:
+            got = c.embed_array(texts)
+    else:
+
+        async def run() -> Any:
+            http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle_async))
+            async with AsyncEmbeddingClient(
+                base_url="http://vllm.test", http_client=http, **options
+            ) as c:
+                return await c.embed_array(texts)
+
+        got = asyncio.run(run())
+    assert not fake.head_waited_out
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
