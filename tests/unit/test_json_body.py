@@ -12,6 +12,8 @@ import pytest
 from vllm_multimodal_embeddings import _json_body
 from vllm_multimodal_embeddings._json_body import encode_json
 
+from .test_client_transport import DIM, FakeVLLM
+
 URI = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 40).decode()
 
 
@@ -89,39 +91,25 @@ def test_a_spliced_body_streams_the_callers_uris_without_copying_them() -> None:
 def test_an_image_request_goes_with_its_length_not_chunked(client_kind: str) -> None:
     import asyncio
 
-    import numpy as np
-
     from tests.helpers import image_png
     from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient
 
-    seen: list[httpx.Request] = []
-    vector = base64.b64encode(np.ones(4, dtype=np.float32).tobytes()).decode()
-
-    def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
-        if request.url.path != "/v1/embeddings":
-            return httpx.Response(404, json={"detail": "Not Found"})
-        seen.append(request)
-        count = len(json.loads(request.content).get("messages") or [None])
-        data = [{"index": i, "embedding": vector} for i in range(count)]
-        return httpx.Response(200, json={"data": data, "model": "m"})
-
+    fake = FakeVLLM()
     images = [image_png(i, (64, 64)) for i in range(3)]
     if client_kind == "sync":
-        http = httpx.Client(transport=httpx.MockTransport(server))
+        http = httpx.Client(transport=httpx.MockTransport(fake))
         with EmbeddingClient(base_url="http://vllm.test", http_client=http) as client:
             got = client.embed_array(images)
     else:
 
         async def run() -> Any:
-            ahttp = httpx.AsyncClient(transport=httpx.MockTransport(server))
+            ahttp = httpx.AsyncClient(transport=httpx.MockTransport(fake))
             async with AsyncEmbeddingClient(base_url="http://vllm.test", http_client=ahttp) as c:
                 return await c.embed_array(images)
 
         got = asyncio.run(run())
-    assert got.shape == (3, 4)
-    (request,) = [r for r in seen if b"data:image/" in r.content]
+    assert got.shape == (3, DIM)
+    (request,) = [r for r in fake.requests if b"data:image/" in r.content]
     assert "transfer-encoding" not in request.headers
     assert int(request.headers["content-length"]) == len(request.content) > 3 * 1024
     body = json.loads(request.content)

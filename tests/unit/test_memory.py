@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from vllm_multimodal_embeddings import EmbeddingClient, _memory
+from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient, _memory
+
+from .test_client_transport import FakeVLLM
 
 
 class _Clock:
@@ -51,23 +53,8 @@ def test_trims_are_at_most_one_per_interval(trims: list[int]) -> None:
 
 def test_only_requests_of_large_payloads_trim(trims: list[int], monkeypatch: Any) -> None:
     """Texts never pay for a trim; a request of camera photos does, once answered."""
-    import base64
-    import json
-
-    import numpy as np
-
-    def server(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/v1/models":
-            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
-        if request.url.path != "/v1/embeddings":
-            return httpx.Response(404, json={"detail": "Not Found"})
-        body = json.loads(request.content)
-        count = len(body["messages"]) if "messages" in body else 1
-        vector = base64.b64encode(np.ones(4, dtype=np.float32).tobytes()).decode()
-        data = [{"index": i, "embedding": vector} for i in range(count)]
-        return httpx.Response(200, json={"data": data, "model": "m"})
-
-    http = httpx.Client(transport=httpx.MockTransport(server))
+    fake = FakeVLLM()
+    http = httpx.Client(transport=httpx.MockTransport(fake))
     with EmbeddingClient(base_url="http://vllm.test", http_client=http, batch_size=4) as client:
         client.embed([f"text {i}" for i in range(40)])
         assert trims == []
@@ -78,10 +65,8 @@ def test_only_requests_of_large_payloads_trim(trims: list[int], monkeypatch: Any
         assert trims == [0]
 
     async def run_async() -> None:
-        from vllm_multimodal_embeddings import AsyncEmbeddingClient
-
         monkeypatch.setattr(_memory, "_last", -_memory._INTERVAL_S)
-        ahttp = httpx.AsyncClient(transport=httpx.MockTransport(server))
+        ahttp = httpx.AsyncClient(transport=httpx.MockTransport(fake))
         async with AsyncEmbeddingClient(
             base_url="http://vllm.test", http_client=ahttp, batch_size=4
         ) as aclient:
