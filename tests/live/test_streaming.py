@@ -43,6 +43,12 @@ def counted_images(n: int, pulled: list[int]) -> Iterator[Any]:
         yield CountingStream(image_png(i % 7, (48, 48)))
 
 
+# The most a window of batch_size 4 x max_concurrency 2 reads ahead: 2 + 2 chunks in progress,
+# as many again answered behind a slow first one (their vectors wait their turn), and the
+# chunk being pulled. An unbounded window would take thousands.
+WINDOW_ITEMS = 2 * (2 + 2) * 4 + 4
+
+
 def test_stream_is_lazy_ordered_and_equals_embed(vllm_server: Any) -> None:
     texts = [f"document number {i}" for i in range(150)]
     pulled = [0]
@@ -55,8 +61,8 @@ def test_stream_is_lazy_ordered_and_equals_embed(vllm_server: Any) -> None:
     with EmbeddingClient(base_url=vllm_server.base_url, batch_size=4, max_concurrency=2) as c:
         stream = c.iter_embed(lazy())
         first = next(stream)
-        # Only the window was read: max_concurrency + 2 chunks of batch_size (and one more).
-        assert pulled[0] <= (2 + 2) * 4 + 4
+        # Only the window was read.
+        assert pulled[0] <= WINDOW_ITEMS
         rest = list(stream)
         whole = c.embed_array(texts)
     streamed = np.stack([first, *rest])
@@ -107,7 +113,7 @@ def test_early_break_and_close_stop_reading_and_preparing(vllm_server: Any) -> N
         assert pulled[0] == taken
         assert CountingStream.reads <= prepared + 2  # at most the workers' items in hand
         # ... and only the window was ever read from a corpus of 10,000.
-        assert taken <= (2 + 2) * 4 + 4
+        assert taken <= WINDOW_ITEMS
         # The client still works: nothing was left holding its threads.
         assert len(c.embed(["after"])) == 1
 
@@ -162,9 +168,8 @@ def test_async_cancellation_stops_preparing(vllm_server: Any) -> None:
     assert taken_later == taken
     assert prepared_later <= prepared + 2  # only what the two workers had in hand
     # What the consumer had (how many vectors came before the cancel is up to the scheduler:
-    # a loaded CI machine let it take 8 chunks once), plus the window of 2 + 2 chunks of 4, plus
-    # the chunk being pulled: an unbounded window would take thousands.
-    assert taken <= consumed[0] + (2 + 2) * 4 + 4, (taken, consumed[0])
+    # a loaded CI machine let it take 8 chunks once), plus the window.
+    assert taken <= consumed[0] + WINDOW_ITEMS, (taken, consumed[0])
 
 
 def test_on_progress_counts_in_order_and_images_stream(vllm_server: Any) -> None:
