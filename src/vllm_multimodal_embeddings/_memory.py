@@ -4,9 +4,10 @@ glibc serves a buffer freed by one thread back to that thread's heap, and raises
 threshold after each large buffer freed (up to 32 MiB), so the decode buffers of 12 MP photos
 and the request bodies of their batches end up in heaps that keep their pages: the process
 keeps the peak of every thread's heap. ``malloc_trim(0)`` returns the free pages. Measured on
-the 2-core machine, 200 camera photos through the CPU server, default settings: peak RSS +396
-MB without it, +265 MB trimming every 0.5 s (0.6 ms a call on average, 12 ms at most), and RSS
-then fell with the window instead of staying at its peak. Elsewhere (macOS, musl, Windows)
+the 2-core machine, 200 camera photos through the CPU server, default settings: peak RSS +265
+MB trimming every 0.5 s (0.6 ms a call on average, 12 ms at most), +246 MB with glibc's mmap
+threshold fixed at 256 KiB, +396 MB with neither (a run under tracemalloc), whose RSS stayed
+at its peak while the trimmed run's fell with the window. Elsewhere (macOS, musl, Windows)
 this does nothing.
 """
 
