@@ -181,6 +181,7 @@ class _ClientBase:
             batch_size=s.batch_size,
             max_concurrency=s.max_concurrency,
             max_batch_bytes=s.max_batch_bytes,
+            timeout=s.timeout,
         )
         self._budget = ByteBudget(s.max_inflight_bytes)
         self._processes = s.prepare_processes or 0

@@ -364,3 +364,62 @@ def test_media_after_a_text_sized_batch_start_at_the_default_batch() -> None:
     assert tuner.batch_size_for(text=False) == 256
     tuner.prepared(16, 16 * 30, text=True)
     assert tuner.batch_size_for(text=False) == 16
+
+
+def queueing(seconds_per_input: float) -> Latency:
+    """A saturated server that works through one input at a time: a wave of ``conc``
+    requests of ``batch`` is answered together after all of them were worked through, so
+    depth and batch add only waiting (the 2-core CPU server with camera photos)."""
+
+    def latency(batch: int, conc: int) -> float:
+        return batch * conc * seconds_per_input
+
+    return latency
+
+
+def test_no_move_that_could_double_latency_past_a_quarter_of_the_timeout() -> None:
+    """16 photos x 8 in flight at 0.2 s each: 25.6 s. A trial of 16 in flight would wait
+    51 s on a server that gains nothing from it, past 30 s (a quarter of 120 s): held."""
+    clock = Clock()
+    tuner = Tuner(
+        batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, timeout=120, clock=clock
+    )
+    tuner.prepared(16, 16 * 600_000)
+    run(tuner, clock, queueing(0.2), waves=12, size=600_000)
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (16, 8, 0)
+    assert stats.reason.startswith("held at 16 per request, 8 in flight: mean latency 25.6 s")
+    # Without a timeout the same server gets the trial (and undoes it: no gain).
+    clock = Clock()
+    free = Tuner(batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, clock=clock)
+    free.prepared(16, 16 * 600_000)
+    run(free, clock, queueing(0.2), waves=3, size=600_000)
+    assert free.stats().reason.startswith("trying max_concurrency 8 -> 16")
+
+
+def test_latency_past_half_the_timeout_halves_the_concurrency() -> None:
+    """0.5 s per photo: 16 x 8 take 64 s, over half a 120 s timeout: 4 in flight (32 s),
+    then held there."""
+    clock = Clock()
+    tuner = Tuner(
+        batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, timeout=120, clock=clock
+    )
+    tuner.prepared(16, 16 * 600_000)
+    run(tuner, clock, queueing(0.5), waves=2, size=600_000)
+    assert tuner.concurrency == 4
+    assert tuner.stats().reason == (
+        "halved max_concurrency 8 -> 4: mean latency 64.0 s is over half the 120 s timeout"
+    )
+    run(tuner, clock, queueing(0.5), waves=20, size=600_000)
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (16, 4, 1)
+    assert stats.reason.startswith("held at 16 per request, 4 in flight: mean latency 32.0 s")
+
+
+def test_a_fast_server_is_tuned_as_before_under_a_timeout() -> None:
+    clock = Clock()
+    tuner = Tuner(
+        batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, timeout=120, clock=clock
+    )
+    run(tuner, clock, saturating(16), waves=60)
+    assert (tuner.concurrency, tuner.batch_size) == (16, 64)
