@@ -794,8 +794,8 @@ def main() -> None:
             if name in by_name:
                 w = by_name[name]
                 # VMME_VERIFY_SCALE: a shorter check when device time is short (0.5: half).
-                n = max(1, round(scale * w.n * float(os.environ.get("VMME_VERIFY_SCALE", "1"))))
-                w = Workload(w.name, w.kind, n, w.n_naive, sweep, w.make, w.part, w.naive_part)
+                k = max(1, round(scale * w.n * float(os.environ.get("VMME_VERIFY_SCALE", "1"))))
+                w = Workload(w.name, w.kind, k, w.n_naive, sweep, w.make, w.part, w.naive_part)
                 runs += plan(b, w, ("hand",) if "server only" in name else ("hand", "package"))
                 if "server only" in name:
                     continue
