@@ -325,13 +325,17 @@ class Tuner:
             name = _CONC if self._auto[_CONC] else _BATCH
             if not self._auto[name] or self._value[name] == 1:
                 return
-            before = self._value[name]
-            after = max(1, before // 2)
-            self._trial = None
-            self._open[name] = False
-            self._batch_halved |= name == _BATCH
-            self._set(name, after, f"{why}: halved {name} {before} -> {after}")
-            self._epoch = _Epoch(self._clock())
+            self._halve(name, why)
+
+    def _halve(self, name: str, why: str) -> None:
+        """Halve ``name`` at once, close growth in that direction, and measure afresh."""
+        before = self._value[name]
+        after = max(1, before // 2)
+        self._trial = None
+        self._open[name] = False
+        self._batch_halved |= name == _BATCH
+        self._set(name, after, f"{why}: halved {name} {before} -> {after}")
+        self._epoch = _Epoch(self._clock())
 
     # -- the policy ---------------------------------------------------------------------------
 
@@ -440,13 +444,7 @@ class Tuner:
         if timeout is None or 2 * lat <= LATENCY_SHARE * timeout:
             return False
         if lat > timeout / 2 and self._auto[_CONC] and conc > 1:
-            self._open[_CONC] = False
-            self._set(
-                _CONC,
-                conc // 2,
-                f"halved {_CONC} {conc} -> {conc // 2}: mean latency {lat:.1f} s is over "
-                f"half the {timeout:.0f} s timeout",
-            )
+            self._halve(_CONC, f"mean latency {lat:.1f} s is over half the {timeout:.0f} s timeout")
         else:
             self._reason = (
                 f"held at {self.batch_size} per request, {conc} in flight: mean latency "

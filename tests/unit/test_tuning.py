@@ -51,13 +51,14 @@ def run(
             tuner.answered(batch, batch * size, started, waited=waited)
 
 
-def auto(clock: Clock, **kw: int | None) -> Tuner:
+def auto(clock: Clock, *, timeout: float | None = None, **kw: int | None) -> Tuner:
     options: dict[str, int | None] = {"batch_size": None, "max_concurrency": None}
     options.update(kw)
     return Tuner(
         batch_size=options["batch_size"],
         max_concurrency=options["max_concurrency"],
         max_batch_bytes=16 * 1024 * 1024,
+        timeout=timeout,
         clock=clock,
     )
 
@@ -381,9 +382,7 @@ def test_no_move_that_could_double_latency_past_a_quarter_of_the_timeout() -> No
     """16 photos x 8 in flight at 0.2 s each: 25.6 s. A trial of 16 in flight would wait
     51 s on a server that gains nothing from it, past 30 s (a quarter of 120 s): held."""
     clock = Clock()
-    tuner = Tuner(
-        batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, timeout=120, clock=clock
-    )
+    tuner = auto(clock, timeout=120)
     tuner.prepared(16, 16 * 600_000)
     run(tuner, clock, queueing(0.2), waves=12, size=600_000)
     stats = tuner.stats()
@@ -391,7 +390,7 @@ def test_no_move_that_could_double_latency_past_a_quarter_of_the_timeout() -> No
     assert stats.reason.startswith("held at 16 per request, 8 in flight: mean latency 25.6 s")
     # Without a timeout the same server gets the trial (and undoes it: no gain).
     clock = Clock()
-    free = Tuner(batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, clock=clock)
+    free = auto(clock)
     free.prepared(16, 16 * 600_000)
     run(free, clock, queueing(0.2), waves=3, size=600_000)
     assert free.stats().reason.startswith("trying max_concurrency 8 -> 16")
@@ -401,14 +400,12 @@ def test_latency_past_half_the_timeout_halves_the_concurrency() -> None:
     """0.5 s per photo: 16 x 8 take 64 s, over half a 120 s timeout: 4 in flight (32 s),
     then held there."""
     clock = Clock()
-    tuner = Tuner(
-        batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, timeout=120, clock=clock
-    )
+    tuner = auto(clock, timeout=120)
     tuner.prepared(16, 16 * 600_000)
     run(tuner, clock, queueing(0.5), waves=2, size=600_000)
     assert tuner.concurrency == 4
     assert tuner.stats().reason == (
-        "halved max_concurrency 8 -> 4: mean latency 64.0 s is over half the 120 s timeout"
+        "mean latency 64.0 s is over half the 120 s timeout: halved max_concurrency 8 -> 4"
     )
     run(tuner, clock, queueing(0.5), waves=20, size=600_000)
     stats = tuner.stats()
@@ -418,8 +415,6 @@ def test_latency_past_half_the_timeout_halves_the_concurrency() -> None:
 
 def test_a_fast_server_is_tuned_as_before_under_a_timeout() -> None:
     clock = Clock()
-    tuner = Tuner(
-        batch_size=None, max_concurrency=None, max_batch_bytes=16 << 20, timeout=120, clock=clock
-    )
+    tuner = auto(clock, timeout=120)
     run(tuner, clock, saturating(16), waves=60)
     assert (tuner.concurrency, tuner.batch_size) == (16, 64)
