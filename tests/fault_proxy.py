@@ -12,7 +12,8 @@ a client that retries always gets through. ``paths`` limits faults to requests w
 starts with one of them; ``active`` turns faults on and off; ``max_body`` answers 413 to a
 larger request body (a front end's body limit). ``counts`` says what was injected.
 ``kill()`` plays a server that goes away: new connections are refused and every request on a
-kept-alive one is reset.
+kept-alive one is reset. ``outage(status, after=n)`` plays a server that fails as a whole:
+every POST after the next ``n`` is answered ``status`` (no bound) until ``recover()``.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class FaultProxy:
         self.max_body = max_body
         self.active = True
         self.dead = False
+        # An outage: (status, POSTs still forwarded before it starts), or None.
+        self._outage: tuple[int, int] | None = None
         self.counts: Counter[str] = Counter()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -103,13 +106,30 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def _fault(self, path: str) -> str | None:
+    def outage(self, status: int, *, after: int = 0) -> None:
+        """Fail as a whole: answer ``status`` to every POST after the next ``after`` ones."""
+        with self._lock:
+            self._outage = (status, after)
+
+    def recover(self) -> None:
+        """End the outage: forward every request again."""
+        with self._lock:
+            self._outage = None
+
+    def _fault(self, method: str, path: str) -> str | None:
         """The fault to inject for one request, or None to forward it."""
         with self._lock:
             self.counts["requests"] += 1
             if self.dead:
                 self.counts["after kill"] += 1
                 return "reset"
+            if self._outage is not None and method == "POST":
+                status, after = self._outage
+                if after > 0:
+                    self._outage = (status, after - 1)
+                else:
+                    self.counts[f"outage {status}"] += 1
+                    return str(status)
             if not self.active or not path.startswith(self.paths):
                 return None
             draw = self._rng.random()
@@ -148,7 +168,7 @@ class FaultProxy:
                         proxy.counts["413"] += 1
                     self._answer(413, b'{"error": {"message": "Request Entity Too Large"}}')
                     return
-                fault = proxy._fault(self.path)
+                fault = proxy._fault(self.command, self.path)
                 if fault == "reset":
                     # SO_LINGER 0: close() sends RST, as a dropped link or a dying LB does.
                     self.connection.setsockopt(

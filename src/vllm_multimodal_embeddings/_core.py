@@ -18,6 +18,7 @@ What depends on the protocol is asked of the call's :class:`~._endpoints.Endpoin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -233,9 +234,8 @@ class EmbeddingCore:
 class CallRun:
     """One call's state across its chunks, shared by the chunk tasks of either client.
 
-    It plans once, remembers where the first bad input was (later chunks need not be sent:
-    the caller stops there), and whether a request of this call has succeeded (then a refusal
-    can only be an input's fault).
+    It plans once and remembers where the first bad input was (later chunks need not be
+    sent: the caller stops there).
     """
 
     def __init__(self, core: EmbeddingCore, options: CallOptions) -> None:
@@ -243,8 +243,6 @@ class CallRun:
         self.options = options
         self._job: Job | None = None
         self._failed_at: int | None = None
-        # Set once any request of this call succeeded: the call's settings are fine.
-        self._accepted = False
 
     # -- the chunk step, in the order the clients take it ------------------------------------
 
@@ -328,10 +326,15 @@ class CallRun:
         to name the input at fault (the vectors before it stay in ``out``).
 
         Halves that pass are kept: the batch may have failed only for its size. A single input
-        refused before any request of this call succeeded may be a refusal of every request
-        (a bad setting, a model that refuses ``dimensions``): one control request of the
-        shortest text under the same plan tells the two apart, so the error either names the
-        input or says that the request as a whole was refused.
+        refused may still be a refusal of every request: a bad setting, a model that refuses
+        ``dimensions``, or a server that failed as a whole partway through the call. One control
+        request of the shortest text under the same plan, sent after the refusal, tells the two
+        apart, so the error either names the input or says that the request as a whole was
+        refused. It is sent even when earlier requests of the call succeeded: they say nothing
+        of the server now, and an error that names an input makes a bulk run record a good row
+        as a permanent failure. When the control passes, the input is asked once more: a server
+        that recovered while the control was retried embeds it now. So a bad input costs two
+        extra requests, a good one none.
         """
         core = self.core
         try:
@@ -344,17 +347,22 @@ class CallRun:
                 yield from self._run_batch(job, _Batch(batch.indices[:mid], batch.items[:mid]), out)
                 yield from self._run_batch(job, _Batch(batch.indices[mid:], batch.items[mid:]), out)
                 return
-            if not self._accepted:
-                try:
-                    yield core.call_for(job, [_CONTROL])
-                except APIStatusError as again:
-                    if again.status_code == exc.status_code:
-                        raise _request_wide(exc) from exc
+            try:
+                yield core.call_for(job, [_CONTROL])
+            except APIStatusError as again:
+                if again.status_code == exc.status_code:
+                    raise _request_wide(exc) from exc
+                raise
+            # The server takes requests now; it may have recovered while the control was being
+            # retried. Ask once more (no further 5xx retries) before naming the input.
+            try:
+                call = core.call_for(job, batch.items)
+                response = yield dataclasses.replace(call, server_error_retries=0)
+            except APIStatusError as again:
+                if again.status_code != exc.status_code:
                     raise
-                self._accepted = True
-            exc.index = batch.indices[0]
-            raise
-        self._accepted = True
+                exc.index = batch.indices[0]
+                raise exc from None
         try:
             out.extend(core.endpoint.decode(job, response.content, len(batch.items)))
         except ValueError as exc:  # MalformedResponseError: bad JSON, base64, NaN, sizes

@@ -10,6 +10,8 @@ bad row is in the failures file exactly once with its reason.
 from __future__ import annotations
 
 import fcntl
+import functools
+import itertools
 import json
 import os
 import random
@@ -19,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +223,88 @@ def test_dead_image_urls_are_skipped_without_their_secrets(
     )
     text = json.dumps([f.message for f in read_failures(out)])
     assert "SECRET" not in text and "pw" not in text
+
+
+@pytest.fixture
+def image_host(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A loopback HTTP server for a folder of images: (its base URL, the folder)."""
+    folder = tmp_path / "host"
+    folder.mkdir()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=folder))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("status", "where"), [(503, "url"), (400, "local"), (503, "local")])
+def test_a_server_failing_as_a_whole_mid_run_costs_no_row(
+    vllm_server: Any, tmp_path: Path, image_host: tuple[str, Path], status: int, where: str
+) -> None:
+    # The review's outage: every POST after the 7th is refused until the server recovers. The
+    # run stops (the server's fault, retried on resume), no row is a failure, and the resumed
+    # run ends with every row exactly once.
+    host, folder = image_host
+    rows = []
+    for i in range(24):
+        (folder / f"u{i}.png").write_bytes(image_png(100 + i, (40, 40)))
+        image = f"{host}/u{i}.png" if where == "url" else str(folder / f"u{i}.png")
+        rows.append({"id": f"u{i}", "image": image})
+    manifest = _write(tmp_path / "m.jsonl", rows)
+    out = tmp_path / "out"
+    args = ["--manifest", str(manifest), "--batch-size", "4", "--concurrency", "1"]
+    with FaultProxy(vllm_server.base_url, paths=()) as proxy:
+        proxy.outage(status, after=7)  # the probe's POSTs count: as a new client sees it
+        assert _embed_via(proxy.url, out, *args, "--flush-rows", "1") == 1
+        assert proxy.counts[f"outage {status}"] >= 1
+        assert read_failures(out) == []  # no good row is blamed for the server's outage
+        done = read_vectors(out)[0]
+        assert 0 < len(done) < len(rows), done
+        proxy.recover()
+        assert _embed_via(proxy.url, out, *args, "--flush-rows", "1", "--resume") == 0
+    ids, matrix = read_vectors(out)
+    assert ids == [r["id"] for r in rows] and read_failures(out) == []
+    with EmbeddingClient(base_url=vllm_server.base_url) as client:
+        want = client.embed_array([Content(image=r["image"]) for r in rows])
+    np.testing.assert_allclose(matrix, want, atol=1e-5)
+
+
+def _embed_via(base_url: str, out: Path, *args: str) -> int:
+    argv = ["embed", "--base-url", base_url, "--out", str(out), "--no-progress"]
+    return main([*argv, "--on-error", "skip", *args])
+
+
+def test_ray_batches_of_url_rows_move_off_a_server_that_fails_as_a_whole(
+    vllm_server: Any, image_host: tuple[str, Path]
+) -> None:
+    # The first server embeds 2 requests, then answers 502 to everything: the batch of URL
+    # rows moves to the next server instead of failing with an index on one of its rows.
+    host, folder = image_host
+    for i in range(8):
+        (folder / f"u{i}.png").write_bytes(image_png(200 + i, (40, 40)))
+    urls = np.array([f"{host}/u{i}.png" for i in range(8)], dtype=object)
+    batch = {"id": np.array([f"u{i}" for i in range(8)], dtype=object), "image": urls}
+    with FaultProxy(vllm_server.base_url, paths=()) as doomed:
+        settings = ClientSettings(base_url=doomed.url, batch_size=2, max_retry_time=2)
+        actor = EmbedBatches(_plain(settings), [doomed.url, vllm_server.base_url])
+        actor._turn = itertools.cycle([0, 1])  # the doomed server first (else by process id)
+        try:
+            actor._width(actor._clients[0])  # probe the first server while it is well
+            doomed.outage(502, after=2)
+            got = actor(batch)["vector"]
+        finally:
+            for client in actor._clients:  # now, not whenever the collector gets to them
+                client.close()
+        assert doomed.counts["outage 502"] >= 1
+    with EmbeddingClient(base_url=vllm_server.base_url) as client:
+        want = client.embed_array([Content(image=u) for u in urls])
+    np.testing.assert_allclose(np.stack(list(got)), want, atol=1e-5)
 
 
 def _spawn(server: Any, out: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -261,9 +261,10 @@ def test_a_refused_input_is_narrowed_down_and_the_halves_that_pass_are_kept() ->
     c = core(batch_size=8)
     items = texts("a", "b", "c", "poison", "e", "f")
     result, calls = play(send(c, 20, items), refusing(lambda t: t == "poison"))
-    # 6 refused; a-c pass; poison-f refused; poison alone refused: stop there (e, f are after
-    # the first bad input, where the caller's stream ends).
-    assert [len(texts_in(call)) for call in calls] == [6, 3, 3, 1]
+    # 6 refused; a-c pass; poison-f refused; poison alone refused, the control passes, poison
+    # refused again: stop there (e, f are after the first bad input, where the stream ends).
+    assert [texts_in(call) for call in calls][3:] == [["poison"], ["."], ["poison"]]
+    assert [len(texts_in(call)) for call in calls] == [6, 3, 3, 1, 1, 1]
     assert len(result.vectors) == 3  # a, b, c came back before the culprit
     assert isinstance(result.error, BadRequestError)
     assert result.error.index == 23 and str(result.error).startswith("input 23:")
@@ -289,7 +290,7 @@ def test_two_inputs_refused_alike_are_each_an_inputs_fault() -> None:
     result, calls = play(send(c, 0, items), server)
     assert result.error is not None and result.error.index == 0
     assert "as a whole" not in str(result.error)
-    assert texts_in(calls[-1]) == ["."]
+    assert [texts_in(call) for call in calls[-2:]] == [["."], ["long1"]]
 
 
 def test_one_input_per_request_still_names_the_input() -> None:
@@ -302,7 +303,8 @@ def test_one_input_per_request_still_names_the_input() -> None:
     server = refusing(lambda t: t == "bad")
     result, calls = play(run.send(job, 5, texts("bad", "ok")), server)
     assert result.error is not None and result.error.index == 5
-    assert len(calls) == 2  # "bad", then the control; "ok" is after the first bad input
+    # "bad", the control, "bad" again; "ok" is after the first bad input.
+    assert [texts_in(call) for call in calls] == [["bad"], ["."], ["bad"]]
 
 
 def test_a_dead_server_fetched_url_is_narrowed_down_without_retrying_the_batch() -> None:
@@ -322,11 +324,58 @@ def test_a_dead_server_fetched_url_is_narrowed_down_without_retrying_the_batch()
 
     result, calls = play(send(c, 0, items), server)
     # Batches with URLs get no 5xx retry (the transport honours server_error_retries): [all 3]
-    # is refused, [ok1] passes, [dead, after] is refused, [dead] alone is named. Single
-    # requests with a URL are retried twice at most.
-    assert [c.server_error_retries for c in calls] == [0, 2, 0, 2]
+    # is refused, [ok1] passes, [dead, after] is refused, [dead] alone is retried twice at
+    # most, the control passes (the policy's retries), [dead] is refused once more and named.
+    assert [c.server_error_retries for c in calls] == [0, 2, 0, 2, None, 0]
     assert len(result.vectors) == 1 and result.error is not None and result.error.index == 1
     assert "SECRET" not in str(result.error)
+
+
+def failing_after(n: int, status: int, *, until: int | None = None) -> tuple[Server, list[int]]:
+    """A server that embeds its first ``n`` requests, then answers ``status`` to every one
+    (up to request ``until``, when it recovers): a whole server failing mid-run."""
+    seen = [0]
+
+    def server(call: Call) -> httpx.Response:
+        seen[0] += 1
+        if seen[0] > n and (until is None or seen[0] <= until):
+            return response(call, status, {"error": {"message": "Service Unavailable"}})
+        return response(call, body=vectors_body(len((call.json or {})["messages"])))
+
+    return server, seen
+
+
+@pytest.mark.parametrize(
+    ("status", "items"),
+    [
+        (400, [PreparedInput(text=f"t{i}") for i in range(8)]),
+        (503, [PreparedInput(image_url=f"http://img.test/u{i}.png") for i in range(8)]),
+    ],
+)
+def test_a_server_failing_as_a_whole_mid_call_blames_no_input(
+    status: int, items: list[PreparedInput]
+) -> None:
+    # Requests of 2: the first two pass, then the server refuses everything. Narrowing reaches
+    # one input after earlier successes; the control request, refused too, shows it is the
+    # server (a bulk run then stops and retries on resume instead of failing a good row).
+    c = core(batch_size=2)
+    server, _ = failing_after(2, status)
+    result, calls = play(send(c, 0, items), server)
+    assert len(result.vectors) == 4
+    assert result.error is not None and result.error.index is None
+    assert result.error.status_code == status and "as a whole" in str(result.error)
+    assert texts_in(calls[-1]) == ["."]
+
+
+def test_a_server_that_recovers_during_the_control_embeds_the_input() -> None:
+    # The input's request is refused (the server is down), the control passes once it is back:
+    # the input is asked again and embedded, not named.
+    c = core(batch_size=4)
+    items = [PreparedInput(image_url=f"http://img.test/u{i}.png") for i in range(4)]
+    server, _ = failing_after(0, 503, until=3)  # [4] [2] [1] refused, then the server is back
+    result, calls = play(send(c, 0, items), server)
+    assert result.error is None and len(result.vectors) == 4
+    assert texts_in(calls[3]) == ["."]
 
 
 def test_a_prepared_error_is_reported_after_the_inputs_before_it() -> None:
