@@ -59,7 +59,8 @@ class FakeVLLM:
         self.batched = batched
         self.matryoshka = matryoshka
         self.requests: list[httpx.Request] = []
-        self.failures: list[httpx.Response | Exception] = []
+        # Answers of the next /v1/embeddings requests, in order; None: answer it normally.
+        self.failures: list[httpx.Response | Exception | None] = []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -68,7 +69,8 @@ class FakeVLLM:
             failure = self.failures.pop(0)
             if isinstance(failure, Exception):
                 raise failure
-            return failure
+            if failure is not None:
+                return failure
         if path == "/v1/models":
             return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 512}]})
         if path == "/version":
@@ -183,14 +185,19 @@ def test_retries_give_up_with_the_typed_error(no_sleep: list[float]) -> None:
 def test_other_4xx_are_not_retried() -> None:
     fake = FakeVLLM()
     client = probed(fake, max_retries=5)
-    fake.failures = [httpx.Response(400, json={"error": {"message": "Failed to load image"}})]
+    refused = httpx.Response(400, json={"error": {"message": "Failed to load image"}})
+    fake.failures = [refused, None, refused]
     with pytest.raises(BadRequestError, match="Failed to load image") as info:
         client.embed(["x"])
-    # Not retried: the one request after it is the control ("." alone), which passes and so
-    # pins the refusal on input 0.
-    assert fake.embed_calls() == 2
-    assert text_of(json.loads(fake.requests[-1].content)["messages"][0]) == "."
+    # Not retried: the requests after it are the control ("." alone), which passes, and the
+    # input once more, refused again: that pins the refusal on input 0.
+    assert fake.embed_calls() == 3
+    sent = [text_of(json.loads(r.content)["messages"][0]) for r in fake.requests[-3:]]
+    assert sent == ["x", ".", "x"]
     assert info.value.index == 0
+    # Refused once only (the server was briefly failing): the input's vector comes back.
+    fake.failures = [refused]
+    assert len(client.embed(["x"])) == 1
 
 
 def test_connection_errors_and_timeouts() -> None:
@@ -213,9 +220,8 @@ def test_bare_401_and_both_error_shapes(monkeypatch: pytest.MonkeyPatch) -> None
     fake.failures = [httpx.Response(401, json={"error": "Unauthorized"})]
     with pytest.raises(AuthenticationError, match="Unauthorized"):
         client.embed(["x"])
-    fake.failures = [
-        httpx.Response(400, json={"message": "old flat shape", "type": "BadRequestError"})
-    ]
+    flat = httpx.Response(400, json={"message": "old flat shape", "type": "BadRequestError"})
+    fake.failures = [flat, None, flat]  # the input, the control, the input again
     with pytest.raises(BadRequestError, match="old flat shape"):
         client.embed(["x"])
     fake.failures = [httpx.Response(429, json={"error": {"message": "later"}})] * 3
