@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from vllm_multimodal_embeddings._inputs import prepare_image
-from vllm_multimodal_embeddings._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs._read import prepare_image
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 
 def photo(width: int, height: int) -> Image.Image:
@@ -116,11 +116,9 @@ def compare_inputs(n: int) -> dict[str, list[bytes]]:
 def _default_image_options() -> Any:
     """The checkout's default image settings (``ImageOptions`` before the settings redesign)."""
     try:
-        from vllm_multimodal_embeddings._settings import ImageSettings as Options
+        from vllm_multimodal_embeddings.inputs._settings import ImageSettings as Options  # type: ignore[attr-defined,no-redef]
     except ImportError:
-        from vllm_multimodal_embeddings._inputs import (  # type: ignore[attr-defined,no-redef]
-            ImageOptions as Options,
-        )
+        from vllm_multimodal_embeddings.inputs._read import ImageOptions as Options
     return Options()
 
 

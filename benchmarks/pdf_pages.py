@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS, QWEN_DEFAULT_INSTRUCTION
-from vllm_multimodal_embeddings._images import smart_resize
+from vllm_multimodal_embeddings.inputs._images import smart_resize
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vmme-bench-pdf"
 PATHS = ("render", "render-handwritten", "client", "handwritten")
@@ -97,9 +97,9 @@ def run_path(name: str, pdf: Path, max_pixels: int, base_url: str | None) -> dic
     import pypdfium2 as pdfium
 
     from vllm_multimodal_embeddings import EmbeddingClient
-    from vllm_multimodal_embeddings._inputs import prepare_image
-    from vllm_multimodal_embeddings._pdf import pdf_pages
-    from vllm_multimodal_embeddings._settings import ImageSettings
+    from vllm_multimodal_embeddings.inputs._pdf import pdf_pages
+    from vllm_multimodal_embeddings.inputs._read import prepare_image
+    from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
     base = rss_kb("VmRSS")
     start = time.perf_counter()
@@ -193,7 +193,7 @@ def tokens_table(max_pixels: int) -> None:
                 f"{name:24s} {f'{dpi} DPI':>11s} {f'{sw}x{sh}':>11s} "
                 f"{sw * sh // 1024:7d} {sw / w:6.2f}"
             )
-        from vllm_multimodal_embeddings._pdf import page_size_for
+        from vllm_multimodal_embeddings.inputs._pdf import page_size_for
 
         pw, ph = page_size_for(w, h, max_pixels)
         print(f"{name:24s} {'package':>11s} {f'{pw}x{ph}':>11s} {pw * ph // 1024:7d} {pw / w:6.2f}")

@@ -21,8 +21,8 @@ from pathlib import Path
 from PIL import Image
 
 from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
-from vllm_multimodal_embeddings._inputs import prepare_image
-from vllm_multimodal_embeddings._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs._read import prepare_image
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from corpus import make_photos  # the same camera-like photos

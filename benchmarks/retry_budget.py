@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
 
-from vllm_multimodal_embeddings._retry import RetryPolicy
+from vllm_multimodal_embeddings.transport._retry import RetryPolicy
 
 P_503, P_429, P_RESET = 0.08, 0.04, 0.04
 P_FAIL = P_503 + P_429 + P_RESET

@@ -30,9 +30,10 @@ from tests.reference.embedder import Part, ReferenceEmbedder
 from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION
-from vllm_multimodal_embeddings._inputs import PreparedInput, prepare_input
-from vllm_multimodal_embeddings._settings import ImageSettings
-from vllm_multimodal_embeddings._video import (
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
+from vllm_multimodal_embeddings.inputs._read import prepare_input
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs._video import (
     encode_frames,
     official_frame_count,
     read_video_header,

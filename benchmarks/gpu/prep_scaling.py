@@ -52,8 +52,8 @@ def make_photos(folder: Path, n: int, workers: int) -> list[str]:
 
 
 def prepare(path: str) -> int:
-    from vllm_multimodal_embeddings._inputs import prepare_input
-    from vllm_multimodal_embeddings._settings import ImageSettings
+    from vllm_multimodal_embeddings.inputs._read import prepare_input
+    from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
     prepared = prepare_input(path, index=0, options=ImageSettings(), str_as="image")
     assert prepared.image_url is not None

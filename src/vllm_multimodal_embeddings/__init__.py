@@ -8,7 +8,6 @@ LangChain: ``vllm_multimodal_embeddings.langchain.VLLMMultimodalEmbeddings``;
 LlamaIndex: ``vllm_multimodal_embeddings.llama_index.VLLMMultiModalEmbedding``.
 """
 
-from ._client import AsyncEmbeddingClient, EmbeddingClient
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -25,12 +24,6 @@ from ._exceptions import (
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
-from ._pdf import pdf_page_count, pdf_pages
-from ._pipeline import AsyncEmbeddingStream, EmbeddingStream
-from ._quantize import int8_scale_for, quantize_int8
-from ._server_info import ServerInfo
-from ._settings import ClientSettings
-from ._tuning import TuningStats
 from ._types import (
     Content,
     EmbedInput,
@@ -41,7 +34,14 @@ from ._types import (
     ProtocolName,
 )
 from ._version import __version__
+from .embeddings._client import AsyncEmbeddingClient, EmbeddingClient
+from .embeddings._pipeline import AsyncEmbeddingStream, EmbeddingStream
+from .embeddings._settings import ClientSettings
+from .embeddings._tuning import TuningStats
+from .inputs._pdf import pdf_page_count, pdf_pages
 from .profiles import ModelProfile, TaskPreset
+from .protocol._quantize import int8_scale_for, quantize_int8
+from .protocol._server_info import ServerInfo
 
 __all__ = [
     "APIConnectionError",

@@ -77,8 +77,8 @@ InputType = Literal["query", "document"]
 ProtocolName = Literal["chat", "cohere"]
 
 #: Vector element types: ``float`` (float32); ``int8``, the model's learned int8 code (chat
-#: protocol; see :mod:`._quantize`); ``binary`` / ``ubinary``, sign bits packed eight per byte
-#: as int8 / uint8 (``/v2/embed`` only).
+#: protocol; see :mod:`.protocol._quantize`); ``binary`` / ``ubinary``, sign bits packed eight
+#: per byte as int8 / uint8 (``/v2/embed`` only).
 OutputDType = Literal["float", "int8", "binary", "ubinary"]
 
 

@@ -16,7 +16,7 @@ from ._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
 from ._exceptions import ConfigurationError, VLLMEmbeddingError
 
 if TYPE_CHECKING:
-    from ._inputs import PreparedInput
+    from .inputs._prepared import PreparedInput
 
 __all__ = ["ModelProfile", "TaskPreset", "normalize_instruction", "resolve_instruction"]
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.helpers import chat_vectors, cosine, recipe_messages
 from vllm_multimodal_embeddings import BadRequestError, EmbeddingClient, ImageLoadError
-from vllm_multimodal_embeddings._images import build_data_uri
+from vllm_multimodal_embeddings.inputs._images import build_data_uri
 
 
 def photo_jpeg(seed: int) -> bytes:

@@ -385,7 +385,7 @@ async def test_async_image_error_names_the_item(
 def test_one_probe_whatever_the_number_of_event_loops(
     vllm_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vllm_multimodal_embeddings._client as client_module
+    import vllm_multimodal_embeddings.embeddings._client as client_module
 
     probes: list[str | None] = []
     real = client_module.probe

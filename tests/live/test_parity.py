@@ -26,9 +26,10 @@ from tests.reference.embedder import Part, Reference, ReferenceEmbedder
 from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content, EmbeddingClient, InputError
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
-from vllm_multimodal_embeddings._inputs import PreparedInput, prepare_input
-from vllm_multimodal_embeddings._settings import ImageSettings
 from vllm_multimodal_embeddings.doctor import official_image_tokens
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
+from vllm_multimodal_embeddings.inputs._read import prepare_input
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 from vllm_multimodal_embeddings.testing import (
     ServerStartError,
     ensure_tiny_checkpoint,

@@ -20,9 +20,9 @@ pytest.importorskip("reportlab")
 from tests.helpers import chat_vectors, data_uri, recipe_messages
 from tests.pdfs import page_points, render_independently, write_corrupt, write_pdf
 from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient, ImageLoadError
-from vllm_multimodal_embeddings._images import smart_resize
-from vllm_multimodal_embeddings._pdf import pdf_pages
 from vllm_multimodal_embeddings._types import Content, PdfPage
+from vllm_multimodal_embeddings.inputs._images import smart_resize
+from vllm_multimodal_embeddings.inputs._pdf import pdf_pages
 
 # Small pages keep the tiny CPU server quick: ~190 image tokens a page.
 BUDGET = 200_000

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from vllm_multimodal_embeddings.__main__ import main
-from vllm_multimodal_embeddings._cli_keys import CLIKeyError, resolve_api_key
 from vllm_multimodal_embeddings.server.flags import server_env, vllm_args
 from vllm_multimodal_embeddings.testing import _cli as serve_cli
+from vllm_multimodal_embeddings.transport._keys import CLIKeyError, resolve_api_key
 
 
 class _Broken(http.server.BaseHTTPRequestHandler):

@@ -113,7 +113,7 @@ class FakeVLLM:
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record retry delays instead of sleeping them."""
     delays: list[float] = []
-    monkeypatch.setattr("vllm_multimodal_embeddings._http.time.sleep", delays.append)
+    monkeypatch.setattr("vllm_multimodal_embeddings.transport._http.time.sleep", delays.append)
     return delays
 
 
@@ -214,7 +214,7 @@ def test_connection_errors_and_timeouts() -> None:
 
 
 def test_bare_401_and_both_error_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("vllm_multimodal_embeddings._http.time.sleep", lambda s: None)
+    monkeypatch.setattr("vllm_multimodal_embeddings.transport._http.time.sleep", lambda s: None)
     fake = FakeVLLM()
     client = probed(fake, max_retries=2)
     fake.failures = [httpx.Response(401, json={"error": "Unauthorized"})]
@@ -313,7 +313,7 @@ def test_async_client_retries_and_orders(monkeypatch: pytest.MonkeyPatch) -> Non
         await http.aclose()
         return result
 
-    monkeypatch.setattr("vllm_multimodal_embeddings._http.asyncio.sleep", fake_sleep)
+    monkeypatch.setattr("vllm_multimodal_embeddings.transport._http.asyncio.sleep", fake_sleep)
     got = asyncio.run(run())
     np.testing.assert_allclose(got, np.stack([vector_for(f"t{i}") for i in range(5)]), atol=1e-6)
     assert len(sleeps) == 1
@@ -472,7 +472,7 @@ def test_async_small_images_go_to_the_pool_as_one_task_per_chunk(
     from concurrent.futures import ThreadPoolExecutor
 
     from vllm_multimodal_embeddings import ImageLoadError
-    from vllm_multimodal_embeddings._pipeline import PreparePool
+    from vllm_multimodal_embeddings.embeddings._pipeline import PreparePool
 
     paths = _jpeg_files(tmp_path, 7)
     handler = _image_server
@@ -522,7 +522,7 @@ def test_one_thread_at_a_time_prepares_in_place(
     import threading
     import time
 
-    from vllm_multimodal_embeddings._core import EmbeddingCore
+    from vllm_multimodal_embeddings.embeddings._core import EmbeddingCore
 
     paths = _jpeg_files(tmp_path, 12)
     handler = _image_server

@@ -25,12 +25,12 @@ from vllm_multimodal_embeddings import (
     InputError,
     UnsupportedFeatureError,
 )
-from vllm_multimodal_embeddings._core import CallRun, EmbeddingCore
-from vllm_multimodal_embeddings._http import Call, map_status_error
-from vllm_multimodal_embeddings._inputs import PreparedInput
-from vllm_multimodal_embeddings._job import Chunk, Job
-from vllm_multimodal_embeddings._probe import probe
-from vllm_multimodal_embeddings._server_info import ServerInfo
+from vllm_multimodal_embeddings.embeddings._core import CallRun, EmbeddingCore
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
+from vllm_multimodal_embeddings.protocol._job import Chunk, Job
+from vllm_multimodal_embeddings.protocol._probe import probe
+from vllm_multimodal_embeddings.protocol._server_info import ServerInfo
+from vllm_multimodal_embeddings.transport._http import Call, map_status_error
 
 DIM = 4
 INFO = ServerInfo(
@@ -425,7 +425,7 @@ def test_the_request_is_the_official_recipe() -> None:
 
 
 def test_videos_with_other_request_fields_go_in_other_requests() -> None:
-    from vllm_multimodal_embeddings._video import VideoKwargs
+    from vllm_multimodal_embeddings.inputs._video import VideoKwargs
 
     odd = VideoKwargs({"video": {"fps": 1, "max_frames": 5}}, {"videos_kwargs": {"a": 1}})
     six = VideoKwargs({"video": {"fps": 1, "max_frames": 6}}, {"videos_kwargs": {"a": 1}})

@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
-from vllm_multimodal_embeddings._fetch import RemoteFetcher, RemoteFetchError
-from vllm_multimodal_embeddings._inputs import prepare_image
-from vllm_multimodal_embeddings._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs._fetch import RemoteFetcher, RemoteFetchError
+from vllm_multimodal_embeddings.inputs._read import prepare_image
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 LOOPBACK = ["127.0.0.1"]
 

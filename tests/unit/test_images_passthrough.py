@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vllm_multimodal_embeddings import _images
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
-from vllm_multimodal_embeddings._images import (
+from vllm_multimodal_embeddings.inputs import _images
+from vllm_multimodal_embeddings.inputs._images import (
     _jpeg_intact,
     _plain_jpeg_size,
     _png_intact,

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vllm_multimodal_embeddings import _images
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
-from vllm_multimodal_embeddings._inputs import prepare_image
-from vllm_multimodal_embeddings._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs import _images
+from vllm_multimodal_embeddings.inputs._read import prepare_image
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 
 def _png(im: Image.Image) -> bytes:
@@ -185,7 +185,7 @@ def test_options_validate_caps() -> None:
 
 def _stale_fstat(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
     """``os.stat`` and ``os.fstat`` report ``size`` bytes: the file grew after it was measured."""
-    from vllm_multimodal_embeddings import _inputs
+    from vllm_multimodal_embeddings.inputs import _read as _inputs
 
     def stale(real: Any) -> Any:
         def measure(target: Any) -> os.stat_result:
@@ -202,7 +202,7 @@ def _stale_fstat(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
 def test_a_file_that_grew_after_fstat_is_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vllm_multimodal_embeddings._inputs import _read_file
+    from vllm_multimodal_embeddings.inputs._read import _read_file
 
     path = tmp_path / "grows.bin"
     path.write_bytes(bytes(range(256)) * 40)  # 10240 bytes
@@ -219,7 +219,7 @@ def test_a_file_whose_size_fstat_misreports_is_read_whole(
 ) -> None:
     """fstat's size only sizes the first read: a file it calls empty (as /proc reports) or
     larger than it is (cut since) is read to its end, and the cap still holds."""
-    from vllm_multimodal_embeddings._inputs import _read_file
+    from vllm_multimodal_embeddings.inputs._read import _read_file
 
     path = tmp_path / "odd.bin"
     path.write_bytes(bytes(range(256)) * 40)  # 10240 bytes

@@ -14,16 +14,15 @@ from PIL import Image
 
 from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
 from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
-from vllm_multimodal_embeddings._images import smart_resize
-from vllm_multimodal_embeddings._inputs import (
+from vllm_multimodal_embeddings._types import Content
+from vllm_multimodal_embeddings.inputs._images import smart_resize
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput, PreparedPart
+from vllm_multimodal_embeddings.inputs._read import (
     ImageSettings,
-    PreparedInput,
-    PreparedPart,
     prepare_image,
     prepare_input,
     prepare_inputs,
 )
-from vllm_multimodal_embeddings._types import Content
 
 OPTS = ImageSettings()
 

@@ -16,9 +16,9 @@ from vllm_multimodal_embeddings import (
     InputError,
     UnsupportedFeatureError,
 )
-from vllm_multimodal_embeddings._core import truncate_vectors
-from vllm_multimodal_embeddings._http import Call
-from vllm_multimodal_embeddings._quantize import int8_scale_for, quantize_int8
+from vllm_multimodal_embeddings.embeddings._core import truncate_vectors
+from vllm_multimodal_embeddings.protocol._quantize import int8_scale_for, quantize_int8
+from vllm_multimodal_embeddings.transport._http import Call
 
 from .test_core import INFO, core, play, response, texts
 

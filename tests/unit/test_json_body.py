@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from vllm_multimodal_embeddings import _json_body
-from vllm_multimodal_embeddings._json_body import encode_json
+from vllm_multimodal_embeddings.transport import _json_body
+from vllm_multimodal_embeddings.transport._json_body import encode_json
 
 from .test_client_transport import DIM, FakeVLLM
 

@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient, _memory
+from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient
+from vllm_multimodal_embeddings.transport import _memory
 
 from .test_client_transport import FakeVLLM
 

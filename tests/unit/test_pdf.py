@@ -18,16 +18,16 @@ pytest.importorskip("reportlab")
 from tests.pdfs import page_points, render_independently, write_corrupt, write_pdf
 from vllm_multimodal_embeddings._constants import DEFAULT_MAX_PIXELS
 from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
-from vllm_multimodal_embeddings._inputs import prepare_image, prepare_input
-from vllm_multimodal_embeddings._pdf import (
+from vllm_multimodal_embeddings._types import Content, PdfPage
+from vllm_multimodal_embeddings.inputs._pdf import (
     page_size_for,
     parse_page_ref,
     pdf_page_count,
     pdf_pages,
     render_page,
 )
-from vllm_multimodal_embeddings._settings import ImageSettings
-from vllm_multimodal_embeddings._types import Content, PdfPage
+from vllm_multimodal_embeddings.inputs._read import prepare_image, prepare_input
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 SMALL = ImageSettings(max_image_pixels=200_000)
 
@@ -316,7 +316,7 @@ def test_page_budget_can_differ_from_the_photo_budget(doc: Path) -> None:
 def test_the_reranker_renders_pages_at_the_budget_not_the_source_cap(doc: Path) -> None:
     # The reranker lifts max_pixels to max_source_pixels (178 MP) for photos; a page rendered
     # to fill that would be a 700 MB bitmap.
-    from vllm_multimodal_embeddings._settings import ClientSettings
+    from vllm_multimodal_embeddings.embeddings._settings import ClientSettings
     from vllm_multimodal_embeddings.reranking._core import RerankCore
 
     core = RerankCore(ClientSettings(base_url="http://127.0.0.1:9"), model="m", instruction=None)

@@ -12,16 +12,16 @@ import pytest
 from PIL import Image
 
 from vllm_multimodal_embeddings._exceptions import ImageLoadError, InputError
-from vllm_multimodal_embeddings._inputs import PreparedInput
-from vllm_multimodal_embeddings._prepare_pool import (
+from vllm_multimodal_embeddings._types import Content
+from vllm_multimodal_embeddings.inputs._pool import (
     ProcessPreparer,
     goes_to_process,
     large_enough,
     prepare_outcome,
     process_pool,
 )
-from vllm_multimodal_embeddings._settings import ImageSettings
-from vllm_multimodal_embeddings._types import Content
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 OPTS = ImageSettings(max_image_pixels=64 * 64)
 
@@ -99,7 +99,7 @@ def test_one_pool_per_worker_count() -> None:
 
 def test_small_encoded_images_are_prepared_in_place(tmp_path: Path) -> None:
     from vllm_multimodal_embeddings import Content
-    from vllm_multimodal_embeddings._client import _small_image
+    from vllm_multimodal_embeddings.embeddings._client import _small_image
 
     small, large = tmp_path / "small.jpg", tmp_path / "large.jpg"
     small.write_bytes(b"\xff\xd8" + bytes(1000))

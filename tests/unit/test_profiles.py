@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vllm_multimodal_embeddings import ModelProfile
-from vllm_multimodal_embeddings._inputs import PreparedInput, PreparedPart
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput, PreparedPart
 from vllm_multimodal_embeddings.profiles import normalize_instruction
 
 ITEM = PreparedInput(

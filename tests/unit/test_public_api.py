@@ -103,10 +103,10 @@ def test_server_is_production_config_and_testing_holds_the_test_tooling() -> Non
 def test_every_package_error_is_in_the_tree() -> None:
     # One `except VLLMEmbeddingError` catches whatever the package raises on purpose: the
     # bulk command's, the CLI's and the test launcher's errors included.
-    from vllm_multimodal_embeddings._cli_keys import CLIKeyError
     from vllm_multimodal_embeddings.bulk.job import BulkJobError
     from vllm_multimodal_embeddings.bulk.sources import SourceError
     from vllm_multimodal_embeddings.testing import ServerStartError
+    from vllm_multimodal_embeddings.transport._keys import CLIKeyError
 
     for cls in (CLIKeyError, BulkJobError, SourceError, ServerStartError):
         assert issubclass(cls, pkg.VLLMEmbeddingError), cls

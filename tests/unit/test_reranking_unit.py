@@ -14,7 +14,7 @@ from vllm_multimodal_embeddings._exceptions import (
     BadRequestError,
     InternalServerError,
 )
-from vllm_multimodal_embeddings._inputs import PreparedInput
+from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
 from vllm_multimodal_embeddings.reranking import AsyncRerankClient, RerankClient
 from vllm_multimodal_embeddings.reranking._core import rank, wire_item
 

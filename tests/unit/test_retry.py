@@ -14,7 +14,7 @@ from vllm_multimodal_embeddings._exceptions import (
     BadRequestError,
     RateLimitError,
 )
-from vllm_multimodal_embeddings._retry import RetryPolicy, RetryState, parse_retry_after
+from vllm_multimodal_embeddings.transport._retry import RetryPolicy, RetryState, parse_retry_after
 
 
 def _response(status: int, **headers: str) -> httpx.Response:

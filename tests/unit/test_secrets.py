@@ -6,10 +6,10 @@ import httpx
 import pytest
 
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
-from vllm_multimodal_embeddings._images import describe_source
-from vllm_multimodal_embeddings._inputs import prepare_image
 from vllm_multimodal_embeddings._redact import redact_url
-from vllm_multimodal_embeddings._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs._images import describe_source
+from vllm_multimodal_embeddings.inputs._read import prepare_image
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
 
 SIGNED = (
     "https://bucket.s3.amazonaws.com/cat.png?X-Amz-Credential=AKIAEXAMPLE"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vllm_multimodal_embeddings._tuning import REOPEN_EPOCHS, Tuner
+from vllm_multimodal_embeddings.embeddings._tuning import REOPEN_EPOCHS, Tuner
 
 Latency = Callable[[int, int], float]
 

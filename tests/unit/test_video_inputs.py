@@ -11,9 +11,9 @@ import pytest
 from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content, InputError
 from vllm_multimodal_embeddings._exceptions import ImageLoadError
-from vllm_multimodal_embeddings._inputs import prepare_input
-from vllm_multimodal_embeddings._settings import ImageSettings
-from vllm_multimodal_embeddings._video import (
+from vllm_multimodal_embeddings.inputs._read import prepare_input
+from vllm_multimodal_embeddings.inputs._settings import ImageSettings
+from vllm_multimodal_embeddings.inputs._video import (
     VideoHeader,
     official_frame_count,
     official_video_kwargs,
@@ -231,7 +231,7 @@ def _png(width: int, height: int, shade: int) -> bytes:
 def test_frames_are_thinned_like_the_official_embedder() -> None:
     import numpy as np
 
-    from vllm_multimodal_embeddings._video import frames_to_keep
+    from vllm_multimodal_embeddings.inputs._video import frames_to_keep
 
     assert frames_to_keep(5) == [0, 1, 2, 3, 4]
     kept = frames_to_keep(100)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from vllm_multimodal_embeddings import AsyncEmbeddingClient, EmbeddingClient, ImageLoadError
-from vllm_multimodal_embeddings._client import _settle
-from vllm_multimodal_embeddings._pipeline import ByteBudget
-from vllm_multimodal_embeddings._prepare_pool import large_enough
+from vllm_multimodal_embeddings.embeddings._client import _settle
+from vllm_multimodal_embeddings.embeddings._pipeline import ByteBudget
+from vllm_multimodal_embeddings.inputs._pool import large_enough
 
 from .test_client_transport import FakeVLLM, vector_for
 
@@ -56,7 +56,7 @@ def client(fake: FakeVLLM, **options: Any) -> EmbeddingClient:
 
 @pytest.fixture(autouse=True)
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("vllm_multimodal_embeddings._http.time.sleep", lambda s: None)
+    monkeypatch.setattr("vllm_multimodal_embeddings.transport._http.time.sleep", lambda s: None)
 
 
 def test_prepared_bytes_stay_within_the_budget_and_results_keep_their_order() -> None:

@@ -14,9 +14,9 @@ import sys
 import threading
 from typing import Any
 
-from .._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from .._exceptions import ConfigurationError, VLLMEmbeddingError
-from .._settings import ClientSettings
+from ..embeddings._settings import ClientSettings
+from ..transport._keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from .job import BulkJobError, JobOptions, run_job, scrub
 from .progress import Progress
 from .sources import (
@@ -147,7 +147,7 @@ def _settings(args: argparse.Namespace, api_key: str | None) -> ClientSettings:
 
 def run_embed(args: argparse.Namespace) -> int:
     """Run the ``embed`` command; 0 done, 1 failed, 130 stopped by Ctrl-C (resumable)."""
-    from .._client import EmbeddingClient
+    from ..embeddings._client import EmbeddingClient
 
     # Every argument is checked before anything is read, sent or written.
     try:

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._client import EmbeddingClient
 from .._exceptions import VLLMEmbeddingError
 from .._redact import redact_url
 from .._types import InputType
+from ..embeddings._client import EmbeddingClient
 from .sink import Failure, OutputFormat, PartWriter, count_reasons, read_failures
 from .sources import Item, Source
 

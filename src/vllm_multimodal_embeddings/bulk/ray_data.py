@@ -34,15 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from .._client import EmbeddingClient
 from .._exceptions import (
     APIConnectionError,
     InternalServerError,
     RateLimitError,
     VLLMEmbeddingError,
 )
-from .._settings import ClientSettings
 from .._types import Content, EmbedInput, InputType
+from ..embeddings._client import EmbeddingClient
+from ..embeddings._settings import ClientSettings
 
 __all__ = ["EmbedBatches", "embed_dataset"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .._exceptions import InputError, VLLMEmbeddingError
-from .._pdf import parse_page_ref, pdf_page_count
 from .._types import Content, EmbedInput
+from ..inputs._pdf import parse_page_ref, pdf_page_count
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -31,12 +31,12 @@ from pydantic import (
 from typing_extensions import Self
 
 from .. import _constants as C
-from .._adapter_clients import AdapterClients, settings_from
-from .._client import AsyncEmbeddingClient, EmbeddingClient
 from .._exceptions import InputError
 from .._redact import redact_url
-from .._settings import ClientSettings
 from .._types import Content, EmbedInput, InputType, ProtocolName
+from ..adapters._clients import AdapterClients, settings_from
+from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
+from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
 
 __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from langchain_core.document_loaders import BaseLoader
 from langchain_core.documents import Document
 
-from .._pdf import pdf_pages
+from ..inputs._pdf import pdf_pages
 
 __all__ = ["PdfPageImageLoader"]
 

@@ -19,10 +19,10 @@ from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr, SecretStr, fiel
 from typing_extensions import Self
 
 from .. import _constants as C
-from .._adapter_clients import RerankerClients, RerankerSetup, reranker_setup
 from .._redact import redact_url
-from .._settings import ClientSettings
 from .._types import Content
+from ..adapters._clients import RerankerClients, RerankerSetup, reranker_setup
+from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
 from ..reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
 

@@ -33,12 +33,12 @@ from llama_index.core.instrumentation.events.embedding import (
 from llama_index.core.schema import BaseNode, ImageDocument, ImageNode, ImageType, MetadataMode
 from llama_index.core.utils import get_tqdm_iterable
 
-from .._adapter_clients import AdapterClients, settings_from
-from .._client import AsyncEmbeddingClient, EmbeddingClient
 from .._exceptions import APIError, InputError
 from .._redact import redact_url
-from .._settings import ClientSettings
 from .._types import Content, EmbedInput, ImageInput
+from ..adapters._clients import AdapterClients, settings_from
+from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
+from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
 
 __all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding"]

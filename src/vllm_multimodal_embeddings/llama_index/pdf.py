@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from llama_index.core.schema import ImageNode
 
-from .._pdf import pdf_pages
+from ..inputs._pdf import pdf_pages
 
 __all__ = ["pdf_page_nodes"]
 

@@ -15,11 +15,11 @@ from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, Quer
 from pydantic import InstanceOf
 
 from .. import _constants as C
-from .._adapter_clients import RerankerClients, RerankerSetup, reranker_setup
 from .._exceptions import InputError
 from .._redact import redact_url
-from .._settings import ClientSettings
 from .._types import Content
+from ..adapters._clients import RerankerClients, RerankerSetup, reranker_setup
+from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
 
 __all__ = ["VLLMMultimodalReranker"]

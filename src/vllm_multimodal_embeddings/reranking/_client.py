@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 
 from .._exceptions import InputError
-from .._fetch import RemoteFetcher
-from .._http import AsyncTransport, SyncTransport
-from .._inputs import PreparedInput
-from .._pipeline import worker_pool
-from .._settings import ClientSettings
+from ..embeddings._pipeline import worker_pool
+from ..embeddings._settings import ClientSettings
+from ..inputs._fetch import RemoteFetcher
+from ..inputs._prepared import PreparedInput
+from ..transport._http import AsyncTransport, SyncTransport
 from ._core import (
     ENV_RERANKER_BASE_URL,
     RerankCore,

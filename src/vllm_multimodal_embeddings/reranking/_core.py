@@ -21,12 +21,13 @@ from typing import Any
 
 from .._constants import CONTENT_STATUS
 from .._exceptions import APIError, APIStatusError, InputError
-from .._http import Call, Step
-from .._inputs import Fetcher, PreparedInput, prepare_input
-from .._settings import ClientSettings
 from .._types import EmbedInput
+from ..embeddings._settings import ClientSettings
+from ..inputs._prepared import Fetcher, PreparedInput
+from ..inputs._read import prepare_input
 from ..protocol.models import ModelList
 from ..protocol.rerank import NonFiniteScoreError, RerankResponse, build_rerank_request
+from ..transport._http import Call, Step
 from ._recipe import recipe_image_uri
 
 __all__ = [

@@ -15,7 +15,7 @@ import io
 from PIL import Image
 
 from .._constants import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from .._images import build_data_uri, parse_data_uri, smart_resize
+from ..inputs._images import build_data_uri, parse_data_uri, smart_resize
 
 __all__ = ["recipe_image_uri", "recipe_size"]
 

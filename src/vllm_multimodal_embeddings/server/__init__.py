@@ -2,7 +2,7 @@
 the CPU test server) and the chat templates this package ships. Test tooling (the CPU launcher,
 tiny checkpoints) is in :mod:`vllm_multimodal_embeddings.testing`."""
 
-from vllm_multimodal_embeddings.server.flags import (
+from .flags import (
     CHAT_TEMPLATE_PATH,
     CPU_PRODUCTION_ENV,
     CPU_SERVER_ENV,

@@ -6,7 +6,7 @@ scores of the tiny checkpoints are deterministic but meaningless. The server's p
 and chat templates are :mod:`vllm_multimodal_embeddings.server`'s.
 """
 
-from vllm_multimodal_embeddings.testing._launch import (
+from ._launch import (
     CACHE_DIR,
     SERVER_VENV,
     LocalServer,
@@ -14,7 +14,7 @@ from vllm_multimodal_embeddings.testing._launch import (
     ensure_tiny_checkpoint,
     server_python,
 )
-from vllm_multimodal_embeddings.testing._reranker_checkpoint import ensure_tiny_reranker
+from ._reranker_checkpoint import ensure_tiny_reranker
 
 __all__ = [
     "CACHE_DIR",

@@ -11,17 +11,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from vllm_multimodal_embeddings._cli_keys import (
-    CLIKeyError,
-    add_api_key_arguments,
-    resolve_api_key,
-)
-from vllm_multimodal_embeddings.server.flags import (
-    CPU_PRODUCTION_ENV,
-    cpu_production_config,
-    cpu_test_config,
-)
-from vllm_multimodal_embeddings.testing._launch import (
+from ..server.flags import CPU_PRODUCTION_ENV, cpu_production_config, cpu_test_config
+from ..transport._keys import CLIKeyError, add_api_key_arguments, resolve_api_key
+from ._launch import (
     SERVER_VENV,
     LocalServer,
     ServerStartError,

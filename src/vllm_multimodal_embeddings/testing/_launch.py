@@ -16,13 +16,8 @@ from types import TracebackType
 
 import httpx
 
-from vllm_multimodal_embeddings._exceptions import VLLMEmbeddingError
-from vllm_multimodal_embeddings.server.flags import (
-    CPU_SERVER_ENV,
-    ServerConfig,
-    server_env,
-    vllm_args,
-)
+from .._exceptions import VLLMEmbeddingError
+from ..server.flags import CPU_SERVER_ENV, ServerConfig, server_env, vllm_args
 
 __all__ = [
     "CACHE_DIR",

@@ -6,7 +6,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-from vllm_multimodal_embeddings.testing._launch import CACHE_DIR, ServerStartError
+from ._launch import CACHE_DIR, ServerStartError
 
 __all__ = ["ensure_tiny_reranker"]
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ._constants import (
+from .._constants import (
     VIDEO_FPS,
     VIDEO_FRAME_MAX_PIXELS,
     VIDEO_FRAME_MIN_PIXELS,
     VIDEO_MAX_FRAMES,
     VIDEO_MIN_FRAMES,
 )
-from ._exceptions import ImageLoadError, InputError
+from .._exceptions import ImageLoadError, InputError
 
 __all__ = [
     "VideoHeader",

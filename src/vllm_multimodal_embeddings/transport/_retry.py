@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ._constants import DEFAULT_MAX_RETRY_TIME_S, RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
-from ._exceptions import APIConnectionError, APIStatusError
+from .._constants import DEFAULT_MAX_RETRY_TIME_S, RETRY_BASE_DELAY_S, RETRY_MAX_DELAY_S
+from .._exceptions import APIConnectionError, APIStatusError
 
 __all__ = [
     "BULK_MAX_RETRIES",

@@ -20,8 +20,8 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from . import _constants as C
-from ._exceptions import (
+from .. import _constants as C
+from .._exceptions import (
     APIConnectionError,
     APIError,
     APIStatusError,
@@ -32,11 +32,11 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
 )
+from .._redact import redact_text, redact_url
+from ._errors import parse_error_message
 from ._json_body import JsonBody, json_body
-from ._redact import redact_text, redact_url
 from ._retry import RetryState
-from ._settings import ClientSettings
-from .protocol import parse_error_message
+from ._settings import ConnectionSettings
 
 __all__ = [
     "AsyncTransport",
@@ -77,7 +77,7 @@ Step = Generator[Call, httpx.Response, T]
 
 
 def _encoded(
-    call: Call, settings: ClientSettings
+    call: Call, settings: ConnectionSettings
 ) -> tuple[bytes | JsonBody | None, dict[str, str]]:
     """A call's body, encoded once for all its attempts (byte for byte what httpx's ``json=``
     sends), and the request's headers."""
@@ -193,7 +193,7 @@ def _overload(outcome: httpx.Response | Exception) -> str | None:
     return "a request timed out" if isinstance(outcome, httpx.TimeoutException) else None
 
 
-def _ceiling(settings: ClientSettings) -> int:
+def _ceiling(settings: ConnectionSettings) -> int:
     # Left None, concurrency is the embedding client's to tune, below this ceiling.
     return settings.max_concurrency or C.AUTO_MAX_CONCURRENCY
 
@@ -202,7 +202,7 @@ class SyncTransport:
     """Blocking requests to one server, with retries, at most ``max_concurrency`` at a time
     across every thread that uses it."""
 
-    def __init__(self, settings: ClientSettings, http_client: httpx.Client | None) -> None:
+    def __init__(self, settings: ConnectionSettings, http_client: httpx.Client | None) -> None:
         self.settings = settings
         self._owns = http_client is None
         self._http = http_client or httpx.Client(timeout=settings.timeout)
@@ -269,7 +269,7 @@ class AsyncTransport:
     """Awaitable requests to one server, with retries, at most ``max_concurrency`` at a time;
     bound to the event loop that first uses it (its connection pool and semaphore are)."""
 
-    def __init__(self, settings: ClientSettings, http_client: httpx.AsyncClient | None) -> None:
+    def __init__(self, settings: ConnectionSettings, http_client: httpx.AsyncClient | None) -> None:
         self.settings = settings
         self._owns = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=settings.timeout)

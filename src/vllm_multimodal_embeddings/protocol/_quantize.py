@@ -29,7 +29,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
 
 __all__ = ["QWEN3_VL_INT8_STEPS", "check_int8_scale", "int8_scale_for", "quantize_int8"]
 

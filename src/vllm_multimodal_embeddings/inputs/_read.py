@@ -11,28 +11,21 @@ import io
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from PIL import Image
 
-from ._exceptions import ImageLoadError, InputError
-from ._images import (
-    build_data_uri,
-    describe_source,
-    encode_bytes,
-    encode_pil_image,
-    parse_data_uri,
-)
+from .._exceptions import ImageLoadError, InputError
+from .._types import Content, ContentPart, EmbedInput, ImageInput, PdfPage, VideoInput
+from ._images import build_data_uri, describe_source, encode_bytes, encode_pil_image, parse_data_uri
 from ._pdf import is_pdf_path, parse_page_ref, render_page
-from ._settings import ImageSettings, check_not_bare
-from ._types import Content, ContentPart, EmbedInput, ImageInput, PdfPage, VideoInput
+from ._prepared import Fetcher, PartKind, PreparedInput, PreparedPart
+from ._settings import ImageSettings
 from ._video import (
-    VideoKwargs,
     encode_frames,
     frame_size,
     frames_to_keep,
@@ -44,108 +37,16 @@ from ._video import (
 )
 
 __all__ = [
-    "Fetcher",
-    "PreparedInput",
-    "PreparedPart",
+    "check_not_bare",
     "prepare_image",
     "prepare_input",
     "prepare_inputs",
 ]
 
-#: Given an ``http(s)`` URL, return its bytes; raise on any failure.
-Fetcher = Callable[[str], bytes]
-
 # A scheme followed by "//" marks a URL; "C:\\x" and "notes:v2.png" stay filesystem paths.
 _URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+)://")
-# Rough JSON framing per content part ({"type": ..., "image_url": {"url": ...}}), for batching.
-_PART_OVERHEAD = 48
 
-
-PartKind = Literal["text", "image", "video"]
 _KINDS: tuple[PartKind, ...] = ("text", "image", "video")
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedPart:
-    """One part of an interleaved item.
-
-    Attributes:
-        kind: ``text``, ``image`` or ``video``.
-        value: the text, the image's ``data:`` URI or URL, or the video's ``data:`` URI or URL.
-        video_kwargs: for a video the server's flags cannot sample like the official
-            embedder, the request fields that make it (see :attr:`PreparedInput.media_io_kwargs`).
-    """
-
-    kind: PartKind
-    value: str
-    video_kwargs: VideoKwargs | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PreparedInput:
-    """One item ready for the wire.
-
-    Attributes:
-        text: the text part.
-        image_url: a ``data:`` URI (inlined image) or an ``http(s)`` URL passed through.
-        video_url: a ``data:`` URI (a video read here) or an ``http(s)`` URL passed through.
-        parts: for ``Content.of(...)`` items, every part in the caller's order (empty
-            otherwise). ``text``, ``image_url`` and ``video_url`` then hold the FIRST part of
-            each kind only: code that builds requests must send ``parts`` when it is set.
-        video_kwargs: ``None``, or the per-request fields this item's video needs to be
-            sampled and sized like the official embedder (an odd official frame count, frames
-            under 131,072 pixels): see :attr:`media_io_kwargs`.
-    """
-
-    text: str | None = None
-    image_url: str | None = None
-    video_url: str | None = None
-    parts: tuple[PreparedPart, ...] = ()
-    video_kwargs: VideoKwargs | None = None
-
-    @property
-    def media_io_kwargs(self) -> dict[str, dict[str, Any]] | None:
-        """The chat request's top-level ``media_io_kwargs`` this item needs, else ``None``.
-
-        vLLM applies a request's ``media_io_kwargs`` and ``mm_processor_kwargs`` to EVERY
-        conversation in it (measured on 0.32): an item that has them may share a request only
-        with items that have equal ones or no video at all. The server must run with
-        ``--trust-request-mm-kwargs`` (our flags do), else it answers 400.
-        """
-        return None if self.video_kwargs is None else self.video_kwargs.media_io_kwargs
-
-    @property
-    def mm_processor_kwargs(self) -> dict[str, Any] | None:
-        """The chat request's top-level ``mm_processor_kwargs`` this item needs, else ``None``.
-
-        Only ``videos_kwargs`` in it: the server's image bounds stay in force.
-        """
-        return None if self.video_kwargs is None else self.video_kwargs.mm_processor_kwargs
-
-    @property
-    def has_video(self) -> bool:
-        """Whether a video is part of this item (request-level video fields then reach it)."""
-        return self.video_url is not None
-
-    @property
-    def interleaved(self) -> bool:
-        """Whether this item carries ordered ``parts`` (possibly several of one kind)."""
-        return bool(self.parts)
-
-    @property
-    def nbytes(self) -> int:
-        """Approximate JSON payload size of this item, for batching by bytes."""
-        if self.parts:
-            values: list[str | None] = [p.value for p in self.parts]
-        else:
-            values = [self.text, self.image_url, self.video_url]
-        # isascii() reads a flag CPython keeps: an ASCII string (every data URI) is measured
-        # without encoding a copy of it, twice per input.
-        return sum(
-            (len(v) if v.isascii() else len(v.encode("utf-8"))) + _PART_OVERHEAD
-            for v in values
-            if v is not None
-        )
 
 
 def prepare_inputs(
@@ -693,3 +594,11 @@ def _read_stream(stream: io.IOBase, *, index: int, max_bytes: int) -> bytes:
             source=source,
         )
     return b"".join(chunks)
+
+
+def check_not_bare(inputs: object) -> None:
+    """A bare string is iterable too; iterating it would embed one character at a time."""
+    if isinstance(inputs, (str, bytes, bytearray)):
+        raise InputError(
+            f"expected a list of inputs, got a single {type(inputs).__name__}; wrap it in a list"
+        )

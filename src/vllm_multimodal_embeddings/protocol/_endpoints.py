@@ -11,22 +11,22 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._exceptions import ConfigurationError, UnsupportedFeatureError
-from ._job import CallOptions, Job, Vector
-from ._quantize import quantize_int8
-from ._server_info import ServerInfo
-from .profiles import ModelProfile
-from .protocol import (
+from .._exceptions import ConfigurationError, UnsupportedFeatureError
+from ..profiles import ModelProfile
+from . import (
     ChatEmbeddingResponse,
     CohereEmbedResponse,
     build_chat_request,
     build_cohere_request,
     parse_body,
 )
-from .protocol.cohere import CohereEmbeddingType, CohereTruncate
+from ._job import CallOptions, Job, Vector
+from ._quantize import quantize_int8
+from ._server_info import ServerInfo
+from .cohere import CohereEmbeddingType, CohereTruncate
 
 if TYPE_CHECKING:
-    from ._inputs import PreparedInput
+    from ..inputs._prepared import PreparedInput
 
 __all__ = ["ENDPOINTS", "ChatEndpoint", "CohereEndpoint", "Endpoint", "endpoint_for"]
 

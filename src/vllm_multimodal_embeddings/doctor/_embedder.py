@@ -26,64 +26,58 @@ parity image / parity text  error     ``/v2/embed`` and chat vectors differ (cos
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
-import httpx
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
-from ._cli_keys import CLIKeyError, add_api_key_arguments, resolve_api_key
-from ._client import EmbeddingClient
-from ._constants import (
+from .._constants import (
     DEFAULT_MAX_PIXELS,
     ENV_API_KEY,
-    ENV_BASE_URL,
-    ENV_MODEL,
     VIDEO_FRAME_MAX_PIXELS,
     VIDEO_FRAME_MIN_PIXELS,
 )
-from ._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
-from ._http import Call, SyncTransport
-from ._images import smart_resize
-from ._redact import redact_url
-from ._server_info import ServerInfo
-from ._settings import resolve_base_url
-from ._types import Content
-from ._video import VideoHeader, official_frame_count, official_video_kwargs
-from .protocol import parse_body
-from .protocol.cohere import CohereEmbedResponse, build_cohere_request
-from .server.flags import (
+from .._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
+from .._types import Content
+from ..embeddings._client import EmbeddingClient
+from ..inputs._images import smart_resize
+from ..inputs._video import VideoHeader, official_frame_count, official_video_kwargs
+from ..protocol import parse_body
+from ..protocol._server_info import ServerInfo
+from ..protocol.cohere import CohereEmbedResponse, build_cohere_request
+from ..server.flags import (
     CHAT_TEMPLATE_PATH,
     DEFAULT_TASK_INSTRUCTIONS,
     OFFICIAL_MEDIA_IO_KWARGS,
     OFFICIAL_PROCESSOR_KWARGS,
 )
+from ..transport._http import Call, SyncTransport
+from ..transport._settings import resolve_base_url
+from ._checks import CheckResult, gradient_png, probe_image_png, reachable, result, skip
 
 __all__ = [
+    "FIX_CHAT_TEMPLATE",
+    "FIX_MATRYOSHKA",
+    "FIX_PROCESSOR",
+    "FIX_TASK_INSTRUCTIONS",
+    "FIX_VERSION_BATCH",
+    "FIX_VERSION_V2",
+    "FIX_VIDEO",
+    "FIX_VIDEO_TRUST",
+    "NORM_TOLERANCE",
     "PARITY_MIN_COSINE",
     "PREPROCESSING_PROBES",
-    "CheckResult",
-    "add_doctor_parser",
-    "gradient_png",
+    "VIDEO_PROBES",
     "official_image_tokens",
     "official_video_tokens",
     "probe_video",
-    "render_table",
     "run_checks",
-    "run_doctor",
     "video_preprocessing_check",
 ]
-
-Severity = Literal["error", "warning"]
-Status = Literal["ok", "warn", "fail", "skip"]
 
 PARITY_MIN_COSINE = 0.999
 """Cosine above which a ``/v2/embed`` vector and a chat vector count as the same rendering.
@@ -129,59 +123,6 @@ PREPROCESSING_PROBES: tuple[tuple[int, int], ...] = ((40, 30), (1920, 1080))
 _TOKEN_BLOCK = 32  # one image token per 32x32 pixels after resizing
 # <|vision_start|> and <|vision_end|> around the image tokens (Qwen-VL chat templates).
 _VISION_MARKERS = 2
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One line of the doctor's table."""
-
-    name: str
-    status: Status
-    severity: Severity
-    detail: str
-    fix: str | None = None
-    """The server flag (or step) that makes a failed check pass."""
-    value: float | None = None
-    """The measured number, where there is one (parity cosine)."""
-
-    @property
-    def is_error(self) -> bool:
-        """A failed ``error`` check: the server would give wrong or failing results."""
-        return self.status == "fail"
-
-
-def _result(
-    name: str,
-    ok: bool,
-    severity: Severity,
-    detail: str,
-    fix: str | None = None,
-    value: float | None = None,
-) -> CheckResult:
-    if ok:
-        return CheckResult(name, "ok", severity, detail, value=value)
-    status: Status = "fail" if severity == "error" else "warn"
-    return CheckResult(name, status, severity, detail, fix, value)
-
-
-def _skip(name: str, severity: Severity, why: str) -> CheckResult:
-    return CheckResult(name, "skip", severity, why)
-
-
-def probe_image_png() -> bytes:
-    """A small deterministic RGB PNG (a colour gradient), sent unchanged by the client."""
-    return gradient_png(96, 64)
-
-
-def gradient_png(width: int, height: int) -> bytes:
-    """A deterministic RGB gradient PNG of the given size."""
-    x = np.linspace(0, 255, width, dtype=np.float32)
-    y = np.linspace(0, 255, height, dtype=np.float32)
-    xx, yy = np.meshgrid(x, y)
-    rgb = np.stack([xx, yy, 255 - (xx + yy) / 2], axis=-1).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def official_image_tokens(width: int, height: int) -> int:
@@ -231,13 +172,13 @@ def _preprocessing_check(transport: SyncTransport, model: str) -> CheckResult:
             got = total - base - _VISION_MARKERS
             found.append((width, height, got, official_image_tokens(width, height)))
     except (VLLMEmbeddingError, KeyError, TypeError, ValueError) as exc:
-        return _result(name, False, "error", f"probe failed: {exc}", "see the server log")
+        return result(name, False, "error", f"probe failed: {exc}", "see the server log")
     detail = ", ".join(
         f"{w}x{h}: {got} image tokens" + ("" if got == want else f" (official {want})")
         for w, h, got, want in found
     )
     ok = all(got == want for _, _, got, want in found)
-    return _result(name, ok, "error", detail if not ok else detail + " (official)", FIX_PROCESSOR)
+    return result(name, ok, "error", detail if not ok else detail + " (official)", FIX_PROCESSOR)
 
 
 # (seconds, fps, width, height): 8 official frames the server flags alone must reproduce (the
@@ -286,13 +227,13 @@ def video_preprocessing_check(transport: SyncTransport, model: str) -> CheckResu
     try:
         import av  # noqa: F401
     except ImportError:
-        return _skip(name, "error", "needs PyAV: pip install 'vllm-multimodal-embeddings[video]'")
+        return skip(name, "error", "needs PyAV: pip install 'vllm-multimodal-embeddings[video]'")
     try:
         pad = transport.send(
             Call("POST", "/tokenize", {"model": model, "prompt": "<|video_pad|>"})
         ).json()["tokens"]
         if len(pad) != 1:
-            return _skip(name, "error", "the tokenizer has no single <|video_pad|> token")
+            return skip(name, "error", "the tokenizer has no single <|video_pad|> token")
         found: list[tuple[str, int | None, int]] = []
         for seconds, fps, width, height in VIDEO_PROBES:
             data = probe_video(seconds, fps, width, height)
@@ -317,7 +258,7 @@ def video_preprocessing_check(transport: SyncTransport, model: str) -> CheckResu
                 continue
             found.append((label, sum(1 for t in tokens["tokens"] if t == pad[0]), want))
     except (VLLMEmbeddingError, KeyError, TypeError, ValueError) as exc:
-        return _result(name, False, "error", f"probe failed: {exc}", "see the server log")
+        return result(name, False, "error", f"probe failed: {exc}", "see the server log")
     detail = ", ".join(
         f"{label}: "
         + (
@@ -330,9 +271,9 @@ def video_preprocessing_check(transport: SyncTransport, model: str) -> CheckResu
     wrong = any(got is not None and got != want for _, got, want in found)
     refused = any(got is None for _, got, _ in found)
     if not wrong and not refused:
-        return _result(name, True, "error", detail + " (official)")
+        return result(name, True, "error", detail + " (official)")
     fix = " ".join(([FIX_VIDEO] if wrong else []) + ([FIX_VIDEO_TRUST] if refused else []))
-    return _result(name, False, "error", detail, fix)
+    return result(name, False, "error", detail, fix)
 
 
 def run_checks(
@@ -348,7 +289,7 @@ def run_checks(
         # The client's own rule, so the health check probes the URL the client will use.
         base_url = resolve_base_url(base_url)
     except ConfigurationError as exc:
-        return [_result("reachable", False, "error", str(exc), "check --base-url")]
+        return [result("reachable", False, "error", str(exc), "check --base-url")]
     options: dict[str, Any] = {
         "base_url": base_url,
         "api_key": api_key,
@@ -359,31 +300,15 @@ def run_checks(
     # Every request goes through the client's one HTTP layer: its key handling, timeouts,
     # error mapping and redaction apply to the doctor too.
     with EmbeddingClient(**options) as chat:
-        try:
-            health = chat._transport.send(Call("GET", "/health", raise_for_status=False))
-            reachable = _result(
-                "reachable",
-                health.status_code == 200,
-                "error",
-                f"GET /health -> {health.status_code}",
-                "start the server, or check --base-url",
-            )
-        except VLLMEmbeddingError as exc:
-            reachable = _result(
-                "reachable",
-                False,
-                "error",
-                f"{redact_url(base_url)}: {exc}",
-                "start the server, or check --base-url",
-            )
-        checks.append(reachable)
-        if reachable.status != "ok":
+        reachable_ = reachable(chat._transport, base_url)
+        checks.append(reachable_)
+        if reachable_.status != "ok":
             return checks
         try:
             info = chat.server_info()
         except AuthenticationError as exc:
             checks.append(
-                _result(
+                result(
                     "model",
                     False,
                     "error",
@@ -394,7 +319,7 @@ def run_checks(
             return checks
         except VLLMEmbeddingError as exc:
             checks.append(
-                _result("model", False, "error", str(exc), "check --model against GET /v1/models")
+                result("model", False, "error", str(exc), "check --model against GET /v1/models")
             )
             return checks
         checks += _info_checks(info)
@@ -410,21 +335,21 @@ def _info_checks(info: ServerInfo) -> list[CheckResult]:
         CheckResult(
             "model", "ok", "error", f"{info.model}: {info.embedding_size} dims, {len_note}"
         ),
-        _result(
+        result(
             "version",
             info.version is not None,
             "warning",
             f"vLLM {info.version}" if info.version else "GET /version did not answer",
             "a vLLM with GET /version (>= 0.18)",
         ),
-        _result(
+        result(
             "/v2/embed",
             info.input_types is not None,
             "warning",
             "served" if info.input_types is not None else "missing (Cohere protocol unavailable)",
             FIX_VERSION_V2,
         ),
-        _result(
+        result(
             "batched conversations",
             info.batched_conversations,
             "warning",
@@ -444,7 +369,7 @@ def _embed_checks(
     try:
         text_vec, image_vec = chat.embed_array([_PROBE_TEXT, Content(image=png)])
     except VLLMEmbeddingError as exc:
-        checks.append(_result("chat protocol", False, "error", str(exc), "see the server log"))
+        checks.append(result("chat protocol", False, "error", str(exc), "see the server log"))
         return checks
     checks.append(
         CheckResult("chat protocol", "ok", "error", "/v1/embeddings with messages: text, image")
@@ -455,12 +380,12 @@ def _embed_checks(
     checks.append(_matryoshka_check(chat, info))
 
     if info.input_types is None:
-        checks.append(_skip("input_type", "error", "no /v2/embed"))
+        checks.append(skip("input_type", "error", "no /v2/embed"))
     else:
         missing = [t for t in ("query", "document") if t not in info.input_types]
         known = ", ".join(info.input_types) or "none"
         checks.append(
-            _result(
+            result(
                 "input_type",
                 not missing,
                 "error",
@@ -472,7 +397,7 @@ def _embed_checks(
     norms = {"text": float(np.linalg.norm(text_vec)), "image": float(np.linalg.norm(image_vec))}
     off = {k: v for k, v in norms.items() if abs(v - 1.0) > NORM_TOLERANCE}
     checks.append(
-        _result(
+        result(
             "normalized",
             not off,
             "error",
@@ -482,8 +407,8 @@ def _embed_checks(
     )
 
     if info.input_types is None:
-        checks.append(_skip("parity image", "error", "no /v2/embed"))
-        checks.append(_skip("parity text", "error", "no /v2/embed"))
+        checks.append(skip("parity image", "error", "no /v2/embed"))
+        checks.append(skip("parity text", "error", "no /v2/embed"))
         return checks
     png_uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     pairs: list[tuple[str, npt.NDArray[Any], Any, dict[str, Any]]] = [
@@ -506,12 +431,12 @@ def _embed_checks(
                     how = "no input_type"
             except (VLLMEmbeddingError, ValueError) as exc:
                 checks.append(
-                    _result(name, False, "error", f"/v2/embed failed: {exc}", "see the server log")
+                    result(name, False, "error", f"/v2/embed failed: {exc}", "see the server log")
                 )
                 continue
             cos = _cosine(chat_vec, v2_vec)
             checks.append(
-                _result(
+                result(
                     name,
                     cos >= PARITY_MIN_COSINE,
                     "error",
@@ -526,147 +451,18 @@ def _embed_checks(
 
 def _matryoshka_check(chat: EmbeddingClient, info: ServerInfo) -> CheckResult:
     if not info.matryoshka:
-        return _result("matryoshka", False, "error", "dimensions refused (400)", FIX_MATRYOSHKA)
+        return result("matryoshka", False, "error", "dimensions refused (400)", FIX_MATRYOSHKA)
     dims = max(1, info.embedding_size // 2)
     try:
         vec = chat.embed_array([_PROBE_TEXT], dimensions=dims)[0]
     except VLLMEmbeddingError as exc:
-        return _result("matryoshka", False, "error", str(exc), FIX_MATRYOSHKA)
+        return result("matryoshka", False, "error", str(exc), FIX_MATRYOSHKA)
     norm = float(np.linalg.norm(vec))
     ok = vec.shape[0] == dims and math.isclose(norm, 1.0, abs_tol=NORM_TOLERANCE)
-    return _result(
+    return result(
         "matryoshka",
         ok,
         "error",
         f"dimensions={dims} -> {vec.shape[0]} values, norm {norm:.6f}",
         FIX_MATRYOSHKA,
     )
-
-
-_MARKS = {"ok": "ok", "warn": "WARN", "fail": "FAIL", "skip": "skip"}
-
-
-def render_table(checks: Sequence[CheckResult], base_url: str) -> str:
-    """A plain-text table, then a fix line under every failed or warned check."""
-    width = max(len(c.name) for c in checks)
-    lines = [f"vLLM server {base_url}", ""]
-    for c in checks:
-        lines.append(f"  {_MARKS[c.status]:<4}  {c.name:<{width}}  {c.detail}")
-        if c.fix and c.status in ("fail", "warn"):
-            lines.append(f"  {'':<4}  {'':<{width}}  fix: {c.fix}")
-    errors = sum(c.is_error for c in checks)
-    warnings = sum(c.status == "warn" for c in checks)
-    lines.append("")
-    if errors:
-        lines.append(
-            f"{errors} error(s), {warnings} warning(s): this server gives wrong or failing results"
-        )
-    else:
-        lines.append(f"no errors, {warnings} warning(s)")
-    return "\n".join(lines)
-
-
-def exit_code(checks: Sequence[CheckResult]) -> int:
-    """1 when any ``error`` check failed, else 0."""
-    return 1 if any(c.is_error for c in checks) else 0
-
-
-def _configure(parser: argparse.ArgumentParser) -> None:
-    from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
-
-    parser.add_argument(
-        "--reranker",
-        action="store_true",
-        help="check a Qwen3-VL-Reranker server (POST /rerank) instead of an embedding server",
-    )
-    parser.add_argument(
-        "--base-url",
-        default=None,
-        help=f"server root (default: ${ENV_BASE_URL}; with --reranker "
-        f"${ENV_RERANKER_BASE_URL}, else ${ENV_BASE_URL})",
-    )
-    add_api_key_arguments(parser)
-    parser.add_argument(
-        "--model",
-        default=None,
-        help=f"served model name (default: ${ENV_MODEL}; with --reranker "
-        f"${ENV_RERANKER_MODEL}; else the server's first)",
-    )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-
-
-def add_doctor_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``doctor`` subcommand to an ``argparse`` subparsers object."""
-    from .reranking import doctor as reranker_doctor  # it imports this module
-
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "doctor",
-        help="check that a vLLM server (embedder, or --reranker) is configured right",
-        description=__doc__,
-        epilog=reranker_doctor.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _configure(parser)
-    parser.set_defaults(func=run_doctor)
-    return parser
-
-
-def run_doctor(args: argparse.Namespace) -> int:
-    """Run the checks for parsed arguments, print them, return the exit code.
-
-    Usage errors and anything the checks could not turn into a result (a malformed URL, a
-    body that is HTML or invalid JSON) print one ``error:`` line and return 2, no traceback.
-    """
-    import os
-
-    from .reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
-    from .reranking.doctor import run_reranker_checks  # it imports this module
-
-    try:
-        api_key = resolve_api_key(args)
-    except CLIKeyError as exc:
-        print(f"error: {exc}", flush=True)
-        return 2
-    url_vars: tuple[str, ...] = (ENV_BASE_URL,)
-    model_var, run = ENV_MODEL, run_checks
-    if args.reranker:
-        # The reranker usually has its own server: its variables first.
-        url_vars = (ENV_RERANKER_BASE_URL, ENV_BASE_URL)
-        model_var, run = ENV_RERANKER_MODEL, run_reranker_checks
-    base_url = args.base_url or next((v for k in url_vars if (v := os.environ.get(k))), None)
-    if not base_url:
-        print(f"error: pass --base-url or set {' or '.join(url_vars)}", flush=True)
-        return 2
-    shown_url = redact_url(base_url)
-    try:
-        checks = run(
-            base_url,
-            api_key=api_key,
-            model=args.model or os.environ.get(model_var) or None,
-            timeout=args.timeout,
-        )
-    # The CLI boundary: ValueError covers invalid JSON and pydantic's ValidationError,
-    # httpx.InvalidURL a URL like "http://[::1". Each becomes one line, never a traceback.
-    except (VLLMEmbeddingError, httpx.InvalidURL, ValueError) as exc:
-        print(f"error: {shown_url}: {_one_line(exc, api_key)}", flush=True)
-        return 2
-    code = exit_code(checks)
-    if args.json:
-        out = {
-            "base_url": shown_url,
-            "exit_code": code,
-            "checks": [{**asdict(c), "is_error": c.is_error} for c in checks],
-        }
-        print(json.dumps(out, indent=2))
-    else:
-        print(render_table(checks, shown_url))
-    return code
-
-
-def _one_line(exc: BaseException, api_key: str | None) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    if api_key:
-        first = first.replace(api_key, "<redacted>")
-    return f"{type(exc).__name__}: {first[:300]}"

@@ -20,11 +20,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from ._client import AsyncEmbeddingClient, EmbeddingClient
-from ._server_info import ServerInfo
-from ._settings import ClientSettings
-from .reranking import AsyncRerankClient, RerankClient
-from .reranking._client import reranker_settings
+from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
+from ..embeddings._settings import ClientSettings
+from ..protocol._server_info import ServerInfo
+from ..reranking import AsyncRerankClient, RerankClient
+from ..reranking._client import reranker_settings
 
 __all__ = [
     "AdapterClients",

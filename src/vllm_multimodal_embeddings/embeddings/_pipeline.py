@@ -1,6 +1,6 @@
 """The streaming pipeline: inputs read lazily, prepared by workers, sent while others prepare.
 
-One call is a window of :class:`~._job.Chunk` tasks (one request's inputs each). A task
+One call is a window of :class:`~..protocol._job.Chunk` tasks (one request's inputs each). A task
 prepares its inputs on the worker pool, waits for one of the client's request slots
 (:class:`Slots`), then sends them; the caller takes results in input order, and each one taken
 lets more chunks in. The window is bounded twice, so that memory does not grow with the corpus:
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._job import Chunk, ChunkResult, Vector
-from ._settings import default_workers
+from .._settings import default_workers
+from ..protocol._job import Chunk, ChunkResult, Vector
 from ._tuning import TuningStats
 
 __all__ = [

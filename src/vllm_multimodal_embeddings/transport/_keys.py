@@ -10,8 +10,8 @@ import argparse
 import getpass
 import os
 
-from ._constants import ENV_API_KEY
-from ._exceptions import ConfigurationError
+from .._constants import ENV_API_KEY
+from .._exceptions import ConfigurationError
 
 __all__ = ["CLIKeyError", "add_api_key_arguments", "resolve_api_key"]
 

@@ -28,9 +28,9 @@ from urllib.request import url2pathname
 
 from PIL import Image
 
-from ._exceptions import ImageLoadError, InputError
+from .._exceptions import ImageLoadError, InputError
+from .._types import PdfPage
 from ._images import smart_resize
-from ._types import PdfPage
 
 __all__ = [
     "page_size_for",

@@ -1,8 +1,9 @@
 """Input preparation in worker processes, for images whose preparation threads cannot spread.
 
-The pipeline prepares inputs on a pool of threads (:func:`._pipeline.worker_pool`). For camera
-photos that is decode, resize and re-encode; Pillow releases the GIL for those, but not for
-everything around them, so threads stop scaling before the cores run out. A
+The pipeline prepares inputs on a pool of threads
+(:func:`..embeddings._pipeline.worker_pool`). For camera photos that is decode, resize and
+re-encode; Pillow releases the GIL for those, but not for everything around them, so threads
+stop scaling before the cores run out. A
 :class:`ProcessPreparer` sends the inputs whose preparation is pixel work, and which cross a
 process boundary cheaply (paths, ``bytes``, ``data:`` URIs), to a pool of processes, and
 prepares everything else (texts, PIL images, streams, ``http(s)`` URLs and their fetcher,
@@ -19,10 +20,11 @@ import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Literal
 
-from ._exceptions import VLLMEmbeddingError
-from ._inputs import Fetcher, PreparedInput, prepare_input
+from .._exceptions import VLLMEmbeddingError
+from .._types import Content
+from ._prepared import Fetcher, PreparedInput
+from ._read import prepare_input
 from ._settings import ImageSettings
-from ._types import Content
 
 __all__ = [
     "Outcome",

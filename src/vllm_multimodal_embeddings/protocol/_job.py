@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import numpy.typing as npt
 
-from ._exceptions import VLLMEmbeddingError
-from ._types import InputType, OutputDType
+from .._exceptions import VLLMEmbeddingError
+from .._types import InputType, OutputDType
 
 __all__ = ["CallOptions", "Chunk", "ChunkResult", "Job", "StrAs", "Vector"]
 

@@ -18,9 +18,9 @@ from urllib.parse import unquote_to_bytes
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ._constants import DEFAULT_MAX_SOURCE_PIXELS, DEFAULT_MIN_PIXELS
-from ._exceptions import ImageLoadError
-from ._redact import redact_url
+from .._constants import DEFAULT_MAX_SOURCE_PIXELS, DEFAULT_MIN_PIXELS
+from .._exceptions import ImageLoadError
+from .._redact import redact_url
 
 __all__ = [
     "build_data_uri",

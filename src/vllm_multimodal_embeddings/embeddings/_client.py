@@ -14,14 +14,26 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
-from . import _constants as C
+from .. import _constants as C
+from .._exceptions import ImageLoadError, UnsupportedFeatureError, VLLMEmbeddingError
+from .._types import Content, EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
+from ..inputs._fetch import RemoteFetcher
+from ..inputs._pool import (
+    ProcessPreparer,
+    StrAs,
+    discard_pool,
+    encoded_size,
+    goes_to_process,
+    process_pool,
+)
+from ..inputs._prepared import Fetcher, PreparedInput
+from ..profiles import ModelProfile
+from ..protocol._job import Chunk, ChunkResult, Job, Vector
+from ..protocol._probe import probe
+from ..protocol._server_info import ServerInfo
+from ..transport._http import AsyncTransport, SyncTransport
+from ..transport._memory import give_back_memory
 from ._core import CallRun, EmbeddingCore
-from ._exceptions import ImageLoadError, UnsupportedFeatureError, VLLMEmbeddingError
-from ._fetch import RemoteFetcher
-from ._http import AsyncTransport, SyncTransport
-from ._inputs import Fetcher, PreparedInput
-from ._job import Chunk, ChunkResult, Job, Vector
-from ._memory import give_back_memory
 from ._pipeline import (
     AsyncEmbeddingStream,
     AsyncSlots,
@@ -37,20 +49,8 @@ from ._pipeline import (
     run_window,
     window_depth,
 )
-from ._prepare_pool import (
-    ProcessPreparer,
-    StrAs,
-    discard_pool,
-    encoded_size,
-    goes_to_process,
-    process_pool,
-)
-from ._probe import probe
-from ._server_info import ServerInfo
 from ._settings import ClientSettings
 from ._tuning import Tuner, TuningStats
-from ._types import Content, EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
-from .profiles import ModelProfile
 
 __all__ = ["AsyncEmbeddingClient", "EmbeddingClient"]
 

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ._constants import DEFAULT_REMOTE_IMAGE_MAX_BYTES, DEFAULT_REMOTE_IMAGE_TIMEOUT_S
-from ._exceptions import ImageLoadError
-from ._redact import redact_url
+from .._constants import DEFAULT_REMOTE_IMAGE_MAX_BYTES, DEFAULT_REMOTE_IMAGE_TIMEOUT_S
+from .._exceptions import ImageLoadError
+from .._redact import redact_url
 
 if TYPE_CHECKING:
     from ._settings import ImageSettings
@@ -57,7 +57,7 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 class RemoteFetcher:
-    """Fetch one image URL into bytes; a :data:`~._inputs.Fetcher` (``Callable[[str], bytes]``).
+    """Fetch one image URL into bytes; a :data:`~._prepared.Fetcher` (``Callable[[str], bytes]``).
 
     Args:
         max_bytes: largest body accepted, counted on the wire.

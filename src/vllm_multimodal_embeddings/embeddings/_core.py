@@ -7,13 +7,13 @@ The sync and async clients own only threads, tasks and sockets. For one call the
 2. read the inputs lazily, :meth:`EmbeddingCore.chunks` of ``batch_size`` at a time;
 3. :meth:`EmbeddingCore.prepare` each input in a worker (decode, resize, encode);
 4. :meth:`CallRun.triage` the prepared chunk; when it holds inputs to send, probe the server
-   once (:func:`._probe.probe`) and :meth:`CallRun.plan` the call;
+   once (:func:`..protocol._probe.probe`) and :meth:`CallRun.plan` the call;
 5. drive :meth:`CallRun.send`, a sans-I/O step that splits the chunk into requests, sends them,
    narrows a refused request down to the input at fault, decodes and finishes the vectors.
 
 Reading and preparing need no server; planning needs the probe, so the clients plan when the
 first chunk is ready to send: a bad first input is reported even when the server is down.
-What depends on the protocol is asked of the call's :class:`~._endpoints.Endpoint`.
+What depends on the protocol is asked of the call's :class:`~..protocol._endpoints.Endpoint`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _constants as C
-from ._constants import CONTENT_STATUS
-from ._endpoints import ANY, Endpoint, endpoint_for
-from ._exceptions import (
+from .. import _constants as C
+from .._constants import CONTENT_STATUS
+from .._exceptions import (
     APIError,
     APIStatusError,
     InputError,
@@ -39,15 +38,17 @@ from ._exceptions import (
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
-from ._http import Call, Step
-from ._inputs import Fetcher, PreparedInput, prepare_input
-from ._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
-from ._quantize import int8_scale_for
-from ._server_info import ServerInfo
-from ._settings import ClientSettings, check_not_bare
-from ._types import InputType, OutputDType
-from .profiles import resolve_instruction
-from .protocol import parse_error_message
+from .._types import InputType, OutputDType
+from ..inputs._prepared import Fetcher, PreparedInput
+from ..inputs._read import check_not_bare, prepare_input
+from ..profiles import resolve_instruction
+from ..protocol import parse_error_message
+from ..protocol._endpoints import ANY, Endpoint, endpoint_for
+from ..protocol._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
+from ..protocol._quantize import int8_scale_for
+from ..protocol._server_info import ServerInfo
+from ..transport._http import Call, Step
+from ._settings import ClientSettings
 
 __all__ = ["CallRun", "EmbeddingCore", "truncate_vectors"]
 

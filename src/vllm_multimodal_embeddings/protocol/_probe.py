@@ -13,11 +13,11 @@ import re
 
 import httpx
 
-from ._constants import CONTENT_STATUS
-from ._exceptions import APIError, NotFoundError
-from ._http import Call, Step, json_or_text, map_status_error
+from .._constants import CONTENT_STATUS
+from .._exceptions import APIError, NotFoundError
+from ..transport._http import Call, Step, json_or_text, map_status_error
+from . import ChatEmbeddingResponse, ModelList, parse_error_message
 from ._server_info import ServerInfo
-from .protocol import ChatEmbeddingResponse, ModelList, parse_error_message
 
 __all__ = ["probe"]
 

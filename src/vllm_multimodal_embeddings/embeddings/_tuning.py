@@ -8,9 +8,9 @@ The policy works in measurement epochs:
 
 1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each).
    Once the first chunk is prepared, small requests (texts, small images) go to 16 in flight
-   (:data:`~._constants.AUTO_SMALL_START_CONCURRENCY`; camera photos stay at 8), and inputs
+   (:data:`~.._constants.AUTO_SMALL_START_CONCURRENCY`; camera photos stay at 8), and inputs
    so small that 16 of them make a tiny request (short texts) get a batch that fills
-   :data:`~._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after doublings that a
+   :data:`~.._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after doublings that a
    job of a few thousand texts spends entirely ramping.
    A chunk whose inputs differ in size by more than 2x from those the batch was sized for
    (images after texts, on one client) sizes it again, down as well as up. Until it has,
@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from . import _constants as C
+from .. import _constants as C
 
 __all__ = ["GAIN", "LATENCY_SHARE", "REOPEN_EPOCHS", "Tuner", "TuningStats"]
 
@@ -395,9 +395,9 @@ class Tuner:
             self._epoch = _Epoch(self._clock())
 
     def _size_start_concurrency(self, request_bytes: float) -> bool:
-        """Small requests start deeper: :data:`~._constants.AUTO_SMALL_START_CONCURRENCY` in
-        flight when that many carry at most :data:`~._constants.AUTO_SMALL_START_BYTES`
-        (texts, small images), :data:`~._constants.AUTO_START_CONCURRENCY` otherwise (camera
+        """Small requests start deeper: :data:`~.._constants.AUTO_SMALL_START_CONCURRENCY` in
+        flight when that many carry at most :data:`~.._constants.AUTO_SMALL_START_BYTES`
+        (texts, small images), :data:`~.._constants.AUTO_START_CONCURRENCY` otherwise (camera
         photos, also after texts on one client). Only while no trial or overload moved it.
         Whether it changed."""
         if not self._conc_at_start:

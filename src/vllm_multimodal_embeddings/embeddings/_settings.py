@@ -1,0 +1,123 @@
+"""An embedding client's settings: the connection and image groups plus the embedding call's own.
+
+Arguments left ``None`` fall back to environment variables: ``base_url`` to ``VLLM_BASE_URL``
+(required), ``api_key`` to ``VLLM_API_KEY``, ``model`` to ``VLLM_EMBEDDING_MODEL``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import get_args
+
+from .. import _constants as C
+from .._settings import (
+    POSITIVE,
+    default_workers,
+    flag,
+    instruction,
+    integer,
+    one_of,
+    optional,
+    setting,
+)
+from .._types import ProtocolName
+from ..inputs._settings import ImageSettings
+from ..profiles import ModelProfile, resolve_instruction
+from ..protocol._endpoints import ENDPOINTS, endpoint_for
+from ..protocol._quantize import check_int8_scale
+from ..protocol.cohere import CohereTruncate
+from ..transport._settings import ConnectionSettings
+
+__all__ = ["ClientSettings"]
+
+_TRUNCATE = get_args(CohereTruncate)
+
+
+@dataclass(frozen=True, repr=False)
+class ClientSettings(ImageSettings, ConnectionSettings):
+    """An embedding client's settings: the connection, the image bounds and the embedding
+    call's own, validated at construction (see the module docstring)."""
+
+    __repr__ = ConnectionSettings.__repr__
+
+    model: str | None = None
+    """Served model name; ``None``: the server's first model."""
+    protocol: ProtocolName = setting("chat", one_of(*ENDPOINTS))
+    """``chat`` (``/v1/embeddings``, the official recipe) or ``cohere`` (``/v2/embed``)."""
+    profile: ModelProfile | None = None
+    """Prompt layout; ``None``: :meth:`ModelProfile.qwen3_vl_embedding`."""
+    query_instruction: str | None = setting(None, instruction)
+    """Instruction for queries (chat protocol); ``None``: the profile's."""
+    document_instruction: str | None = setting(None, instruction)
+    """Instruction for indexed items (chat protocol); ``None``: the profile's."""
+    dimensions: int | None = setting(None, optional(POSITIVE))
+    """Matryoshka output size for every call; ``None``: the model's full size."""
+    client_side_dimensions: bool = setting(False, flag)
+    """When the server refuses ``dimensions``, truncate and re-normalize here instead."""
+    truncate: CohereTruncate = setting("NONE", one_of(*_TRUNCATE))
+    """Over-long inputs: ``NONE`` raises, ``END`` / ``START`` cut there."""
+    batch_size: int | None = setting(None, optional(POSITIVE))
+    """Most inputs per request; ``None``: the embedding client adapts it to what the server
+    sustains (starting at 16), the reranker sends 16."""
+    max_batch_bytes: int = setting(C.DEFAULT_MAX_BATCH_BYTES, POSITIVE)
+    """Most encoded bytes per request (images dominate)."""
+    max_inflight_bytes: int = setting(C.DEFAULT_MAX_INFLIGHT_BYTES, POSITIVE)
+    """Most prepared payload bytes (encoded images, texts) held by the streaming pipeline
+    before the server answers them, across every call on one client. Batches and requests
+    in flight grow freely for texts and small images while camera photos stay within this
+    memory; one input larger than it still goes, alone."""
+    prepare_workers: int | None = setting(None, optional(POSITIVE))
+    """Threads that decode, resize and encode images; ``None``: the CPU cores available."""
+    int8_scale: float | None = setting(None, check_int8_scale)
+    """Quantization step of ``embedding_type="int8"``; ``None``: the published one of
+    Qwen3-VL-Embedding-2B/8B, and an error for any other model."""
+    prepare_processes: int | None = setting(None, optional(integer(0)))
+    """Processes that prepare large local images (paths, ``bytes``, ``data:`` URIs over
+    1 MiB); ``0``: threads only; ``None``: the CPU cores when there are more than two
+    (threads stop scaling there: Pillow's JPEG encoder holds the GIL), else threads."""
+
+    def __post_init__(self) -> None:
+        self._fill()
+        self._fill_images()
+        if self.model is None:
+            object.__setattr__(self, "model", os.environ.get(C.ENV_MODEL) or None)
+        if self.prepare_workers is None:
+            object.__setattr__(self, "prepare_workers", default_workers())
+        if self.prepare_processes is None:
+            cores = default_workers()
+            object.__setattr__(self, "prepare_processes", cores if cores > 2 else 0)
+        self._check_fields()
+        self._check_images()
+        endpoint_for(self.protocol).check_settings(
+            query_instruction=self.query_instruction,
+            document_instruction=self.document_instruction,
+        )
+        for name in ("query_instruction", "document_instruction"):
+            if getattr(self, name) is not None:  # an unknown preset name fails here
+                resolve_instruction(getattr(self, name), name=name)
+
+    def fixed_batch_size(self) -> int:
+        """``batch_size`` when set, else the fixed default (clients that do not tune)."""
+        return self.batch_size or C.DEFAULT_BATCH_SIZE
+
+    @property
+    def connection(self) -> ConnectionSettings:
+        """The connection group of these settings."""
+        return self.part(ConnectionSettings)
+
+    @property
+    def images(self) -> ImageSettings:
+        """The image group of these settings (what input preparation takes)."""
+        return self.part(ImageSettings)
+
+    def effective_profile(self) -> ModelProfile:
+        """The profile with this client's instructions applied."""
+        base = self.profile or ModelProfile.qwen3_vl_embedding()
+        return dataclasses.replace(
+            base,
+            query_instruction=self.query_instruction or base.query_instruction,
+            document_instruction=self.document_instruction or base.document_instruction,
+            extra_request_fields=dict(base.extra_request_fields),
+        )
