@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._constants import QWEN_DEFAULT_INSTRUCTION, QWEN_QUERY_INSTRUCTION
 from ._exceptions import ConfigurationError, VLLMEmbeddingError
+from .protocol._content import RECIPE_ORDER, content_parts
 
 if TYPE_CHECKING:
     from .inputs._prepared import PreparedInput
@@ -112,29 +113,6 @@ def normalize_instruction(instruction: str) -> str:
     return text
 
 
-def _wire_part(kind: str, value: str) -> dict[str, Any]:
-    if kind == "text":
-        return {"type": "text", "text": value}
-    key = f"{kind}_url"
-    return {"type": key, key: {"url": value}}
-
-
-def _content_parts(item: PreparedInput, order: tuple[str, ...]) -> list[dict[str, Any]]:
-    if item.parts:
-        # Content.of(...): the caller chose the order; the model's layout applies to plain items.
-        return [_wire_part(p.kind, p.value) for p in item.parts]
-    if item.image_url is None and item.video_url is None and item.text is not None:
-        return [{"type": "text", "text": item.text}]  # the common case, built directly
-    parts: dict[str, dict[str, Any]] = {}
-    if item.video_url is not None:
-        parts["video"] = {"type": "video_url", "video_url": {"url": item.video_url}}
-    if item.image_url is not None:
-        parts["image"] = {"type": "image_url", "image_url": {"url": item.image_url}}
-    if item.text is not None:
-        parts["text"] = {"type": "text", "text": item.text}
-    return [parts[kind] for kind in order if kind in parts]
-
-
 @dataclass(frozen=True, slots=True)
 class ModelProfile:
     """How a model wants its conversation built, and its default instructions.
@@ -150,7 +128,7 @@ class ModelProfile:
 
     query_instruction: str | None
     document_instruction: str | None
-    content_order: tuple[str, ...] = ("video", "image", "text")
+    content_order: tuple[str, ...] = RECIPE_ORDER
     system_instruction: bool = True
     open_assistant_turn: bool = True
     extra_request_fields: dict[str, Any] = field(default_factory=dict)
@@ -173,7 +151,7 @@ class ModelProfile:
 
     def parts(self, item: PreparedInput) -> list[dict[str, Any]]:
         """The user turn's content parts for one item, in the model's order."""
-        return _content_parts(item, self.content_order)
+        return content_parts(item, self.content_order)
 
     def messages(self, item: PreparedInput, instruction: str | None) -> list[Message]:
         """The chat messages for one item."""

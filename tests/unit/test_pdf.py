@@ -316,10 +316,10 @@ def test_page_budget_can_differ_from_the_photo_budget(doc: Path) -> None:
 def test_the_reranker_renders_pages_at_the_budget_not_the_source_cap(doc: Path) -> None:
     # The reranker lifts max_pixels to max_source_pixels (178 MP) for photos; a page rendered
     # to fill that would be a 700 MB bitmap.
-    from vllm_multimodal_embeddings.embeddings._settings import ClientSettings
+    from vllm_multimodal_embeddings.reranking import RerankerSettings
     from vllm_multimodal_embeddings.reranking._core import RerankCore
 
-    core = RerankCore(ClientSettings(base_url="http://127.0.0.1:9"), model="m", instruction=None)
+    core = RerankCore(RerankerSettings(base_url="http://127.0.0.1:9", model="m"))
     prepared = core.prepare(PdfPage(doc, 1), 0, None)
     assert prepared.image_url is not None
     assert decoded(prepared.image_url).size == page_size_for(612, 792, DEFAULT_MAX_PIXELS)

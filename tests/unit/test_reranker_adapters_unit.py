@@ -114,7 +114,7 @@ def test_settings_escape_hatch_under_the_fields(cls: type, monkeypatch) -> None:
         headers={"X-Tenant": "t-secret"}, max_image_pixels=200_000, batch_size=4, timeout=9.0
     )
     r = cls(model="m", settings=shared, timeout=3.0)
-    s = r.setup().settings
+    s = r.setup()
     # From settings: what the adapter has no field for, and fields left at their default.
     assert dict(s.headers or {}) == {"X-Tenant": "t-secret"}
     assert (s.max_image_pixels, s.batch_size) == (200_000, 4)
@@ -122,6 +122,30 @@ def test_settings_escape_hatch_under_the_fields(cls: type, monkeypatch) -> None:
     assert (s.timeout, s.base_url, s.api_key) == (3.0, "http://from-env:8001", "sk-env")
     text = repr(r) + str(r.model_dump())
     assert "t-secret" not in text and "sk-env" not in text
-    assert cls(model="m").setup().settings.batch_size == 16  # no settings: the field default
+    assert cls(model="m").setup().batch_size == 16  # no settings: the field default
     with pytest.raises(ValueError):
         cls(model="m", settings={"batch_size": 4})  # a ClientSettings, not a dict
+
+
+@pytest.mark.parametrize("cls", [VLLMMultimodalReranker, LlamaReranker])
+def test_embedding_settings_never_name_the_reranker_model(cls: type, monkeypatch) -> None:
+    # An embedding client's settings lend the connection and image settings, never its model:
+    # with VLLM_EMBEDDING_MODEL set, that model was sent to /rerank.
+    from vllm_multimodal_embeddings import ClientSettings
+    from vllm_multimodal_embeddings.reranking import RerankerSettings
+
+    monkeypatch.setenv("VLLM_EMBEDDING_MODEL", "the-embedder")
+    monkeypatch.delenv("VLLM_RERANKER_MODEL", raising=False)
+    shared = ClientSettings(base_url=URL, timeout=7.0)
+    assert shared.model == "the-embedder"
+    r = cls(settings=shared)
+    assert r.setup().model is None and r.setup().timeout == 7.0  # the server's first model
+    monkeypatch.setenv("VLLM_RERANKER_MODEL", "the-reranker")
+    assert cls(settings=shared).setup().model == "the-reranker"
+    # Reranker settings are the reranker's own: their model and instruction count.
+    own = RerankerSettings(base_url=URL, model="named", instruction="Find the diagram.")
+    assert (cls(settings=own).setup().model, cls(settings=own).setup().instruction) == (
+        "named",
+        "Find the diagram.",
+    )
+    assert cls(settings=own, model="field").setup().model == "field"  # a set field wins

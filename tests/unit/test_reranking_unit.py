@@ -15,8 +15,9 @@ from vllm_multimodal_embeddings._exceptions import (
     InternalServerError,
 )
 from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
+from vllm_multimodal_embeddings.protocol._endpoints import RERANK
 from vllm_multimodal_embeddings.reranking import AsyncRerankClient, RerankClient
-from vllm_multimodal_embeddings.reranking._core import rank, wire_item
+from vllm_multimodal_embeddings.reranking._core import rank
 
 URL = "http://reranker.test"
 RED_PNG = (
@@ -110,12 +111,42 @@ def test_refused_document_is_narrowed_down() -> None:
     assert "Failed to load image" in str(info.value) and str(info.value).startswith("input 5:")
 
 
-def test_refusal_with_a_media_query_blames_no_document() -> None:
-    server = FakeServer(status_for=lambda body, attempt: 400)
+def test_refusal_of_a_media_query_blames_no_document() -> None:
+    # The server cannot take the query's image (every request carries it): narrowing reaches
+    # one document, the control request passes, the query beside the shortest document is
+    # refused too, so the query is named, not the document.
+    server = FakeServer(status_for=lambda body, n: 400 if isinstance(body["query"], dict) else None)
     with client(server, model="m") as c, pytest.raises(BadRequestError) as info:
         c.score(Content(image=RED_PNG), DOCS)
-    assert info.value.index is None
-    assert len(server.bodies) == 1  # no halving
+    assert info.value.index is None and str(info.value).startswith("query: ")
+    assert [len(b["documents"]) for b in server.bodies] == [7, 3, 1, 1, 1]
+    assert server.bodies[3]["query"] == "." and server.bodies[4]["documents"] == ["."]
+
+
+def test_a_server_failing_as_a_whole_mid_call_blames_no_document() -> None:
+    # Requests of 2; the server takes the first two, then refuses everything: the control
+    # request is refused too, so the error names neither a document nor the query.
+    server = FakeServer(status_for=lambda body, n: 400 if n > 2 else None)
+    with (
+        client(server, model="m", batch_size=2, max_concurrency=1) as c,
+        pytest.raises(BadRequestError) as info,
+    ):
+        c.score("q", DOCS[:6])
+    assert info.value.index is None and "as a whole" in str(info.value)
+    assert server.bodies[-1]["query"] == "." and server.bodies[-1]["documents"] == ["."]
+
+
+def test_interleaved_parts_all_reach_the_reranker_in_order() -> None:
+    # Content.of(text, image, text, image): both images in their order, then the texts as one
+    # (the recipe renders an item's text parts back to back; vLLM puts media first anyway).
+    blue = RED_PNG.replace("DJ/pLv", "DJ/pLw")
+    server = FakeServer()
+    with client(server, model="m", recipe_images=False) as c:
+        c.score("q", [Content.of("a red ", Content(image=RED_PNG), "square", Content(image=blue))])
+    parts = server.bodies[0]["documents"][0]["content"]
+    assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
+    assert [p["image_url"]["url"] for p in parts[:2]] == [RED_PNG, blue]
+    assert parts[2]["text"] == "a red square"
 
 
 def test_batch_refused_as_a_whole_is_halved_until_it_fits() -> None:
@@ -206,7 +237,7 @@ def test_rank_breaks_ties_by_input_order() -> None:
 
 
 def test_prepared_text_only_goes_as_a_plain_string() -> None:
-    assert wire_item(PreparedInput(text="hello")) == "hello"
+    assert RERANK.item(PreparedInput(text="hello")) == "hello"
 
 
 def test_reranker_base_url_variable_comes_before_vllm_base_url(monkeypatch) -> None:
@@ -260,9 +291,10 @@ def test_refused_query_blames_no_document_and_probes_once() -> None:
         c.score("LONG", DOCS[:4])
     assert info.value.index is None
     assert str(info.value).startswith("query: HTTP 400")
-    # 4 -> 2 -> 1 documents, then the query with an empty document.
-    assert [b["documents"] for b in server.bodies][-1] == [""]
-    assert len(server.bodies) == 4
+    # 4 -> 2 -> 1 documents, the control request, then the query with the shortest document.
+    assert [b["documents"] for b in server.bodies][-2:] == [["."], ["."]]
+    assert [b["query"] for b in server.bodies][-2:] == [".", "LONG"]
+    assert len(server.bodies) == 5
     # A refused document keeps the blame: the query alone passes.
     with client(FakeServer(), model="m") as c, pytest.raises(BadRequestError) as info:
         c.score("q", ["a", "BAD"])

@@ -24,13 +24,13 @@ from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..protocol._server_info import ServerInfo
 from ..reranking import AsyncRerankClient, RerankClient
-from ..reranking._client import reranker_settings
+from ..reranking._settings import RerankerSettings
 
 __all__ = [
     "AdapterClients",
     "LoopBoundClients",
     "RerankerClients",
-    "RerankerSetup",
+    "reranker_setup",
     "settings_from",
 ]
 
@@ -232,31 +232,30 @@ class AdapterClients(LoopBoundClients[ClientSettings, EmbeddingClient, AsyncEmbe
         return client
 
 
-@dataclasses.dataclass(frozen=True)
-class RerankerSetup:
-    """What a reranking client is built from: its settings, model and instruction."""
-
-    settings: ClientSettings
-    model: str | None
-    instruction: str | None
-
-    def __repr__(self) -> str:  # the settings' repr hides the key
-        return (
-            f"RerankerSetup(model={self.model!r}, instruction={self.instruction!r}, "
-            f"{self.settings!r})"
-        )
-
-
-#: The connection settings the reranker adapters offer as their own fields.
-RERANKER_FIELDS = ("base_url", "api_key", "batch_size", "max_concurrency", "timeout", "max_retries")
+#: The connection settings the reranker adapters offer as their own fields, with the
+#: reranker's model and instruction.
+RERANKER_FIELDS = (
+    "base_url",
+    "api_key",
+    "batch_size",
+    "max_concurrency",
+    "timeout",
+    "max_retries",
+    "model",
+    "instruction",
+)
 
 
-def reranker_setup(adapter: Any, settings: ClientSettings | None) -> RerankerSetup:
-    """A reranker adapter's setup: ``settings`` (every client setting: headers, image bounds,
-    retry time...) under the adapter's own fields.
+def reranker_setup(
+    adapter: Any, settings: RerankerSettings | ClientSettings | None
+) -> RerankerSettings:
+    """A reranker adapter's settings: ``settings`` (every other client setting: headers, image
+    bounds, retry time...) under the adapter's own fields.
 
     A field wins where the user set it, or where ``settings`` leaves it unset (a ``base_url``
-    or key from the environment); otherwise the field's default yields to ``settings``.
+    or key from the environment); otherwise the field's default yields to ``settings``. An
+    embedding client's ``ClientSettings`` lends only what the reranker shares with it: its
+    ``model`` names the embedding model, never the reranker.
     """
     explicit: set[str] = adapter.model_fields_set
     options: dict[str, Any] = {}
@@ -264,25 +263,23 @@ def reranker_setup(adapter: Any, settings: ClientSettings | None) -> RerankerSet
         value = getattr(adapter, name)
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
-        if settings is None or name in explicit or getattr(settings, name) is None:
+        if (
+            settings is None
+            or name in explicit
+            or (not isinstance(settings, RerankerSettings) and name in ("model", "instruction"))
+            or getattr(settings, name) is None
+        ):
             options[name] = value
-    model = adapter.model
-    if settings is not None and "model" not in explicit and settings.model is not None:
-        model = settings.model
-    return RerankerSetup(reranker_settings(settings, **options), model, adapter.instruction)
+    return RerankerSettings.of(settings, **options)
 
 
-class RerankerClients(LoopBoundClients[RerankerSetup, RerankClient, AsyncRerankClient]):
+class RerankerClients(LoopBoundClients[RerankerSettings, RerankClient, AsyncRerankClient]):
     """The reranker adapters' clients."""
 
-    def _build_sync(self, key: RerankerSetup, http_client: httpx.Client | None) -> RerankClient:
-        return RerankClient(
-            key.settings, model=key.model, instruction=key.instruction, http_client=http_client
-        )
+    def _build_sync(self, key: RerankerSettings, http_client: httpx.Client | None) -> RerankClient:
+        return RerankClient(key, http_client=http_client)
 
     def _build_async(
-        self, key: RerankerSetup, http_client: httpx.AsyncClient | None
+        self, key: RerankerSettings, http_client: httpx.AsyncClient | None
     ) -> AsyncRerankClient:
-        return AsyncRerankClient(
-            key.settings, model=key.model, instruction=key.instruction, http_client=http_client
-        )
+        return AsyncRerankClient(key, http_client=http_client)

@@ -13,7 +13,7 @@ import httpx
 from .._constants import ENV_BASE_URL, ENV_MODEL
 from .._exceptions import VLLMEmbeddingError
 from .._redact import redact_url
-from ..reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
+from ..reranking._settings import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
 from ..transport._keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from . import _embedder, _reranker
 from ._checks import exit_code, render_table

@@ -22,19 +22,16 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .. import _constants as C
-from .._constants import CONTENT_STATUS
 from .._exceptions import (
     APIError,
-    APIStatusError,
     InputError,
-    InternalServerError,
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
@@ -42,10 +39,10 @@ from .._types import InputType, OutputDType
 from ..inputs._prepared import Fetcher, PreparedInput
 from ..inputs._read import check_not_bare, prepare_input
 from ..profiles import resolve_instruction
-from ..protocol import parse_error_message
-from ..protocol._endpoints import ANY, Endpoint, endpoint_for
+from ..protocol._endpoints import Endpoint, endpoint_for
 from ..protocol._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
 from ..protocol._quantize import int8_scale_for
+from ..protocol._requests import Batch, Send, batches, narrow, server_fetched
 from ..protocol._server_info import ServerInfo
 from ..transport._http import Call, Step
 from ._settings import ClientSettings
@@ -60,14 +57,6 @@ _CONTROL = PreparedInput(text=".")
 # Retries of a 5xx for one input with a server-fetched URL: a host that refused twice more is
 # down, and a corpus with many dead links must not wait the whole retry budget for each.
 _DEAD_URL_RETRIES = 2
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Inputs sent in one request, with their positions in the caller's sequence."""
-
-    indices: list[int] = field(default_factory=list)
-    items: list[PreparedInput] = field(default_factory=list)
 
 
 class EmbeddingCore:
@@ -226,7 +215,7 @@ class EmbeddingCore:
         # A 5xx of a request with server-fetched URLs may be one dead URL's: narrow a batch
         # down at once rather than spend the retry budget on it; retry a single one briefly.
         retries: int | None = None
-        if any(_server_fetched(item) for item in items):
+        if any(server_fetched(item) for item in items):
             retries = 0 if len(items) > 1 else _DEAD_URL_RETRIES
         media = any(i.image_url or i.video_url or i.parts for i in items)
         return Call("POST", self.endpoint.path, body, media=media, server_error_retries=retries)
@@ -286,9 +275,17 @@ class CallRun:
     ) -> Step[ChunkResult]:
         """Embed ``items`` (inputs ``start``, ``start + 1``, ...); then report ``error``."""
         vectors: list[Vector] = []
+        requests = batches(
+            items,
+            start,
+            size=job.batch_size,
+            max_bytes=self.core.settings.max_batch_bytes,
+            fields_of=self.core.endpoint.request_fields,
+        )
+        send, control = self._send(job), partial(self._control, job)
         try:
-            for batch in self._batches(job, start, items):
-                yield from self._run_batch(job, batch, vectors)
+            for batch in requests:
+                yield from narrow(batch, send, control, vectors)
         except VLLMEmbeddingError as exc:
             if self._failed_at is None or start < self._failed_at:
                 self._failed_at = start
@@ -300,107 +297,26 @@ class CallRun:
 
     # -- inside the step ----------------------------------------------------------------------
 
-    def _batches(self, job: Job, start: int, items: Sequence[PreparedInput]) -> Iterator[_Batch]:
-        """Consecutive requests of at most ``job.batch_size`` inputs and ``max_batch_bytes``
-        (an oversized input goes alone), whose inputs agree on request-level fields."""
-        limit = self.core.settings.max_batch_bytes
-        fields_of = self.core.endpoint.request_fields
-        batch, size, fields = _Batch(), 0, ANY
-        for offset, item in enumerate(items):
-            nbytes, wants = item.nbytes, fields_of(item)
-            clash = wants is not ANY and fields is not ANY and wants != fields
-            if batch.items and (
-                clash or size + nbytes > limit or len(batch.items) >= job.batch_size
-            ):
-                yield batch
-                batch, size, fields = _Batch(), 0, ANY
-            batch.indices.append(start + offset)
-            batch.items.append(item)
-            size += nbytes
-            if wants is not ANY:
-                fields = wants
-        if batch.items:
-            yield batch
-
-    def _run_batch(self, job: Job, batch: _Batch, out: list[Vector]) -> Step[None]:
-        """Embed one batch into ``out``; when the server refuses it for its content, split it
-        to name the input at fault (the vectors before it stay in ``out``).
-
-        Halves that pass are kept: the batch may have failed only for its size. A single input
-        refused may still be a refusal of every request: a bad setting, a model that refuses
-        ``dimensions``, or a server that failed as a whole partway through the call. One control
-        request of the shortest text under the same plan, sent after the refusal, tells the two
-        apart, so the error either names the input or says that the request as a whole was
-        refused. It is sent even when earlier requests of the call succeeded: they say nothing
-        of the server now, and an error that names an input makes a bulk run record a good row
-        as a permanent failure. When the control passes, the input is asked once more: a server
-        that recovered while the control was retried embeds it now. So a bad input costs two
-        extra requests, a good one none.
-        """
+    def _send(self, job: Job) -> Send[Vector]:
+        """One batch's request and vectors under ``job``; the second ask gets no 5xx retry."""
         core = self.core
-        try:
-            response = yield core.call_for(job, batch.items)
-        except APIStatusError as exc:
-            if not self._content_fault(exc, batch):
-                raise
-            if len(batch.items) > 1:
-                mid = len(batch.items) // 2
-                yield from self._run_batch(job, _Batch(batch.indices[:mid], batch.items[:mid]), out)
-                yield from self._run_batch(job, _Batch(batch.indices[mid:], batch.items[mid:]), out)
-                return
+
+        def send(batch: Batch, again: bool) -> Step[list[Vector]]:
+            call = core.call_for(job, batch.items)
+            response = yield dataclasses.replace(call, server_error_retries=0) if again else call
             try:
-                yield core.call_for(job, [_CONTROL])
-            except APIStatusError as again:
-                if again.status_code == exc.status_code:
-                    raise _request_wide(exc) from exc
-                raise
-            # The server takes requests now; it may have recovered while the control was being
-            # retried. Ask once more (no further 5xx retries) before naming the input.
-            try:
-                call = core.call_for(job, batch.items)
-                response = yield dataclasses.replace(call, server_error_retries=0)
-            except APIStatusError as again:
-                if again.status_code != exc.status_code:
-                    raise
-                exc.index = batch.indices[0]
-                raise exc from None
-        try:
-            out.extend(core.endpoint.decode(job, response.content, len(batch.items)))
-        except ValueError as exc:  # MalformedResponseError: bad JSON, base64, NaN, sizes
-            path = response.request.url.path
-            raise APIError(
-                f"malformed response from {path} (inputs {batch.indices}): {exc}"
-            ) from exc
+                return core.endpoint.decode(job, response.content, len(batch.items))
+            except ValueError as exc:  # MalformedResponseError: bad JSON, base64, NaN, sizes
+                path = response.request.url.path
+                raise APIError(
+                    f"malformed response from {path} (inputs {batch.indices}): {exc}"
+                ) from exc
 
-    @staticmethod
-    def _content_fault(exc: APIStatusError, batch: _Batch) -> bool:
-        """Whether the refusal may be one input's fault, worth narrowing down.
+        return send
 
-        A 400/413/422 says so. vLLM answers 500 when it cannot fetch an image URL it was given
-        (retried first, as any 500): with such URLs in the batch, narrowing down names the
-        dead one, and a real outage fails the control request or every half anyway.
-        """
-        if exc.status_code in CONTENT_STATUS:
-            return True
-        return isinstance(exc, InternalServerError) and any(
-            _server_fetched(item) for item in batch.items
-        )
-
-
-def _server_fetched(item: PreparedInput) -> bool:
-    urls: list[str | None] = [p.value for p in item.parts if p.kind != "text"]
-    urls += [item.image_url, item.video_url]
-    return any(u is not None and u.startswith(("http://", "https://")) for u in urls)
-
-
-def _request_wide(exc: APIStatusError) -> APIStatusError:
-    """The same error, saying that the request as a whole was refused, naming no input."""
-    reason = parse_error_message(exc.body, "refused")
-    return type(exc)(
-        f"the server refused the request as a whole, not one input: {reason}",
-        response=exc.response,
-        body=exc.body,
-    )
+    def _control(self, job: Job) -> Step[None]:
+        """The control request of :func:`narrow`: the shortest text under the same plan."""
+        yield self.core.call_for(job, [_CONTROL])
 
 
 def check_dimensions(dimensions: int | None) -> int | None:

@@ -1,4 +1,5 @@
-"""An embedding client's settings: the connection and image groups plus the embedding call's own.
+"""An embedding client's settings: the connection, image and batching groups plus the embedding
+call's own.
 
 Arguments left ``None`` fall back to environment variables: ``base_url`` to ``VLLM_BASE_URL``
 (required), ``api_key`` to ``VLLM_API_KEY``, ``model`` to ``VLLM_EMBEDDING_MODEL``.
@@ -27,6 +28,7 @@ from ..inputs._settings import ImageSettings
 from ..profiles import ModelProfile, resolve_instruction
 from ..protocol._endpoints import ENDPOINTS, endpoint_for
 from ..protocol._quantize import check_int8_scale
+from ..protocol._settings import BatchSettings
 from ..protocol.cohere import CohereTruncate
 from ..transport._settings import ConnectionSettings
 
@@ -36,7 +38,7 @@ _TRUNCATE = get_args(CohereTruncate)
 
 
 @dataclass(frozen=True, repr=False)
-class ClientSettings(ImageSettings, ConnectionSettings):
+class ClientSettings(BatchSettings, ImageSettings, ConnectionSettings):
     """An embedding client's settings: the connection, the image bounds and the embedding
     call's own, validated at construction (see the module docstring)."""
 
@@ -58,18 +60,11 @@ class ClientSettings(ImageSettings, ConnectionSettings):
     """When the server refuses ``dimensions``, truncate and re-normalize here instead."""
     truncate: CohereTruncate = setting("NONE", one_of(*_TRUNCATE))
     """Over-long inputs: ``NONE`` raises, ``END`` / ``START`` cut there."""
-    batch_size: int | None = setting(None, optional(POSITIVE))
-    """Most inputs per request; ``None``: the embedding client adapts it to what the server
-    sustains (starting at 16), the reranker sends 16."""
-    max_batch_bytes: int = setting(C.DEFAULT_MAX_BATCH_BYTES, POSITIVE)
-    """Most encoded bytes per request (images dominate)."""
     max_inflight_bytes: int = setting(C.DEFAULT_MAX_INFLIGHT_BYTES, POSITIVE)
     """Most prepared payload bytes (encoded images, texts) held by the streaming pipeline
     before the server answers them, across every call on one client. Batches and requests
     in flight grow freely for texts and small images while camera photos stay within this
     memory; one input larger than it still goes, alone."""
-    prepare_workers: int | None = setting(None, optional(POSITIVE))
-    """Threads that decode, resize and encode images; ``None``: the CPU cores available."""
     int8_scale: float | None = setting(None, check_int8_scale)
     """Quantization step of ``embedding_type="int8"``; ``None``: the published one of
     Qwen3-VL-Embedding-2B/8B, and an error for any other model."""
@@ -81,10 +76,9 @@ class ClientSettings(ImageSettings, ConnectionSettings):
     def __post_init__(self) -> None:
         self._fill()
         self._fill_images()
+        self._fill_batches()
         if self.model is None:
             object.__setattr__(self, "model", os.environ.get(C.ENV_MODEL) or None)
-        if self.prepare_workers is None:
-            object.__setattr__(self, "prepare_workers", default_workers())
         if self.prepare_processes is None:
             cores = default_workers()
             object.__setattr__(self, "prepare_processes", cores if cores > 2 else 0)
@@ -97,20 +91,6 @@ class ClientSettings(ImageSettings, ConnectionSettings):
         for name in ("query_instruction", "document_instruction"):
             if getattr(self, name) is not None:  # an unknown preset name fails here
                 resolve_instruction(getattr(self, name), name=name)
-
-    def fixed_batch_size(self) -> int:
-        """``batch_size`` when set, else the fixed default (clients that do not tune)."""
-        return self.batch_size or C.DEFAULT_BATCH_SIZE
-
-    @property
-    def connection(self) -> ConnectionSettings:
-        """The connection group of these settings."""
-        return self.part(ConnectionSettings)
-
-    @property
-    def images(self) -> ImageSettings:
-        """The image group of these settings (what input preparation takes)."""
-        return self.part(ImageSettings)
 
     def effective_profile(self) -> ModelProfile:
         """The profile with this client's instructions applied."""

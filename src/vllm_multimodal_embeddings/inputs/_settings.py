@@ -55,3 +55,8 @@ class ImageSettings(Group):
                 f"max_source_pixels ({self.max_source_pixels}) must be >= max_image_pixels "
                 f"({self.max_image_pixels})"
             )
+
+    @property
+    def images(self) -> ImageSettings:
+        """The image group of these settings (of a group that includes it)."""
+        return self if type(self) is ImageSettings else self.part(ImageSettings)

@@ -21,10 +21,10 @@ from typing_extensions import Self
 from .. import _constants as C
 from .._redact import redact_url
 from .._types import Content
-from ..adapters._clients import RerankerClients, RerankerSetup, reranker_setup
+from ..adapters._clients import RerankerClients, reranker_setup
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
-from ..reranking._core import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
+from ..reranking._settings import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL, RerankerSettings
 
 __all__ = ["VLLMMultimodalReranker"]
 
@@ -86,7 +86,7 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
     max_concurrency: int = Field(default=C.DEFAULT_MAX_CONCURRENCY, ge=1)
     timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
     max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
-    settings: InstanceOf[ClientSettings] | None = Field(
+    settings: InstanceOf[RerankerSettings] | InstanceOf[ClientSettings] | None = Field(
         default=None,
         exclude=True,
         repr=False,
@@ -133,7 +133,7 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
                 new.__dict__[name] = copy.deepcopy(value, memo)
         return new
 
-    def setup(self) -> RerankerSetup:
+    def setup(self) -> RerankerSettings:
         """What the reranking clients are built from: these fields over :attr:`settings`."""
         return reranker_setup(self, self.settings)
 

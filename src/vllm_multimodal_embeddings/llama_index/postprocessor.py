@@ -18,9 +18,10 @@ from .. import _constants as C
 from .._exceptions import InputError
 from .._redact import redact_url
 from .._types import Content
-from ..adapters._clients import RerankerClients, RerankerSetup, reranker_setup
+from ..adapters._clients import RerankerClients, reranker_setup
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
+from ..reranking._settings import RerankerSettings
 
 __all__ = ["VLLMMultimodalReranker"]
 
@@ -64,7 +65,7 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
     max_concurrency: int = Field(default=C.DEFAULT_MAX_CONCURRENCY, ge=1)
     timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
     max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
-    settings: InstanceOf[ClientSettings] | None = Field(
+    settings: InstanceOf[RerankerSettings] | InstanceOf[ClientSettings] | None = Field(
         default=None,
         exclude=True,
         repr=False,
@@ -100,7 +101,7 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
         for name, value in super().__repr_args__():
             yield name, redact_url(value) if name == "base_url" and value else value
 
-    def setup(self) -> RerankerSetup:
+    def setup(self) -> RerankerSettings:
         """What the reranking clients are built from: these fields over :attr:`settings`."""
         return reranker_setup(self, self.settings)
 

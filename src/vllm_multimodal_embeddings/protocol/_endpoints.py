@@ -1,8 +1,10 @@
-"""The embedding endpoints a vLLM server offers, one object each: path, checks, body, decoding.
+"""The endpoints a vLLM server offers, one object each: path, checks, body, decoding.
 
-The core picks one endpoint per client, once, by protocol name (:func:`endpoint_for`), and
-never switches on that name again. A third endpoint (say vLLM's ``/pooling``) is one more
-class here and one more row of :data:`ENDPOINTS`.
+The embedding core picks one embedding endpoint per client, once, by protocol name
+(:func:`endpoint_for`), and never switches on that name again. A third one (say vLLM's
+``/pooling``) is one more class here and one more row of :data:`ENDPOINTS`. The reranking core
+speaks :data:`RERANK`; the probe and the doctor ask the server's own paths of :data:`SERVER`.
+Protocol names and paths are written here and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,15 +22,31 @@ from . import (
     build_cohere_request,
     parse_body,
 )
+from ._content import RECIPE_ORDER, content_parts
 from ._job import CallOptions, Job, Vector
 from ._quantize import quantize_int8
+from ._requests import ANY
 from ._server_info import ServerInfo
 from .cohere import CohereEmbeddingType, CohereTruncate
+from .rerank import RerankResponse, build_rerank_request
 
 if TYPE_CHECKING:
     from ..inputs._prepared import PreparedInput
 
-__all__ = ["ENDPOINTS", "ChatEndpoint", "CohereEndpoint", "Endpoint", "endpoint_for"]
+__all__ = [
+    "ANY",
+    "CHAT",
+    "COHERE",
+    "ENDPOINTS",
+    "RERANK",
+    "SERVER",
+    "ChatEndpoint",
+    "CohereEndpoint",
+    "Endpoint",
+    "RerankEndpoint",
+    "ServerPaths",
+    "endpoint_for",
+]
 
 
 class Endpoint:
@@ -141,9 +159,6 @@ class ChatEndpoint(Endpoint):
         return vectors
 
 
-#: What :meth:`Endpoint.request_fields` gives for an item that can share any request.
-ANY: object = object()
-
 # Which end of an over-long chat prompt vLLM cuts, by Cohere truncate name.
 _SIDE = {"START": "left", "END": "right"}
 
@@ -234,10 +249,69 @@ def _wire_type(job: Job) -> CohereEmbeddingType:
     return "base64"
 
 
-#: Every endpoint by protocol name.
-ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType(
-    {endpoint.name: endpoint for endpoint in (ChatEndpoint(), CohereEndpoint())}
-)
+CHAT = ChatEndpoint()
+COHERE = CohereEndpoint()
+
+#: Every embedding endpoint by protocol name.
+ENDPOINTS: Mapping[str, Endpoint] = MappingProxyType({e.name: e for e in (CHAT, COHERE)})
+
+
+class RerankEndpoint:
+    """``POST /rerank`` (vLLM's Jina/Cohere-style endpoint) with Qwen3-VL-Reranker's score
+    template: a query, documents and an optional instruction in; P("yes") per document out."""
+
+    name = "rerank"
+    path = "/rerank"
+
+    @staticmethod
+    def item(item: PreparedInput) -> str | list[dict[str, Any]]:
+        """A query or document as ``/rerank`` takes it, through the embedder's content-part
+        encoder: text alone as a string; else every image and video, in the caller's order,
+        then the text parts concatenated into one. That is the recipe's layout (media, then
+        text, its parts rendered back to back), and vLLM's too: it renders media first whatever
+        the order and would join several text parts with newlines."""
+        parts = content_parts(item, RECIPE_ORDER)
+        media = [p for p in parts if p["type"] != "text"]
+        text = "".join(p["text"] for p in parts if p["type"] == "text")
+        if not media:
+            return text
+        return [*media, {"type": "text", "text": text}] if text else media
+
+    def body(
+        self,
+        *,
+        model: str,
+        query: PreparedInput,
+        documents: Sequence[PreparedInput],
+        instruction: str | None,
+    ) -> dict[str, Any]:
+        """The JSON body scoring ``documents`` against ``query``."""
+        return build_rerank_request(
+            model=model,
+            query=self.item(query),
+            documents=[self.item(d) for d in documents],
+            instruction=instruction,
+        )
+
+    @staticmethod
+    def decode(content: bytes, expected: int) -> list[float]:
+        """The scores of a successful response, in request order; ``ValueError`` (a
+        ``NonFiniteScoreError`` naming the document) when the body cannot be right."""
+        return parse_body(RerankResponse, content).scores(expected)
+
+
+RERANK = RerankEndpoint()
+
+
+class ServerPaths:
+    """The server's own endpoints, beside the embedding and reranking ones."""
+
+    health = "/health"
+    models = "/v1/models"
+    version = "/version"
+
+
+SERVER = ServerPaths()
 
 
 def endpoint_for(protocol: object) -> Endpoint:

@@ -17,9 +17,10 @@ from .._constants import CONTENT_STATUS
 from .._exceptions import APIError, NotFoundError
 from ..transport._http import Call, Step, json_or_text, map_status_error
 from . import ChatEmbeddingResponse, ModelList, parse_error_message
+from ._endpoints import CHAT, COHERE, SERVER
 from ._server_info import ServerInfo
 
-__all__ = ["probe"]
+__all__ = ["probe", "served_models"]
 
 log = logging.getLogger("vllm_multimodal_embeddings")
 
@@ -32,7 +33,7 @@ def _model_list(response: httpx.Response) -> ModelList:
     try:
         return ModelList.model_validate(response.json())
     except ValueError as exc:  # bad JSON or a body of another shape (an HTML proxy page)
-        raise APIError(f"GET /v1/models returned no model list: {exc}") from exc
+        raise APIError(f"GET {SERVER.models} returned no model list: {exc}") from exc
 
 
 # Statuses of an endpoint that is not there at all.
@@ -49,38 +50,42 @@ def _answer(response: httpx.Response) -> bool:
     raise map_status_error(response)
 
 
-def probe(model: str | None) -> Step[ServerInfo]:
-    """Find the model (``model``, else the first served), its vector size and the features."""
-    models = _model_list((yield Call("GET", "/v1/models")))
+def served_models() -> Step[ModelList]:
+    """The server's models (at least one: a server that serves none is a ``NotFoundError``)."""
+    models = _model_list((yield Call("GET", SERVER.models)))
     if not models.data:
         raise NotFoundError("the server serves no model", response=httpx.Response(404))
+    return models
+
+
+def probe(model: str | None) -> Step[ServerInfo]:
+    """Find the model (``model``, else the first served), its vector size and the features."""
+    models = yield from served_models()
     card = next((m for m in models.data if m.id == model), None)
     if model is None:
         card = models.data[0]
         model = card.id
 
-    version_resp = yield Call("GET", "/version", raise_for_status=False)
+    version_resp = yield Call("GET", SERVER.version, raise_for_status=False)
     body = json_or_text(version_resp) if version_resp.is_success else None
     version = str(body["version"]) if isinstance(body, dict) and "version" in body else None
 
     plain = {"model": model, "input": "probe", "encoding_format": "float"}
-    first = yield Call("POST", "/v1/embeddings", plain)
+    first = yield Call("POST", CHAT.path, plain)
     try:
         embedding_size = int(ChatEmbeddingResponse.model_validate(first.json()).vectors(1)[0].size)
     except ValueError as exc:
-        raise APIError(f"POST /v1/embeddings returned no usable vector: {exc}") from exc
+        raise APIError(f"POST {CHAT.path} returned no usable vector: {exc}") from exc
 
     batch_body = {
         "model": model,
         "messages": [[{"role": "user", "content": [{"type": "text", "text": "probe"}]}]],
         "encoding_format": "float",
     }
-    batch_resp = yield Call("POST", "/v1/embeddings", batch_body, raise_for_status=False)
+    batch_resp = yield Call("POST", CHAT.path, batch_body, raise_for_status=False)
     batched = _answer(batch_resp)
 
-    dims_resp = yield Call(
-        "POST", "/v1/embeddings", {**plain, "dimensions": 1}, raise_for_status=False
-    )
+    dims_resp = yield Call("POST", CHAT.path, {**plain, "dimensions": 1}, raise_for_status=False)
     # A model with a fixed list of Matryoshka sizes refuses 1 but names the list instead.
     matryoshka = _answer(dims_resp) or (
         dims_resp.status_code == 400
@@ -90,7 +95,7 @@ def probe(model: str | None) -> Step[ServerInfo]:
 
     types_resp = yield Call(
         "POST",
-        "/v2/embed",
+        COHERE.path,
         {"model": model, "texts": ["probe"], "input_type": _PROBE_INPUT_TYPE},
         raise_for_status=False,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -16,9 +15,9 @@ from ..embeddings._pipeline import worker_pool
 from ..embeddings._settings import ClientSettings
 from ..inputs._fetch import RemoteFetcher
 from ..inputs._prepared import PreparedInput
+from ..protocol._requests import Batch
 from ..transport._http import AsyncTransport, SyncTransport
 from ._core import (
-    ENV_RERANKER_BASE_URL,
     RerankCore,
     RerankInput,
     RerankResult,
@@ -26,32 +25,30 @@ from ._core import (
     check_top_n,
     rank,
 )
+from ._settings import RerankerSettings
 
 __all__ = ["AsyncRerankClient", "RerankClient", "reranker_settings"]
 
 
-def reranker_settings(settings: ClientSettings | None = None, /, **options: Any) -> ClientSettings:
-    """``ClientSettings`` for a reranker: without a ``base_url`` (in ``settings`` or
-    ``options``) the server is ``VLLM_RERANKER_BASE_URL``, else ``VLLM_BASE_URL``."""
-    if settings is None and options.get("base_url") is None:
-        # The reranker usually has its own server: its variable first, then VLLM_BASE_URL.
-        options["base_url"] = os.environ.get(ENV_RERANKER_BASE_URL) or None
-    return ClientSettings.create(settings, **options)
+def reranker_settings(settings: object = None, /, **options: Any) -> RerankerSettings:
+    """:class:`RerankerSettings` from ``settings`` (reranker or embedding client settings, or
+    ``None``) and single settings; see :meth:`RerankerSettings.of`."""
+    return RerankerSettings.of(settings, **options)
+
+
+# Keywords of the clients that mean "as the settings say" when left None.
+_CALL_DEFAULTS = frozenset({"model", "instruction", "recipe_images"})
 
 
 class _RerankBase:
     """What both clients hold: settings, the core and the remote-image fetcher."""
 
-    def __init__(
-        self,
-        settings: ClientSettings | None,
-        model: str | None,
-        instruction: str | None,
-        recipe_images: bool,
-        options: dict[str, Any],
-    ) -> None:
-        self.settings = reranker_settings(settings, **options)
-        self._core = RerankCore(self.settings, model, instruction, recipe_images)
+    def __init__(self, settings: object, options: dict[str, Any]) -> None:
+        # model / instruction / recipe_images left None keep what ``settings`` says.
+        given = {k: v for k, v in options.items() if v is not None or k not in _CALL_DEFAULTS}
+        self.settings = RerankerSettings.of(settings, **given)
+        check_instruction(self.settings.instruction)
+        self._core = RerankCore(self.settings)
         # Its own HTTP client: the server's key and headers never go to an image host.
         self._remote = (
             RemoteFetcher.from_options(self._core.image_options)
@@ -76,7 +73,7 @@ class _RerankBase:
     @property
     def instruction(self) -> str | None:
         """The client-wide instruction; ``None``: the server template's (the official one)."""
-        return self._core.instruction
+        return self.settings.instruction
 
     def _check(
         self, documents: object, top_n: int | None, instruction: str | None
@@ -127,12 +124,12 @@ class RerankClient(_RerankBase):
 
     def __init__(
         self,
-        settings: ClientSettings | None = None,
+        settings: RerankerSettings | ClientSettings | None = None,
         /,
         *,
         model: str | None = None,
         instruction: str | None = None,
-        recipe_images: bool = True,
+        recipe_images: bool | None = None,
         http_client: httpx.Client | None = None,
         **options: Any,
     ) -> None:
@@ -151,7 +148,8 @@ class RerankClient(_RerankBase):
                 server fetches itself are never resized here (see ``fetch_remote_images``).
             http_client: an ``httpx.Client`` for the server; not closed by :meth:`close`.
         """
-        super().__init__(settings, model, instruction, recipe_images, options)
+        calls = {"model": model, "instruction": instruction, "recipe_images": recipe_images}
+        super().__init__(settings, {**options, **calls})
         self._transport = SyncTransport(self.settings, http_client)
 
     def close(self) -> None:
@@ -186,11 +184,8 @@ class RerankClient(_RerankBase):
         self._transport.drive(self._core.resolve_model())
         batches = self._core.batches(prepared_query, prepared)
 
-        def run(batch: range) -> list[float]:
-            step = self._core.score_batch(
-                prepared_query, prepared[batch.start : batch.stop], batch.start, instruction
-            )
-            return self._transport.drive(step)
+        def run(batch: Batch) -> list[float]:
+            return self._transport.drive(self._core.score_batch(prepared_query, batch, instruction))
 
         if len(batches) == 1:
             return run(batches[0])
@@ -216,17 +211,18 @@ class AsyncRerankClient(_RerankBase):
 
     def __init__(
         self,
-        settings: ClientSettings | None = None,
+        settings: RerankerSettings | ClientSettings | None = None,
         /,
         *,
         model: str | None = None,
         instruction: str | None = None,
-        recipe_images: bool = True,
+        recipe_images: bool | None = None,
         http_client: httpx.AsyncClient | None = None,
         **options: Any,
     ) -> None:
         """Create a client; the arguments are :class:`RerankClient`'s."""
-        super().__init__(settings, model, instruction, recipe_images, options)
+        calls = {"model": model, "instruction": instruction, "recipe_images": recipe_images}
+        super().__init__(settings, {**options, **calls})
         self._transport = AsyncTransport(self.settings, http_client)
 
     async def aclose(self) -> None:
@@ -262,11 +258,7 @@ class AsyncRerankClient(_RerankBase):
         batches = self._core.batches(prepared_query, prepared)
         results = await asyncio.gather(
             *(
-                self._transport.drive(
-                    self._core.score_batch(
-                        prepared_query, prepared[b.start : b.stop], b.start, instruction
-                    )
-                )
+                self._transport.drive(self._core.score_batch(prepared_query, b, instruction))
                 for b in batches
             )
         )

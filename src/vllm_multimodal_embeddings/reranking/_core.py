@@ -2,10 +2,11 @@
 
 The sync and async clients own only threads and sockets. For one call they prepare the query and
 every document (:meth:`RerankCore.prepare`, in workers: images are decoded, resized, encoded),
-split the documents into batches (:meth:`RerankCore.batches`), and drive
-:meth:`RerankCore.score_batch` for each: a sans-I/O step that posts ``/rerank`` with the query and
-the batch, narrows a refused batch down to the document at fault, and returns the batch's scores
-in request order. :func:`rank` orders and cuts the merged scores.
+split the documents into requests (:meth:`RerankCore.batches`, the embedder's batching with the
+query counted in each), and drive :meth:`RerankCore.score_batch` for each: a sans-I/O step that
+posts :data:`~..protocol._endpoints.RERANK` and narrows a refused request down to the document
+at fault with the embedder's step (:func:`~..protocol._requests.narrow`). :func:`rank` orders
+and cuts the merged scores.
 
 ``top_n`` is applied here, not by the server: with several batches only the merged scores know
 the best ``n``.
@@ -14,41 +15,33 @@ the best ``n``.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from .._constants import CONTENT_STATUS
 from .._exceptions import APIError, APIStatusError, InputError
 from .._types import EmbedInput
-from ..embeddings._settings import ClientSettings
 from ..inputs._prepared import Fetcher, PreparedInput
 from ..inputs._read import prepare_input
-from ..protocol.models import ModelList
-from ..protocol.rerank import NonFiniteScoreError, RerankResponse, build_rerank_request
+from ..protocol._endpoints import RERANK
+from ..protocol._probe import served_models
+from ..protocol._requests import Batch, batches, narrow
+from ..protocol.rerank import NonFiniteScoreError
 from ..transport._http import Call, Step
 from ._recipe import recipe_image_uri
+from ._settings import RerankerSettings
 
 __all__ = [
-    "ENV_RERANKER_BASE_URL",
-    "ENV_RERANKER_MODEL",
     "RerankCore",
     "RerankInput",
     "RerankResult",
     "rank",
-    "wire_item",
 ]
-
-ENV_RERANKER_MODEL = "VLLM_RERANKER_MODEL"
-"""Served reranker name when ``model`` is not given (else the server's first model)."""
-ENV_RERANKER_BASE_URL = "VLLM_RERANKER_BASE_URL"
-"""Reranker server root when ``base_url`` is not given (else ``VLLM_BASE_URL``)."""
 
 #: A query or document: the embedder's input forms (text, image, ``Content`` pair, ...).
 RerankInput = EmbedInput
 
-# Statuses that say "this request's content is wrong": narrow a batch down to the culprit.
+# The shortest item any server scores: the control request's query and document.
+_CONTROL = PreparedInput(text=".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,21 +55,6 @@ class RerankResult:
 
     index: int
     score: float
-
-
-def wire_item(item: PreparedInput) -> str | list[dict[str, Any]]:
-    """A prepared query/document as ``/rerank`` takes it: text alone as a string, else content
-    parts in the recipe's order (video, image, text: vLLM puts media first anyway)."""
-    if item.image_url is None and item.video_url is None and item.text is not None:
-        return item.text
-    parts: list[dict[str, Any]] = []
-    if item.video_url is not None:
-        parts.append({"type": "video_url", "video_url": {"url": item.video_url}})
-    if item.image_url is not None:
-        parts.append({"type": "image_url", "image_url": {"url": item.image_url}})
-    if item.text is not None:
-        parts.append({"type": "text", "text": item.text})
-    return parts
 
 
 def rank(scores: Sequence[float], top_n: int | None) -> list[RerankResult]:
@@ -101,21 +79,12 @@ def check_instruction(instruction: str | None) -> None:
 class RerankCore:
     """The non-I/O half of both reranking clients."""
 
-    def __init__(
-        self,
-        settings: ClientSettings,
-        model: str | None,
-        instruction: str | None,
-        recipe_images: bool = True,
-    ) -> None:
-        check_instruction(instruction)
+    def __init__(self, settings: RerankerSettings) -> None:
         self.settings = settings
-        # Not settings.model: that falls back to VLLM_EMBEDDING_MODEL, the wrong server's name.
-        self.model = model or os.environ.get(ENV_RERANKER_MODEL) or None
-        self.instruction = instruction
-        self.recipe_images = recipe_images
+        #: The served reranker: the setting, else the server's first (resolved once).
+        self.model = settings.model
         options = settings.images
-        if recipe_images:
+        if settings.recipe_images:
             # The recipe's resize must start from the original pixels: the input preparation
             # must not downscale first (it still bounds, validates and makes RGB).
             # PDF pages have no original pixels: they render at the budget, not at the cap.
@@ -132,7 +101,7 @@ class RerankCore:
             item, index=index, options=self.image_options, str_as="text", fetch=fetch
         )
         url = prepared.image_url
-        if self.recipe_images and url is not None and url[:5].lower() == "data:":
+        if self.settings.recipe_images and url is not None and url[:5].lower() == "data:":
             prepared = dataclasses.replace(prepared, image_url=recipe_image_uri(url, index=index))
         return prepared
 
@@ -147,98 +116,69 @@ class RerankCore:
             exc.index = None
             raise
 
-    def batches(self, query: PreparedInput, documents: Sequence[PreparedInput]) -> list[range]:
-        """Consecutive document ranges: at most ``batch_size`` documents and, past the first,
+    def batches(self, query: PreparedInput, documents: Sequence[PreparedInput]) -> list[Batch]:
+        """Consecutive requests: at most ``batch_size`` documents and, past the first,
         ``max_batch_bytes`` of payload (the query counts in every request)."""
         s = self.settings
-        out: list[range] = []
-        start, size = 0, query.nbytes
-        for i, doc in enumerate(documents):
-            count = i - start
-            if count and (count >= s.fixed_batch_size() or size + doc.nbytes > s.max_batch_bytes):
-                out.append(range(start, i))
-                start, size = i, query.nbytes
-            size += doc.nbytes
-        if start < len(documents):
-            out.append(range(start, len(documents)))
-        return out
+        return list(
+            batches(
+                documents,
+                0,
+                size=s.fixed_batch_size(),
+                max_bytes=s.max_batch_bytes,
+                base_bytes=query.nbytes,
+            )
+        )
 
     def resolve_model(self) -> Step[str]:
-        """The served model name: the given one, else the server's first."""
+        """The served model name: the setting, else the server's first (asked once)."""
         if self.model is None:
-            response = yield Call("GET", "/v1/models")
-            try:
-                models = ModelList.model_validate(response.json())
-            except ValueError as exc:
-                raise APIError(f"GET /v1/models returned no model list: {exc}") from exc
-            if not models.data:
-                raise APIError("the server serves no model")
-            self.model = models.data[0].id
+            self.model = (yield from served_models()).data[0].id
         return self.model
 
     def score_batch(
-        self,
-        query: PreparedInput,
-        documents: Sequence[PreparedInput],
-        start: int,
-        instruction: str | None,
+        self, query: PreparedInput, batch: Batch, instruction: str | None
     ) -> Step[list[float]]:
-        """Scores of ``documents`` (the caller's ``start``.. onward) in request order."""
+        """Scores of ``batch`` in request order; a refused document is named by its index, a
+        refused query as the query."""
         model = yield from self.resolve_model()
-        body = build_rerank_request(
-            model=model,
-            query=wire_item(query),
-            documents=[wire_item(d) for d in documents],
-            instruction=instruction if instruction is not None else self.instruction,
-        )
-        try:
-            response = yield Call("POST", "/rerank", body, media=True)
-        except APIStatusError as exc:
-            # A query with media can be what the server refused (a URL it cannot fetch): then
-            # no document is to blame, and halving would blame the first one.
-            media_query = query.image_url is not None or query.video_url is not None
-            if exc.status_code not in CONTENT_STATUS or exc.index is not None or media_query:
-                raise
-            if len(documents) == 1:
-                # The query is in every request: when it is refused alone (too long, say),
-                # it is at fault, not the document the halving happened to end on.
-                if (yield from self._query_refused(query, model, instruction, exc.status_code)):
-                    exc.message = f"query: {exc.message}"
-                    exc.index = None
-                else:
-                    exc.index = start
-                raise
-            # Halve until the document the server refused is found; its error names it. When
-            # both halves pass, the batch failed as a whole (413: too large) and halving fixed it.
-            mid = len(documents) // 2
-            left = yield from self.score_batch(query, documents[:mid], start, instruction)
-            right = yield from self.score_batch(query, documents[mid:], start + mid, instruction)
-            return left + right
-        try:
-            return RerankResponse.model_validate(response.json()).scores(len(documents))
-        except NonFiniteScoreError as exc:
-            index = start + exc.index
-            raise APIError(
-                f"malformed response from /rerank: document {index} scored {exc.score}, "
-                "not a finite number",
-                index=index,
-            ) from exc
-        except ValueError as exc:
-            raise APIError(f"POST /rerank returned no usable scores: {exc}") from exc
+        instruction = instruction if instruction is not None else self.settings.instruction
 
-    def _query_refused(
-        self, query: PreparedInput, model: str, instruction: str | None, status: int
-    ) -> Step[bool]:
-        """Whether the server refuses ``query`` with an empty document as it refused the query
-        with one document (the same ``status``): then the query's content is at fault."""
-        body = build_rerank_request(
-            model=model,
-            query=wire_item(query),
-            documents=[""],
-            instruction=instruction if instruction is not None else self.instruction,
-        )
-        try:
-            yield Call("POST", "/rerank", body)
-        except APIStatusError as exc:
-            return exc.status_code == status
-        return False
+        def call(q: PreparedInput, docs: Sequence[PreparedInput], again: bool = False) -> Call:
+            body = RERANK.body(model=model, query=q, documents=docs, instruction=instruction)
+            return Call(
+                "POST", RERANK.path, body, media=True, server_error_retries=0 if again else None
+            )
+
+        def send(b: Batch, again: bool) -> Step[list[float]]:
+            response = yield call(query, b.items, again)
+            try:
+                return RERANK.decode(response.content, len(b.items))
+            except NonFiniteScoreError as exc:
+                index = b.indices[exc.index]
+                raise APIError(
+                    f"malformed response from {RERANK.path}: document {index} scored "
+                    f"{exc.score}, not a finite number",
+                    index=index,
+                ) from exc
+            except ValueError as exc:
+                raise APIError(f"POST {RERANK.path} returned no usable scores: {exc}") from exc
+
+        def control() -> Step[None]:
+            yield call(_CONTROL, [_CONTROL])
+
+        def query_refused(exc: APIStatusError) -> Step[bool]:
+            # The query is in every request: when it is refused beside the shortest document
+            # (too long, a URL the server cannot fetch), it is at fault, not the document the
+            # halving ended on.
+            try:
+                yield call(query, [_CONTROL])
+            except APIStatusError as again:
+                if again.status_code == exc.status_code:
+                    exc.message = f"query: {exc.message}"
+                    return True
+            return False
+
+        scores: list[float] = []
+        yield from narrow(batch, send, control, scores, shared=[query], blame_shared=query_refused)
+        return scores

@@ -106,3 +106,8 @@ class ConnectionSettings(Group):
         if self.api_key:
             out["Authorization"] = f"Bearer {self.api_key}"
         return out
+
+    @property
+    def connection(self) -> ConnectionSettings:
+        """The connection group of these settings (of a group that includes it)."""
+        return self if type(self) is ConnectionSettings else self.part(ConnectionSettings)
