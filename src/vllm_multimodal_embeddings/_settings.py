@@ -11,16 +11,26 @@ The groups live with the layer they configure:
   embedding-only ones.
 
 Here: :func:`setting` (a declared field), the checks it takes (each names the setting in its
-error), the base every group shares (:class:`Group`), and :func:`default_workers`.
+error), the base every group shares (:class:`Group`), :func:`default_workers`, and what reads
+the declarations back for the other surfaces: :func:`declarations` (name, type, default, doc)
+and the command-line options generated from them (:func:`add_options`).
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
+import inspect
+import itertools
 import math
 import os
-from collections.abc import Callable
-from dataclasses import field
+import re
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._exceptions import ConfigurationError
@@ -28,13 +38,17 @@ from ._exceptions import ConfigurationError
 __all__ = [
     "POSITIVE",
     "Check",
+    "Declared",
     "Group",
+    "add_options",
+    "declarations",
     "default_workers",
     "flag",
     "hosts",
     "instruction",
     "integer",
     "one_of",
+    "option_values",
     "optional",
     "seconds",
     "setting",
@@ -102,16 +116,26 @@ def one_of(*allowed: object) -> Check:
 POSITIVE = integer(1)
 
 
-def setting(default: Any = None, check: Check | None = None, *, secret: bool = False) -> Any:
-    """One declared setting: its default and its check (run at construction).
+def setting(
+    default: Any = None, check: Check | None = None, *, secret: bool = False, env: str | None = None
+) -> Any:
+    """One declared setting: its default, its check (run at construction) and the environment
+    variable read when it is left ``None`` (:meth:`Group._fill_env`).
 
     ``secret`` keeps it out of reprs (API keys, headers that may carry credentials).
     """
-    return field(default=default, repr=not secret, metadata={"check": check})
+    return field(default=default, repr=not secret, metadata={"check": check, "env": env})
 
 
 class Group:
     """What every settings group does: run the declared checks, say its names, copy itself."""
+
+    def _fill_env(self) -> None:
+        """Each setting left ``None`` that names an environment variable takes its value."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            env = f.metadata.get("env")
+            if env and getattr(self, f.name) is None:
+                object.__setattr__(self, f.name, os.environ.get(env) or None)
 
     def _check_fields(self) -> None:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -147,3 +171,114 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS and Windows have no sched_getaffinity
         return max(1, os.cpu_count() or 1)
+
+
+# -- reading the declarations: what every surface (the adapters, the CLI) takes from them ------
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One setting as declared: its name, type, default and one-line doc."""
+
+    name: str
+    type: Any
+    default: Any
+    doc: str
+    env: str | None = None
+
+
+def declarations(group: type[Group]) -> dict[str, Declared]:
+    """Every setting of ``group`` (and of the groups it includes), as declared, in order."""
+    found = _DECLARED.get(group)
+    if found is None:
+        found = _DECLARED[group] = _declarations(group)
+    return dict(found)
+
+
+_DECLARED: dict[type[Group], tuple[tuple[str, Declared], ...]] = {}
+
+
+def _declarations(group: type[Group]) -> tuple[tuple[str, Declared], ...]:
+    hints = typing.get_type_hints(group)
+    docs: dict[str, str] = {}
+    for cls in reversed(group.__mro__):
+        if dataclasses.is_dataclass(cls):
+            docs.update(_attribute_docs(cls))
+    out = []
+    for f in dataclasses.fields(group):  # type: ignore[arg-type]
+        default = None if f.default is dataclasses.MISSING else f.default
+        env = f.metadata.get("env")
+        out.append((f.name, Declared(f.name, hints[f.name], default, docs.get(f.name, ""), env)))
+    return tuple(out)
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The docstrings written under each field of ``cls`` (their first sentence)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for field_, doc in itertools.pairwise(body):
+        if (
+            isinstance(field_, ast.AnnAssign)
+            and isinstance(field_.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            text = " ".join(doc.value.value.split())
+            docs[field_.target.id] = _FIRST_SENTENCE.split(text, maxsplit=1)[0].rstrip(".")
+    return docs
+
+
+# A sentence ends at ". " unless that full stop closes "e.g.".
+_FIRST_SENTENCE = re.compile(r"(?<!\be\.g)\.\s")
+
+
+def _scalar(hint: Any) -> Any:
+    """``int`` of ``int | None``; the hint itself otherwise."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return (
+        args[0]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
+        else hint
+    )
+
+
+def add_options(
+    parser: argparse.ArgumentParser,
+    group: type[Group],
+    names: Sequence[str],
+    *,
+    flags: Mapping[str, str] | None = None,
+) -> None:
+    """Command-line options for settings of ``group``, generated from their declarations:
+    ``--name-with-dashes`` (or ``flags[name]``), the declared type, the doc and the default
+    as help. Left out, an option is ``None``: the setting's own default (or environment
+    variable) applies, and the group's checks judge every value given."""
+    declared = declarations(group)
+    for name in names:
+        d = declared[name]
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        doc = d.doc.replace("``None``:", "left out:").replace("``", "")
+        kind = _scalar(d.type)
+        shown = f" (default: ${d.env})" if d.env else ""
+        shown = shown if d.default is None else f" (default: {d.default})"
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{doc}{shown}",
+            )
+            continue
+        choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
+        convert = kind if kind in (int, float, str) else str
+        parser.add_argument(
+            flag, dest=name, type=convert, choices=choices, default=None, help=f"{doc}{shown}"
+        )
+
+
+def option_values(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The settings among ``names`` given on the command line (see :func:`add_options`)."""
+    return {n: v for n in names if (v := getattr(args, n, None)) is not None}

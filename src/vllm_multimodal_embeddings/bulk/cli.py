@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 from .._exceptions import ConfigurationError, VLLMEmbeddingError
+from .._settings import add_options, option_values
 from ..embeddings._settings import ClientSettings
 from ..transport._keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from .job import BulkJobError, JobOptions, run_job, scrub
@@ -31,6 +32,22 @@ from .sources import (
 __all__ = ["add_embed_parser"]
 
 EXIT_INTERRUPTED = 130
+
+#: The client settings ``embed`` takes as options, generated from their declarations.
+SETTINGS = (
+    "protocol",
+    "base_url",
+    "model",
+    "batch_size",
+    "max_concurrency",
+    "prepare_workers",
+    "prepare_processes",
+    "timeout",
+    "max_retries",
+    "max_retry_time",
+)
+#: Options named other than their setting (names the command had before it generated them).
+FLAGS = {"max_concurrency": "--concurrency", "prepare_workers": "--workers"}
 
 
 def add_embed_parser(subparsers: Any) -> None:
@@ -61,37 +78,7 @@ def add_embed_parser(subparsers: Any) -> None:
     p.add_argument("--input-type", choices=("document", "query"), default="document")
     p.add_argument("--instruction", default=None, help="override the instruction (chat)")
     p.add_argument("--dimensions", type=int, default=None, help="Matryoshka size")
-    p.add_argument("--protocol", choices=("chat", "cohere"), default="chat")
-    p.add_argument("--base-url", default=None, help="server root (default: $VLLM_BASE_URL)")
-    p.add_argument("--model", default=None, help="served model (default: the server's first)")
-    p.add_argument("--batch-size", type=int, default=None, help="inputs per request")
-    p.add_argument("--concurrency", type=int, default=None, help="requests in flight")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="threads preparing images (default: the CPU cores)",
-    )
-    p.add_argument(
-        "--prepare-processes",
-        type=int,
-        default=None,
-        help="processes preparing large local images; 0: threads only "
-        "(default: the CPU cores when there are more than two)",
-    )
-    p.add_argument("--timeout", type=float, default=None, help="seconds per request")
-    p.add_argument(
-        "--max-retries",
-        type=int,
-        default=None,
-        help="retries of a request on connection errors, timeouts, 408/409/429 and 5xx",
-    )
-    p.add_argument(
-        "--max-retry-time",
-        type=float,
-        default=None,
-        help="seconds one request may spend on all its attempts and waits",
-    )
+    add_options(p, ClientSettings, SETTINGS, flags=FLAGS)
     p.add_argument(
         "--flush-rows",
         type=int,
@@ -129,20 +116,10 @@ def _source(args: argparse.Namespace) -> Source:
 
 
 def _settings(args: argparse.Namespace, api_key: str | None) -> ClientSettings:
-    given = {
-        "api_key": api_key,
-        "base_url": args.base_url,
-        "model": args.model,
-        "protocol": args.protocol,
-        "batch_size": args.batch_size,
-        "max_concurrency": args.concurrency,
-        "prepare_workers": args.workers,
-        "prepare_processes": args.prepare_processes,
-        "timeout": args.timeout,
-        "max_retries": args.max_retries,
-        "max_retry_time": args.max_retry_time,
-    }
-    return ClientSettings.create(**{k: v for k, v in given.items() if v is not None})
+    given = option_values(args, SETTINGS)
+    if api_key is not None:
+        given["api_key"] = api_key
+    return ClientSettings.create(**given)
 
 
 def run_embed(args: argparse.Namespace) -> int:

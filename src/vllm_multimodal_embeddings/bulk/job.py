@@ -259,11 +259,7 @@ def run_job(
     opts = options or JobOptions()
     folder = Path(output)
     model = client.server_info().model
-    instruction = (
-        client.profile.instruction_for(opts.input_type, opts.instruction)
-        if client.protocol == "chat"
-        else None
-    )
+    instruction = client.instruction_for(opts.input_type, opts.instruction)
     job = _fingerprint(source, client, opts, model, instruction)
     folder.mkdir(parents=True, exist_ok=True)
     with _FolderLock(folder):

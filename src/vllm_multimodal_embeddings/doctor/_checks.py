@@ -17,6 +17,7 @@ from PIL import Image
 
 from .._exceptions import VLLMEmbeddingError
 from .._redact import redact_url
+from ..protocol._endpoints import SERVER
 from ..transport._http import Call, SyncTransport
 
 __all__ = [
@@ -94,7 +95,7 @@ def gradient_png(width: int, height: int) -> bytes:
 def reachable(transport: SyncTransport, base_url: str) -> CheckResult:
     """``GET /health`` through ``transport``: the first check of every doctor."""
     try:
-        health = transport.send(Call("GET", "/health", raise_for_status=False))
+        health = transport.send(Call("GET", SERVER.health, raise_for_status=False))
     except VLLMEmbeddingError as exc:
         return result("reachable", False, "error", f"{redact_url(base_url)}: {exc}", FIX_REACHABLE)
     ok = health.status_code == 200

@@ -13,8 +13,10 @@ import httpx
 from .._constants import ENV_BASE_URL, ENV_MODEL
 from .._exceptions import VLLMEmbeddingError
 from .._redact import redact_url
+from .._settings import add_options
 from ..reranking._settings import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL
 from ..transport._keys import CLIKeyError, add_api_key_arguments, resolve_api_key
+from ..transport._settings import ConnectionSettings
 from . import _embedder, _reranker
 from ._checks import exit_code, render_table
 from ._embedder import run_checks
@@ -42,7 +44,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help=f"served model name (default: ${ENV_MODEL}; with --reranker "
         f"${ENV_RERANKER_MODEL}; else the server's first)",
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    add_options(parser, ConnectionSettings, ["timeout"])
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
 
 

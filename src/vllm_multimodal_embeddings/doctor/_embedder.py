@@ -47,6 +47,7 @@ from ..embeddings._client import EmbeddingClient
 from ..inputs._images import smart_resize
 from ..inputs._video import VideoHeader, official_frame_count, official_video_kwargs
 from ..protocol import parse_body
+from ..protocol._endpoints import CHAT, COHERE
 from ..protocol._server_info import ServerInfo
 from ..protocol.cohere import CohereEmbedResponse, build_cohere_request
 from ..server.flags import (
@@ -138,7 +139,7 @@ def _cosine(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
 def _v2_raw(transport: SyncTransport, model: str, part: dict[str, Any]) -> npt.NDArray[Any]:
     """``/v2/embed`` ``inputs`` without ``input_type``: rendered by the server's template alone."""
     body = build_cohere_request(model=model, inputs=[[part]], input_type=None)
-    resp = transport.send(Call("POST", "/v2/embed", body))
+    resp = transport.send(Call("POST", COHERE.path, body))
     return parse_body(CohereEmbedResponse, resp.content).vectors("base64", 1)[0]
 
 
@@ -150,7 +151,7 @@ def _prompt_tokens(transport: SyncTransport, model: str, content: list[dict[str,
         "encoding_format": "float",
         "add_special_tokens": True,
     }
-    resp = transport.send(Call("POST", "/v1/embeddings", body))
+    resp = transport.send(Call("POST", CHAT.path, body))
     return int(resp.json()["usage"]["prompt_tokens"])
 
 
@@ -281,7 +282,7 @@ def run_checks(
     *,
     api_key: str | None = None,
     model: str | None = None,
-    timeout: float = 60.0,
+    timeout: float | None = None,
 ) -> list[CheckResult]:
     """Probe the server at ``base_url`` and return every check, in table order."""
     checks: list[CheckResult] = []
@@ -294,9 +295,10 @@ def run_checks(
         "base_url": base_url,
         "api_key": api_key,
         "model": model,
-        "timeout": timeout,
         "max_retries": 0,
     }
+    if timeout is not None:  # else the setting's declared default
+        options["timeout"] = timeout
     # Every request goes through the client's one HTTP layer: its key handling, timeouts,
     # error mapping and redaction apply to the doctor too.
     with EmbeddingClient(**options) as chat:
@@ -343,7 +345,7 @@ def _info_checks(info: ServerInfo) -> list[CheckResult]:
             "a vLLM with GET /version (>= 0.18)",
         ),
         result(
-            "/v2/embed",
+            COHERE.path,
             info.input_types is not None,
             "warning",
             "served" if info.input_types is not None else "missing (Cohere protocol unavailable)",
@@ -416,7 +418,7 @@ def _embed_checks(
         ("parity text", text_vec, _PROBE_TEXT, {"type": "text", "text": _PROBE_TEXT}),
     ]
     use_client = "document" in info.input_types
-    with EmbeddingClient(**{**options, "model": info.model, "protocol": "cohere"}) as cohere:
+    with EmbeddingClient(**{**options, "model": info.model, "protocol": COHERE.name}) as cohere:
         for name, chat_vec, item, part in pairs:
             try:
                 if use_client:

@@ -47,7 +47,7 @@ def run_reranker_checks(
     *,
     api_key: str | None = None,
     model: str | None = None,
-    timeout: float = 60.0,
+    timeout: float | None = None,
 ) -> list[CheckResult]:
     """Probe the reranker at ``base_url`` and return every check, in table order."""
     try:
@@ -57,9 +57,10 @@ def run_reranker_checks(
     options: dict[str, Any] = {
         "base_url": base_url,
         "api_key": api_key,
-        "timeout": timeout,
         "max_retries": 0,
     }
+    if timeout is not None:  # else the setting's declared default
+        options["timeout"] = timeout
     with RerankClient(model=model, **options) as client:
         checks = [reachable(client._transport, base_url)]
         if checks[0].status != "ok":

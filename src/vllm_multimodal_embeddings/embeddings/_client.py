@@ -216,6 +216,19 @@ class _ClientBase:
         return self._core.profile
 
     @property
+    def sends_instructions(self) -> bool:
+        """Whether this client's protocol sends its instructions (``chat``); with ``cohere``
+        the server's ``task_instructions`` pick one by ``input_type``."""
+        return self._core.endpoint.sends_instructions
+
+    def instruction_for(self, input_type: InputType, override: str | None = None) -> str | None:
+        """The instruction a call of ``input_type`` sends (``override`` first), or ``None`` when
+        the protocol sends none."""
+        if not self.sends_instructions:
+            return None
+        return self._core.profile.instruction_for(input_type, override)
+
+    @property
     def dimensions(self) -> int | None:
         """The client-wide output dimension."""
         return self.settings.dimensions

@@ -8,7 +8,6 @@ Arguments left ``None`` fall back to environment variables: ``base_url`` to ``VL
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import get_args
 
@@ -44,7 +43,7 @@ class ClientSettings(BatchSettings, ImageSettings, ConnectionSettings):
 
     __repr__ = ConnectionSettings.__repr__
 
-    model: str | None = None
+    model: str | None = setting(None, env=C.ENV_MODEL)
     """Served model name; ``None``: the server's first model."""
     protocol: ProtocolName = setting("chat", one_of(*ENDPOINTS))
     """``chat`` (``/v1/embeddings``, the official recipe) or ``cohere`` (``/v2/embed``)."""
@@ -77,8 +76,6 @@ class ClientSettings(BatchSettings, ImageSettings, ConnectionSettings):
         self._fill()
         self._fill_images()
         self._fill_batches()
-        if self.model is None:
-            object.__setattr__(self, "model", os.environ.get(C.ENV_MODEL) or None)
         if self.prepare_processes is None:
             cores = default_workers()
             object.__setattr__(self, "prepare_processes", cores if cores > 2 else 0)

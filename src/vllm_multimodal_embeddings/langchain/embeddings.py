@@ -418,9 +418,9 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
         settings = {
             "model": model,
             "protocol": self.protocol,
-            "query_instruction": profile.query_instruction if self.protocol == "chat" else None,
+            "query_instruction": profile.query_instruction if client.sends_instructions else None,
             "document_instruction": (
-                profile.document_instruction if self.protocol == "chat" else None
+                profile.document_instruction if client.sends_instructions else None
             ),
             "dimensions": self.dimensions,
             "client_side_dimensions": self.client_side_dimensions,

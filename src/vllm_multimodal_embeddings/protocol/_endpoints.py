@@ -55,6 +55,9 @@ class Endpoint:
 
     name: ClassVar[str]
     path: ClassVar[str]
+    #: Whether the client sends the instruction in the request (else the server's
+    #: ``task_instructions`` pick one by ``input_type``).
+    sends_instructions: ClassVar[bool] = True
 
     def check_settings(
         self, *, query_instruction: str | None, document_instruction: str | None
@@ -169,6 +172,7 @@ class CohereEndpoint(Endpoint):
 
     name = "cohere"
     path = "/v2/embed"
+    sends_instructions = False
 
     def check_settings(
         self, *, query_instruction: str | None, document_instruction: str | None

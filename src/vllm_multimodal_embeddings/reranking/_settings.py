@@ -31,8 +31,8 @@ class RerankerSettings(BatchSettings, ImageSettings, ConnectionSettings):
 
     __repr__ = ConnectionSettings.__repr__
 
-    model: str | None = None
-    """Served reranker name; ``None``: ``VLLM_RERANKER_MODEL``, else the server's first."""
+    model: str | None = setting(None, env=ENV_RERANKER_MODEL)
+    """Served reranker name; ``None``: the server's first."""
     instruction: str | None = setting(None, instruction)
     """The task instruction of every call; ``None``: the server template's (the official
     "Given a search query, retrieve relevant candidates that answer the query.")."""
@@ -43,10 +43,9 @@ class RerankerSettings(BatchSettings, ImageSettings, ConnectionSettings):
     from the recipe by up to ~1e-3)."""
 
     def __post_init__(self) -> None:
+        # The reranker's own server first; ConnectionSettings then falls back to VLLM_BASE_URL.
         if self.base_url is None:
             object.__setattr__(self, "base_url", os.environ.get(ENV_RERANKER_BASE_URL) or None)
-        if self.model is None:
-            object.__setattr__(self, "model", os.environ.get(ENV_RERANKER_MODEL) or None)
         self._fill()
         self._fill_images()
         self._fill_batches()

@@ -51,9 +51,9 @@ def resolve_base_url(base_url: str | None) -> str:
 class ConnectionSettings(Group):
     """Where the server is and how requests to it are made, bounded and retried."""
 
-    base_url: str | None = None
+    base_url: str | None = setting(None, env=C.ENV_BASE_URL)
     """Server root, e.g. ``http://localhost:8000``; a trailing ``/v1`` is dropped."""
-    api_key: str | None = setting(None, secret=True)
+    api_key: str | None = setting(None, secret=True, env=C.ENV_API_KEY)
     """Bearer token when the server runs with ``--api-key``; never shown."""
     headers: Mapping[str, str] | None = setting(None, secret=True)
     """Extra headers for every request to the server (never for remote image hosts)."""
@@ -74,9 +74,8 @@ class ConnectionSettings(Group):
     def _fill(self) -> None:
         """Environment fallbacks and normal forms, once (the dataclass is frozen)."""
         set_ = object.__setattr__
+        self._fill_env()
         set_(self, "base_url", resolve_base_url(self.base_url))
-        if self.api_key is None:
-            set_(self, "api_key", os.environ.get(C.ENV_API_KEY) or None)
         if self.headers is not None:
             if not isinstance(self.headers, Mapping):
                 raise ConfigurationError("headers must be a mapping of names to values")
