@@ -160,15 +160,16 @@ def test_bad_local_input_is_named_before_anything_is_sent(client, tmp_path):
         client.rerank("q", ["d"], top_n=0)
 
 
-def test_unfetchable_image_url_is_a_server_error_on_rerank(client):
+def test_unfetchable_image_url_is_named_as_its_document(client):
     # The server fetches http(s) images itself. On /rerank vLLM 0.32 answers a failed fetch with
-    # a 500 (the embeddings endpoints say 422), so it is retried, then raised unnarrowed; a
-    # refused document is narrowed down only on 400/413/422 (see test_reranking_unit.py).
-    docs = ["a", Content(image="http://127.0.0.1:9/missing.png")]
-    c = RerankClient(client.settings, model=client.model, max_retries=0)
+    # a 500 (the embeddings endpoints say 422): as the embedder does, a 500 of a request with
+    # server-fetched URLs is narrowed down, so the error names the dead document, not the call.
+    docs = ["a", Content(image="http://127.0.0.1:9/missing.png?sig=SECRET"), "b"]
+    c = RerankClient(client.settings, model=client.model, max_retries=1)
     with c, pytest.raises(InternalServerError, match=r"127\.0\.0\.1") as info:
         c.score("q", docs)
-    assert info.value.status_code == 500
+    assert info.value.status_code == 500 and info.value.index == 1
+    assert "SECRET" not in str(info.value)
 
 
 TOO_LONG = "word " * 3000  # the CPU reranker serves 2,048 tokens
