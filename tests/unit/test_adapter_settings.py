@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,34 @@ def test_adapters_pickle_and_keep_their_settings(cls: type) -> None:
     copy = pickle.loads(pickle.dumps(emb))
     assert copy.settings() == emb.settings()
     assert copy._sync_client() is not emb._sync_client()
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        VLLMMultimodalEmbeddings,
+        VLLMMultiModalEmbedding,
+        pytest.param("langchain-reranker", id="langchain-reranker"),
+        pytest.param("llama-reranker", id="llama-reranker"),
+    ],
+)
+def test_every_adapter_copies_with_its_own_clients_and_shares_injected_ones(cls: Any) -> None:
+    # One base (adapters/_base.py) for all four: a copy builds its own clients, a deep copy
+    # keeps the caller's httpx client, and neither shows the URL's credentials.
+    import copy
+
+    import httpx
+
+    from vllm_multimodal_embeddings.langchain import VLLMMultimodalReranker as LangChainReranker
+    from vllm_multimodal_embeddings.llama_index import VLLMMultimodalReranker as LlamaReranker
+
+    cls = {"langchain-reranker": LangChainReranker, "llama-reranker": LlamaReranker}.get(cls, cls)
+    injected = httpx.Client()
+    adapter = cls(base_url=URL, http_client=injected)
+    for other in (adapter.model_copy(), copy.copy(adapter), copy.deepcopy(adapter)):
+        assert other._clients is not adapter._clients
+        assert other.http_client is injected
+        assert "pw" not in repr(other) and "pw" not in str(other.model_dump())
+    adapter.close()
+    assert not injected.is_closed  # the caller's, never closed here
+    injected.close()

@@ -7,7 +7,6 @@ adapter over :class:`~vllm_multimodal_embeddings.EmbeddingClient` and
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -20,20 +19,17 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import (
     AliasChoices,
-    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
-    field_serializer,
     model_validator,
 )
-from typing_extensions import Self
 
 from .. import _constants as C
 from .._exceptions import InputError
-from .._redact import redact_url
 from .._types import Content, EmbedInput, InputType, ProtocolName
+from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
@@ -52,7 +48,7 @@ _DEFAULT: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Client
 RENAMED = {"headers": "default_headers"}
 
 
-class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
+class VLLMMultimodalEmbeddings(AdapterBase, Embeddings):
     """Qwen3-VL-Embedding on a vLLM server: texts, images and text+image pairs in one space.
 
     Setup:
@@ -283,30 +279,6 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
         self.settings()
         return self
 
-    @field_serializer("base_url")
-    def _dump_base_url(self, base_url: str) -> str:
-        # Dumps and serialized forms never carry URL credentials.
-        return redact_url(base_url)
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "base_url" and value else value
-
-    def __copy__(self) -> Self:
-        # A copy (model_copy, maybe with changed settings) makes its own clients: sharing them
-        # would let the two rebuild, and close, each other's clients in turn.
-        new = super().__copy__()
-        object.__setattr__(new, "__pydantic_private__", {"_clients": AdapterClients()})
-        return new
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        new = self.__copy__()
-        for name, value in self.__dict__.items():
-            # Injected httpx clients are the caller's and stay shared.
-            if name not in ("http_client", "http_async_client"):
-                new.__dict__[name] = copy.deepcopy(value, memo)
-        return new
-
     # -- clients ----------------------------------------------------------------------------
 
     def settings(self) -> ClientSettings:
@@ -318,14 +290,6 @@ class VLLMMultimodalEmbeddings(BaseModel, Embeddings):
 
     def _aclient(self) -> AsyncEmbeddingClient:
         return self._clients.async_(self.settings(), self.http_async_client)
-
-    def close(self) -> None:
-        """Close the sync client's connections (not an injected ``http_client``)."""
-        self._clients.close()
-
-    async def aclose(self) -> None:
-        """Close both clients' connections (not injected httpx clients)."""
-        await self._clients.aclose()
 
     def __enter__(self) -> VLLMMultimodalEmbeddings:
         return self

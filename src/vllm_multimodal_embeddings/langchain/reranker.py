@@ -6,21 +6,18 @@ Needs the ``langchain`` extra. A thin adapter over
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
-from typing import Any
 
 import httpx
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import Document
 from langchain_core.documents.compressor import BaseDocumentCompressor
 from langchain_core.utils import from_env, secret_from_env
-from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr, SecretStr, field_serializer
-from typing_extensions import Self
+from pydantic import ConfigDict, Field, InstanceOf, PrivateAttr, SecretStr
 
 from .. import _constants as C
-from .._redact import redact_url
 from .._types import Content
+from ..adapters._base import AdapterBase
 from ..adapters._clients import RerankerClients, reranker_setup
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
@@ -29,7 +26,7 @@ from ..reranking._settings import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL, Rer
 __all__ = ["VLLMMultimodalReranker"]
 
 
-class VLLMMultimodalReranker(BaseDocumentCompressor):
+class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
     """Qwen3-VL-Reranker on a vLLM server as a LangChain document compressor.
 
     Documents are scored as their ``page_content`` (text), or, when their metadata carries an
@@ -109,30 +106,6 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
     # Rebuilt when a field changes; one async client per event loop.
     _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
 
-    @field_serializer("base_url")
-    def _dump_base_url(self, base_url: str | None) -> str | None:
-        # Dumps and serialized forms never carry URL credentials or query tokens.
-        return redact_url(base_url) if base_url else base_url
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "base_url" and value else value
-
-    def __copy__(self) -> Self:
-        # A copy (model_copy, maybe with changed fields) makes its own clients: sharing them
-        # would let the two rebuild, and close, each other's clients in turn.
-        new = super().__copy__()
-        object.__setattr__(new, "__pydantic_private__", {"_clients": RerankerClients()})
-        return new
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        new = self.__copy__()
-        for name, value in self.__dict__.items():
-            # Injected httpx clients are the caller's and stay shared.
-            if name not in ("http_client", "http_async_client"):
-                new.__dict__[name] = copy.deepcopy(value, memo)
-        return new
-
     def setup(self) -> RerankerSettings:
         """What the reranking clients are built from: these fields over :attr:`settings`."""
         return reranker_setup(self, self.settings)
@@ -142,14 +115,6 @@ class VLLMMultimodalReranker(BaseDocumentCompressor):
 
     def _async(self) -> AsyncRerankClient:
         return self._clients.async_(self.setup(), self.http_async_client)
-
-    def close(self) -> None:
-        """Close the sync client's connections (not an injected ``http_client``)."""
-        self._clients.close()
-
-    async def aclose(self) -> None:
-        """Close both clients' connections (not injected httpx clients)."""
-        await self._clients.aclose()
 
     def document_input(self, document: Document) -> RerankInput:
         """What one document is scored as: its metadata image (with its text), else its text."""

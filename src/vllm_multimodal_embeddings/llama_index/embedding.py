@@ -21,7 +21,6 @@ from llama_index.core.bridge.pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    field_serializer,
     model_validator,
 )
 from llama_index.core.callbacks.schema import CBEventType, EventPayload
@@ -36,6 +35,7 @@ from llama_index.core.utils import get_tqdm_iterable
 from .._exceptions import APIError, InputError
 from .._redact import redact_url
 from .._types import Content, EmbedInput, ImageInput
+from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
@@ -60,7 +60,7 @@ _EMBED_BATCH_SIZE = 256
 RENAMED = {"model": "model_name"}
 
 
-class VLLMMultiModalEmbedding(MultiModalEmbedding):
+class VLLMMultiModalEmbedding(AdapterBase, MultiModalEmbedding):
     """Text and image embeddings from a vLLM server hosting Qwen3-VL-Embedding.
 
     One model serves both sides of a ``MultiModalVectorStoreIndex``: pass it as
@@ -242,6 +242,7 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         repr=False,
     )
 
+    http_fields = ("http_client", "async_http_client")  # LlamaIndex's names
     # Rebuilt when a field changes; one async client per event loop.
     _clients: AdapterClients = PrivateAttr(default_factory=AdapterClients)
 
@@ -257,15 +258,6 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         # pydantic reports it as a ValidationError.
         self.settings()
         return self
-
-    @field_serializer("base_url")
-    def _dump_base_url(self, base_url: str | None) -> str | None:
-        # Dumps and to_json never carry URL credentials.
-        return redact_url(base_url) if base_url else base_url
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "base_url" and value else value
 
     # -- clients ----------------------------------------------------------------------------
 
@@ -284,14 +276,6 @@ class VLLMMultiModalEmbedding(MultiModalEmbedding):
         # clients stay: naming the model the server chose asks for the same client.
         if not self.model_name and client.model:
             self.model_name = client.model
-
-    def close(self) -> None:
-        """Close the sync client's connection pool (an injected ``http_client`` stays open)."""
-        self._clients.close()
-
-    async def aclose(self) -> None:
-        """Close both clients' pools (injected HTTP clients stay open)."""
-        await self._clients.aclose()
 
     def to_payload(self) -> dict[str, Any]:
         """What callbacks and instrumentation events see: no key, no headers."""

@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_serializer
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle
 from pydantic import InstanceOf
 
 from .. import _constants as C
 from .._exceptions import InputError
-from .._redact import redact_url
 from .._types import Content
+from ..adapters._base import AdapterBase
 from ..adapters._clients import RerankerClients, reranker_setup
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
@@ -26,7 +26,7 @@ from ..reranking._settings import RerankerSettings
 __all__ = ["VLLMMultimodalReranker"]
 
 
-class VLLMMultimodalReranker(BaseNodePostprocessor):
+class VLLMMultimodalReranker(AdapterBase, BaseNodePostprocessor):
     """Qwen3-VL-Reranker on a vLLM server as a LlamaIndex node postprocessor.
 
     Text nodes are scored by their content; image nodes (``ImageNode``, ``ImageDocument``) by
@@ -85,21 +85,13 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
         description="httpx.AsyncClient for async requests; not closed here.",
     )
 
+    http_fields = ("http_client", "async_http_client")  # LlamaIndex's names
     # Rebuilt when a field changes; one async client per event loop.
     _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
 
     @classmethod
     def class_name(cls) -> str:
         return "VLLMMultimodalReranker"
-
-    @field_serializer("base_url")
-    def _dump_base_url(self, base_url: str | None) -> str | None:
-        # Dumps and to_json never carry URL credentials or query tokens.
-        return redact_url(base_url) if base_url else base_url
-
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            yield name, redact_url(value) if name == "base_url" and value else value
 
     def setup(self) -> RerankerSettings:
         """What the reranking clients are built from: these fields over :attr:`settings`."""
@@ -110,14 +102,6 @@ class VLLMMultimodalReranker(BaseNodePostprocessor):
 
     def _async(self) -> AsyncRerankClient:
         return self._clients.async_(self.setup(), self.async_http_client)
-
-    def close(self) -> None:
-        """Close the sync client's connections (not an injected ``http_client``)."""
-        self._clients.close()
-
-    async def aclose(self) -> None:
-        """Close both clients' connections (not injected httpx clients)."""
-        await self._clients.aclose()
 
     def node_input(self, node: Any) -> RerankInput:
         """What one node is scored as: an image node's image (and text), else its text."""
