@@ -41,6 +41,7 @@ __all__ = [
     "Declared",
     "Group",
     "add_options",
+    "bounds_of",
     "declarations",
     "default_workers",
     "flag",
@@ -50,6 +51,7 @@ __all__ = [
     "one_of",
     "option_values",
     "optional",
+    "register_bounds",
     "seconds",
     "setting",
 ]
@@ -61,11 +63,27 @@ Check = Callable[[str, Any], None]
 # -- field checks: each says what is wrong, naming the setting -------------------------------
 
 
+#: What each check allows, as pydantic field constraints: the framework adapters' fields show
+#: and enforce the same bounds (:func:`bounds_of`).
+_BOUNDS: dict[Check, dict[str, Any]] = {}
+
+
+def register_bounds(check: Check, **bounds: Any) -> None:
+    """Say which pydantic constraints a check defined elsewhere stands for."""
+    _BOUNDS[check] = bounds
+
+
+def bounds_of(check: Check | None) -> dict[str, Any]:
+    """The pydantic constraints (``ge``, ``gt``, ``allow_inf_nan``) a check stands for."""
+    return dict(_BOUNDS.get(check, {})) if check is not None else {}
+
+
 def integer(minimum: int) -> Check:
     def check(name: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ConfigurationError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
+    _BOUNDS[check] = {"ge": minimum}
     return check
 
 
@@ -90,6 +108,7 @@ def optional(check: Check) -> Check:
         if value is not None:
             check(name, value)
 
+    _BOUNDS[optional] = bounds_of(check)
     return optional
 
 
@@ -114,6 +133,7 @@ def one_of(*allowed: object) -> Check:
 
 
 POSITIVE = integer(1)
+_BOUNDS[seconds] = {"gt": 0, "allow_inf_nan": False}
 
 
 def setting(
@@ -185,6 +205,7 @@ class Declared:
     default: Any
     doc: str
     env: str | None = None
+    bounds: dict[str, Any] = field(default_factory=dict)
 
 
 def declarations(group: type[Group]) -> dict[str, Declared]:
@@ -207,8 +228,9 @@ def _declarations(group: type[Group]) -> tuple[tuple[str, Declared], ...]:
     out = []
     for f in dataclasses.fields(group):  # type: ignore[arg-type]
         default = None if f.default is dataclasses.MISSING else f.default
-        env = f.metadata.get("env")
-        out.append((f.name, Declared(f.name, hints[f.name], default, docs.get(f.name, ""), env)))
+        env, bounds = f.metadata.get("env"), bounds_of(f.metadata.get("check"))
+        doc = docs.get(f.name, "")
+        out.append((f.name, Declared(f.name, hints[f.name], default, doc, env, bounds)))
     return tuple(out)
 
 

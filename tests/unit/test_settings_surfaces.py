@@ -9,9 +9,14 @@ have or disagrees with the declaration on a default.
 from __future__ import annotations
 
 import argparse
+import collections.abc
+import types
+import typing
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from pydantic_core import PydanticUndefined
 
 from vllm_multimodal_embeddings import ClientSettings
@@ -39,6 +44,24 @@ _CONVENTIONS = {
 }
 
 
+def _norm(hint: Any) -> Any:
+    """A type as a framework field may spell it: ``X | None`` as ``X``, any mapping as
+    ``dict``, a secret as ``str``; a field may be required where the setting takes ``None``
+    (the reranker's fixed batch size), so ``None`` is dropped on both sides."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return _norm(rest[0]) if len(rest) == 1 else tuple(_norm(a) for a in rest)
+    if hint is SecretStr:
+        return str
+    origin = typing.get_origin(hint)
+    if origin in (dict, Mapping, collections.abc.Mapping):
+        return (dict, args)
+    if origin is typing.Literal:
+        return ("Literal", frozenset(args))
+    return hint
+
+
 def _field_default(cls: type, name: str) -> Any:
     field = cls.model_fields[name]  # type: ignore[attr-defined]
     return "<from the environment>" if field.default is PydanticUndefined else field.default
@@ -53,7 +76,7 @@ def _field_default(cls: type, name: str) -> Any:
         (LlamaReranker, RerankerSettings, RERANKER_FIELDS, {}),
     ],
 )
-def test_adapters_offer_each_setting_with_its_declared_default(
+def test_adapters_offer_each_setting_with_its_declared_type_and_default(
     cls: type, group: type, names: tuple[str, ...] | None, renamed: dict[str, str]
 ) -> None:
     declared = declarations(group)
@@ -63,6 +86,9 @@ def test_adapters_offer_each_setting_with_its_declared_default(
         if field not in cls.model_fields:  # type: ignore[attr-defined]
             missing.append(name)
             continue
+        annotation = cls.model_fields[field].annotation  # type: ignore[attr-defined]
+        if _norm(annotation) != _norm(declared[name].type):
+            differ.append(f"{name}: type {annotation} != {declared[name].type}")
         got, want = _field_default(cls, field), declared[name].default
         if got == "<from the environment>" and declared[name].env:
             continue

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import httpx
 from langchain_core.embeddings import Embeddings
-from langchain_core.utils import from_env, secret_from_env
+from langchain_core.utils import secret_from_env
 from pydantic import (
     AliasChoices,
     ConfigDict,
@@ -31,6 +31,7 @@ from .._exceptions import InputError
 from .._types import Content, EmbedInput, InputType, ProtocolName
 from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
+from ..adapters._fields import declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
@@ -130,132 +131,42 @@ class VLLMMultimodalEmbeddings(AdapterBase, Embeddings):
     drops them, so the next call uses the new settings.
     """
 
-    model: str | None = Field(
-        default_factory=from_env(C.ENV_MODEL, default=None),
-        validation_alias=AliasChoices("model", "model_name"),
-        description="Served model name; None: VLLM_EMBEDDING_MODEL, else the server's first.",
+    model: str | None = declared(
+        ClientSettings, "model", validation_alias=AliasChoices("model", "model_name")
     )
-    base_url: str = Field(
-        default_factory=from_env(
-            C.ENV_BASE_URL,
-            error_message=(
-                f"no server URL: pass base_url= or set the {C.ENV_BASE_URL} environment variable"
-            ),
-        ),
-        description="Server root, e.g. http://localhost:8000 (a trailing /v1 is accepted).",
+    base_url: str | None = declared(ClientSettings, "base_url")
+    api_key: SecretStr | None = declared(
+        ClientSettings, "api_key", default_factory=secret_from_env(C.ENV_API_KEY, default=None)
     )
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(C.ENV_API_KEY, default=None),
-        description="Bearer token when the server runs with --api-key.",
+    dimensions: int | None = declared(ClientSettings, "dimensions")
+    int8_scale: float | None = declared(ClientSettings, "int8_scale")
+    query_instruction: str | None = declared(ClientSettings, "query_instruction")
+    document_instruction: str | None = declared(ClientSettings, "document_instruction")
+    protocol: ProtocolName = declared(ClientSettings, "protocol")
+    profile: ModelProfile | None = declared(ClientSettings, "profile")
+    batch_size: int | None = declared(ClientSettings, "batch_size")
+    max_batch_bytes: int = declared(ClientSettings, "max_batch_bytes")
+    max_inflight_bytes: int = declared(ClientSettings, "max_inflight_bytes")
+    max_concurrency: int | None = declared(ClientSettings, "max_concurrency")
+    prepare_workers: int | None = declared(ClientSettings, "prepare_workers")
+    prepare_processes: int | None = declared(ClientSettings, "prepare_processes")
+    timeout: float = declared(ClientSettings, "timeout")
+    max_retries: int = declared(ClientSettings, "max_retries")
+    default_headers: dict[str, str] | None = declared(
+        ClientSettings, "headers", repr=False, exclude=True
     )
-    dimensions: int | None = Field(
-        default=None, ge=1, description="Matryoshka output size; None: the model's full size."
-    )
-    int8_scale: float | None = Field(
-        default=None,
-        gt=0,
-        description="int8 quantization step of the underlying client; None: the published "
-        "step of Qwen3-VL-Embedding-2B/8B.",
-    )
-    query_instruction: str | None = Field(
-        default=None, description="Instruction for queries (chat protocol); None: the model's."
-    )
-    document_instruction: str | None = Field(
-        default=None, description="Instruction for stored items (chat protocol); None: the model's."
-    )
-    protocol: ProtocolName = Field(
-        default="chat", description="'chat' (/v1/embeddings) or 'cohere' (/v2/embed)."
-    )
-    profile: ModelProfile | None = Field(
-        default=None, description="Prompt layout; None: Qwen3-VL-Embedding's."
-    )
-    batch_size: int | None = Field(
-        default=None, ge=1, description="Inputs per request; None: tuned to the server."
-    )
-    max_batch_bytes: int = Field(
-        default=_DEFAULT["max_batch_bytes"], ge=1, description="Encoded bytes per request."
-    )
-    max_inflight_bytes: int = Field(
-        default=_DEFAULT["max_inflight_bytes"],
-        ge=1,
-        description="Prepared payload bytes held unanswered (bounds memory on photos).",
-    )
-    max_concurrency: int | None = Field(
-        default=None, ge=1, description="Requests in flight; None: tuned to the server."
-    )
-    prepare_workers: int | None = Field(
-        default=None, ge=1, description="Threads preparing images; None: the CPU cores."
-    )
-    prepare_processes: int | None = Field(
-        default=None,
-        ge=0,
-        description="Processes preparing large local images; 0: threads; None: cores if > 2.",
-    )
-    timeout: float = Field(default=_DEFAULT["timeout"], gt=0, description="Seconds per request.")
-    max_retries: int = Field(
-        default=_DEFAULT["max_retries"],
-        ge=0,
-        description="Retries on connection errors, timeouts, 408/409/429/5xx.",
-    )
-    default_headers: dict[str, str] | None = Field(
-        # Headers may carry credentials: keep them out of reprs, dumps and serialization.
-        default=None,
-        repr=False,
-        exclude=True,
-        description="Extra headers for every request.",
-    )
-    client_side_dimensions: bool = Field(
-        default=False,
-        description="When the server refuses dimensions, truncate and re-normalize here.",
-    )
-    truncate: Literal["NONE", "START", "END"] = Field(
-        default="NONE", description="Over-long inputs: NONE raises, START/END cut there."
-    )
-    max_image_pixels: int = Field(
-        default=_DEFAULT["max_image_pixels"],
-        ge=1,
-        description="Larger images are downscaled first.",
-    )
-    fetch_remote_images: bool = Field(
-        default=False, description="Fetch http(s) images here instead of on the server."
-    )
-    max_retry_time: float = Field(
-        default=_DEFAULT["max_retry_time"],
-        gt=0,
-        description="Seconds one request may spend on all its attempts and waits.",
-    )
-    max_source_pixels: int = Field(
-        default=_DEFAULT["max_source_pixels"],
-        ge=1,
-        description="Images whose header declares more pixels are refused before decoding.",
-    )
-    max_image_bytes: int = Field(
-        default=_DEFAULT["max_image_bytes"],
-        ge=1,
-        description="Largest encoded image read from a file, stream or data: URI.",
-    )
-    remote_image_max_bytes: int = Field(
-        default=_DEFAULT["remote_image_max_bytes"],
-        ge=1,
-        description="Largest image fetched client-side.",
-    )
-    remote_image_timeout: float = Field(
-        default=_DEFAULT["remote_image_timeout"],
-        gt=0,
-        description="Seconds for one whole client-side fetch.",
-    )
-    remote_allowed_hosts: tuple[str, ...] = Field(
-        default=(),
-        description="Hosts or networks client-side fetching may reach although private.",
-    )
-    allow_private_networks: bool = Field(
-        default=False, description="Let client-side fetching reach any address."
-    )
-    page_max_pixels: int | None = Field(
-        default=None,
-        ge=1,
-        description="Pixel budget PDF pages are rendered to fill; None: max_image_pixels.",
-    )
+    client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
+    truncate: Literal["NONE", "START", "END"] = declared(ClientSettings, "truncate")
+    max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
+    fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
+    max_retry_time: float = declared(ClientSettings, "max_retry_time")
+    max_source_pixels: int = declared(ClientSettings, "max_source_pixels")
+    max_image_bytes: int = declared(ClientSettings, "max_image_bytes")
+    remote_image_max_bytes: int = declared(ClientSettings, "remote_image_max_bytes")
+    remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
+    remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
+    allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
+    page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
     http_client: httpx.Client | None = Field(
         default=None, exclude=True, repr=False, description="httpx.Client to use; not closed."
     )

@@ -19,9 +19,10 @@ from .. import _constants as C
 from .._types import Content
 from ..adapters._base import AdapterBase
 from ..adapters._clients import RerankerClients, reranker_setup
+from ..adapters._fields import declared
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
-from ..reranking._settings import ENV_RERANKER_BASE_URL, ENV_RERANKER_MODEL, RerankerSettings
+from ..reranking._settings import ENV_RERANKER_BASE_URL, RerankerSettings
 
 __all__ = ["VLLMMultimodalReranker"]
 
@@ -56,22 +57,18 @@ class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    model: str | None = Field(
-        default_factory=from_env(ENV_RERANKER_MODEL, default=None),
-        description="Served reranker name; None: VLLM_RERANKER_MODEL, else the server's first.",
-    )
-    base_url: str | None = Field(
+    model: str | None = declared(RerankerSettings, "model")
+    base_url: str | None = declared(
+        RerankerSettings,
+        "base_url",
+        # The reranker's own server first (LangChain reads the environment into the field).
         default_factory=from_env([ENV_RERANKER_BASE_URL, C.ENV_BASE_URL], default=None),
-        description="Server root; default VLLM_RERANKER_BASE_URL, else VLLM_BASE_URL.",
     )
-    api_key: SecretStr | None = Field(
-        default_factory=secret_from_env(C.ENV_API_KEY, default=None),
-        description="Bearer token; default VLLM_API_KEY.",
+    api_key: SecretStr | None = declared(
+        RerankerSettings, "api_key", default_factory=secret_from_env(C.ENV_API_KEY, default=None)
     )
     top_n: int | None = Field(default=3, ge=1, description="Documents kept; None keeps all.")
-    instruction: str | None = Field(
-        default=None, description="Task instruction; None: the official default."
-    )
+    instruction: str | None = declared(RerankerSettings, "instruction")
     image_key: str = Field(default="image", description="Metadata key holding a document image.")
     text_with_image: bool = Field(
         default=True, description="Score page_content together with the metadata image."
@@ -79,10 +76,13 @@ class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
     score_key: str = Field(
         default="relevance_score", description="Metadata key the score is written to."
     )
-    batch_size: int = Field(default=C.DEFAULT_BATCH_SIZE, ge=1)
-    max_concurrency: int = Field(default=C.DEFAULT_MAX_CONCURRENCY, ge=1)
-    timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
-    max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
+    # The reranker sends fixed requests: its fixed batch size and concurrency, not "tune".
+    batch_size: int = declared(RerankerSettings, "batch_size", default=C.DEFAULT_BATCH_SIZE)
+    max_concurrency: int = declared(
+        RerankerSettings, "max_concurrency", default=C.DEFAULT_MAX_CONCURRENCY
+    )
+    timeout: float = declared(RerankerSettings, "timeout")
+    max_retries: int = declared(RerankerSettings, "max_retries")
     settings: InstanceOf[RerankerSettings] | InstanceOf[ClientSettings] | None = Field(
         default=None,
         exclude=True,

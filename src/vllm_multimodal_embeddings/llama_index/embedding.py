@@ -37,6 +37,7 @@ from .._redact import redact_url
 from .._types import Content, EmbedInput, ImageInput
 from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
+from ..adapters._fields import declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
@@ -94,137 +95,45 @@ class VLLMMultiModalEmbedding(AdapterBase, MultiModalEmbedding):
         (``get_image_embedding_batch``, :meth:`embed_image_nodes`, ...).
     """
 
-    base_url: str | None = Field(
-        default=None, description="Server root, e.g. http://localhost:8000; None = VLLM_BASE_URL."
+    # None: VLLM_BASE_URL / VLLM_API_KEY / VLLM_EMBEDDING_MODEL are read when the client is made.
+    base_url: str | None = declared(ClientSettings, "base_url", default=None)
+    api_key: SecretStr | None = declared(
+        ClientSettings, "api_key", default=None, exclude=True, repr=False
     )
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="Bearer token; None = VLLM_API_KEY. Never serialized or shown.",
-        exclude=True,
-        repr=False,
-    )
-    model_name: str = Field(
-        default="",
-        description="Served model name; empty = VLLM_EMBEDDING_MODEL, else the server's first.",
-    )
-    protocol: Literal["chat", "cohere"] = Field(
-        default="chat",
-        description="chat: /v1/embeddings (matches the official embedder); cohere: /v2/embed.",
-    )
-    profile: ModelProfile | None = Field(
-        default=None, description="Prompt layout; None = Qwen3-VL-Embedding's.", exclude=True
-    )
-    query_instruction: str | None = Field(
-        default=None, description="Instruction for queries (chat protocol); None = the model's."
-    )
-    document_instruction: str | None = Field(
-        default=None,
-        description="Instruction for texts and images being indexed; None = the model's.",
-    )
-    dimensions: int | None = Field(
-        default=None, ge=1, description="Matryoshka output size; None = the model's full size."
-    )
-    int8_scale: float | None = Field(
-        default=None,
-        gt=0,
-        description="int8 quantization step of the underlying client; None = the published "
-        "step of Qwen3-VL-Embedding-2B/8B.",
-    )
-    client_side_dimensions: bool = Field(
-        default=False,
-        description="When the server refuses `dimensions`, truncate and re-normalize here.",
-    )
-    truncate: Literal["NONE", "START", "END"] = Field(
-        default="NONE", description="Over-long inputs: NONE raises, START/END cut there."
-    )
+    model_name: str = declared(ClientSettings, "model", default="")  # LlamaIndex: a str
+    protocol: Literal["chat", "cohere"] = declared(ClientSettings, "protocol")
+    profile: ModelProfile | None = declared(ClientSettings, "profile", exclude=True)
+    query_instruction: str | None = declared(ClientSettings, "query_instruction")
+    document_instruction: str | None = declared(ClientSettings, "document_instruction")
+    dimensions: int | None = declared(ClientSettings, "dimensions")
+    int8_scale: float | None = declared(ClientSettings, "int8_scale")
+    client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
+    truncate: Literal["NONE", "START", "END"] = declared(ClientSettings, "truncate")
     embed_batch_size: int = Field(
         default=_EMBED_BATCH_SIZE,
         gt=0,
         le=2048,
         description="Inputs per callback event; one client stream runs across the slices.",
     )
-    batch_size: int | None = Field(
-        default=None, ge=1, description="Most inputs per HTTP request; None = tuned to the server."
-    )
-    max_batch_bytes: int = Field(
-        default=_DEFAULT["max_batch_bytes"],
-        ge=1,
-        description="Most encoded bytes per request (images dominate).",
-    )
-    max_inflight_bytes: int = Field(
-        default=_DEFAULT["max_inflight_bytes"],
-        ge=1,
-        description="Most prepared payload bytes held unanswered (bounds memory on photos).",
-    )
-    max_concurrency: int | None = Field(
-        default=None, ge=1, description="Most requests in flight; None = tuned to the server."
-    )
-    prepare_workers: int | None = Field(
-        default=None, ge=1, description="Threads preparing images; None = the CPU cores."
-    )
-    prepare_processes: int | None = Field(
-        default=None,
-        ge=0,
-        description="Processes preparing large local images; 0 = threads; None = cores if > 2.",
-    )
-    timeout: float = Field(default=_DEFAULT["timeout"], gt=0, description="Seconds per request.")
-    max_retries: int = Field(
-        default=_DEFAULT["max_retries"],
-        ge=0,
-        description="Retries on connection errors, timeouts, 408/409/429/5xx.",
-    )
-    headers: dict[str, str] | None = Field(
-        default=None,
-        description="Extra headers for every request; not serialized (they may hold secrets).",
-        exclude=True,
-        repr=False,
-    )
-    max_image_pixels: int = Field(
-        default=_DEFAULT["max_image_pixels"],
-        ge=1,
-        description="Images above this many pixels are downscaled before sending.",
-    )
-    fetch_remote_images: bool = Field(
-        default=False,
-        description="Fetch http(s) images here and send the bytes instead of the URL.",
-    )
-    max_retry_time: float = Field(
-        default=_DEFAULT["max_retry_time"],
-        gt=0,
-        description="Seconds one request may spend on all its attempts and waits.",
-    )
-    max_source_pixels: int = Field(
-        default=_DEFAULT["max_source_pixels"],
-        ge=1,
-        description="Images whose header declares more pixels are refused before decoding.",
-    )
-    max_image_bytes: int = Field(
-        default=_DEFAULT["max_image_bytes"],
-        ge=1,
-        description="Largest encoded image read from a file, stream or data: URI.",
-    )
-    remote_image_max_bytes: int = Field(
-        default=_DEFAULT["remote_image_max_bytes"],
-        ge=1,
-        description="Largest image fetched client-side.",
-    )
-    remote_image_timeout: float = Field(
-        default=_DEFAULT["remote_image_timeout"],
-        gt=0,
-        description="Seconds for one whole client-side fetch.",
-    )
-    remote_allowed_hosts: tuple[str, ...] = Field(
-        default=(),
-        description="Hosts or networks client-side fetching may reach although private.",
-    )
-    allow_private_networks: bool = Field(
-        default=False, description="Let client-side fetching reach any address."
-    )
-    page_max_pixels: int | None = Field(
-        default=None,
-        ge=1,
-        description="Pixel budget PDF pages are rendered to fill; None: max_image_pixels.",
-    )
+    batch_size: int | None = declared(ClientSettings, "batch_size")
+    max_batch_bytes: int = declared(ClientSettings, "max_batch_bytes")
+    max_inflight_bytes: int = declared(ClientSettings, "max_inflight_bytes")
+    max_concurrency: int | None = declared(ClientSettings, "max_concurrency")
+    prepare_workers: int | None = declared(ClientSettings, "prepare_workers")
+    prepare_processes: int | None = declared(ClientSettings, "prepare_processes")
+    timeout: float = declared(ClientSettings, "timeout")
+    max_retries: int = declared(ClientSettings, "max_retries")
+    headers: dict[str, str] | None = declared(ClientSettings, "headers", exclude=True, repr=False)
+    max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
+    fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
+    max_retry_time: float = declared(ClientSettings, "max_retry_time")
+    max_source_pixels: int = declared(ClientSettings, "max_source_pixels")
+    max_image_bytes: int = declared(ClientSettings, "max_image_bytes")
+    remote_image_max_bytes: int = declared(ClientSettings, "remote_image_max_bytes")
+    remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
+    remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
+    allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
+    page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
     embed_node_text_with_image: bool = Field(
         default=False,
         description="Embed an image node's text together with its image as one vector.",

@@ -19,6 +19,7 @@ from .._exceptions import InputError
 from .._types import Content
 from ..adapters._base import AdapterBase
 from ..adapters._clients import RerankerClients, reranker_setup
+from ..adapters._fields import declared
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
 from ..reranking._settings import RerankerSettings
@@ -46,25 +47,24 @@ class VLLMMultimodalReranker(AdapterBase, BaseNodePostprocessor):
     ``VLLM_BASE_URL``) and ``VLLM_RERANKER_MODEL`` (then the server's first model).
     """
 
-    model: str | None = Field(default=None, description="Served reranker name.")
-    base_url: str | None = Field(default=None, description="Server root.")
-    api_key: SecretStr | None = Field(
-        default=None,
-        description="Bearer token; None = VLLM_API_KEY. Never serialized or shown.",
-        exclude=True,  # to_json would fail on a SecretStr, and a key has no place in JSON
-        repr=False,
+    # None: the environment is read when the client is made (LlamaIndex's convention).
+    model: str | None = declared(RerankerSettings, "model", default=None)
+    base_url: str | None = declared(RerankerSettings, "base_url", default=None)
+    api_key: SecretStr | None = declared(
+        RerankerSettings, "api_key", default=None, exclude=True, repr=False
     )
     top_n: int | None = Field(default=3, ge=1, description="Nodes kept; None keeps all.")
-    instruction: str | None = Field(
-        default=None, description="Task instruction; None: the official default."
-    )
+    instruction: str | None = declared(RerankerSettings, "instruction")
     text_with_image: bool = Field(
         default=True, description="Score an image node's text together with its image."
     )
-    batch_size: int = Field(default=C.DEFAULT_BATCH_SIZE, ge=1)
-    max_concurrency: int = Field(default=C.DEFAULT_MAX_CONCURRENCY, ge=1)
-    timeout: float = Field(default=C.DEFAULT_TIMEOUT_S, gt=0)
-    max_retries: int = Field(default=C.DEFAULT_MAX_RETRIES, ge=0)
+    # The reranker sends fixed requests: its fixed batch size and concurrency, not "tune".
+    batch_size: int = declared(RerankerSettings, "batch_size", default=C.DEFAULT_BATCH_SIZE)
+    max_concurrency: int = declared(
+        RerankerSettings, "max_concurrency", default=C.DEFAULT_MAX_CONCURRENCY
+    )
+    timeout: float = declared(RerankerSettings, "timeout")
+    max_retries: int = declared(RerankerSettings, "max_retries")
     settings: InstanceOf[RerankerSettings] | InstanceOf[ClientSettings] | None = Field(
         default=None,
         exclude=True,

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .._exceptions import ConfigurationError
+from .._settings import register_bounds
 
 __all__ = ["QWEN3_VL_INT8_STEPS", "check_int8_scale", "int8_scale_for", "quantize_int8"]
 
@@ -52,6 +53,9 @@ def check_int8_scale(name: str, value: Any) -> None:
         or value <= 0
     ):
         raise ConfigurationError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+register_bounds(check_int8_scale, gt=0, allow_inf_nan=False)
 
 
 def int8_scale_for(model: str, embedding_size: int, override: float | None) -> float:
