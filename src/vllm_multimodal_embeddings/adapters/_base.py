@@ -11,7 +11,8 @@ tokens. A new framework's adapter inherits this and maps its fields; it copies n
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, PrivateAttr, field_serializer
 from typing_extensions import Self
@@ -21,9 +22,12 @@ from ._clients import LoopBoundClients
 
 __all__ = ["AdapterBase"]
 
+S = TypeVar("S")
+
 
 class AdapterBase(BaseModel):
-    """Clients bound to an adapter's fields and event loops; copies; closing; redaction."""
+    """Clients bound to an adapter's fields and event loops; settings built once per field
+    values; copies; closing; redaction."""
 
     #: The fields holding the caller's injected httpx clients (named as the framework names
     #: them): shared by copies, never closed here.
@@ -31,6 +35,21 @@ class AdapterBase(BaseModel):
 
     # Rebuilt when a field changes; one async client per event loop (set by each adapter).
     _clients: LoopBoundClients[Any, Any, Any] = PrivateAttr()
+    # The settings the fields stand for, built once per field values (:meth:`_once`).
+    _built: Any = PrivateAttr(default=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in type(self).model_fields:
+            super().__setattr__("_built", None)
+
+    def _once(self, build: Callable[[], S]) -> S:
+        """``build()`` once for the current field values: every call of an adapter used to
+        rebuild and re-check its whole settings (30 checks, environment reads, a CPU count)."""
+        if self._built is None:
+            self._built = build()
+        built: S = self._built
+        return built
 
     @field_serializer("base_url", check_fields=False)
     def _dump_base_url(self, base_url: str | None) -> str | None:
@@ -44,7 +63,8 @@ class AdapterBase(BaseModel):
     def __copy__(self) -> Self:
         new = super().__copy__()
         private = dict(self.__pydantic_private__ or {})
-        private["_clients"] = type(self._clients)()
+        # model_copy(update=...) changes fields behind __setattr__: build the settings anew.
+        private["_clients"], private["_built"] = type(self._clients)(), None
         object.__setattr__(new, "__pydantic_private__", private)
         return new
 

@@ -108,7 +108,7 @@ class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
 
     def setup(self) -> RerankerSettings:
         """What the reranking clients are built from: these fields over :attr:`settings`."""
-        return reranker_setup(self, self.settings)
+        return self._once(lambda: reranker_setup(self, self.settings))
 
     def _sync(self) -> RerankClient:
         return self._clients.sync(self.setup(), self.http_client)

@@ -172,7 +172,7 @@ class VLLMMultiModalEmbedding(AdapterBase, MultiModalEmbedding):
 
     def settings(self) -> ClientSettings:
         """The client settings these fields stand for."""
-        return settings_from(self, RENAMED)
+        return self._once(lambda: settings_from(self, RENAMED))
 
     def _sync_client(self) -> EmbeddingClient:
         return self._clients.sync(self.settings(), self.http_client)
