@@ -16,7 +16,7 @@ NAME = "vllm_multimodal_embeddings"
 
 # Bottom to top. A module may import its own layer and the layers before it, never after it.
 LAYERS: list[set[str]] = [
-    {"_version", "_constants", "_redact", "_exceptions", "_types", "_settings"},
+    {"_version", "_constants", "_redact", "_exceptions", "_types", "_settings", "_closing"},
     {"transport"},
     {"inputs"},
     {"profiles", "protocol"},

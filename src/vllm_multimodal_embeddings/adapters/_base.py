@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, PrivateAttr, field_serializer
 from typing_extensions import Self
 
+from .._closing import AsyncClosing, Closing
 from .._redact import redact_url
 from ._clients import LoopBoundClients
 
@@ -25,7 +26,7 @@ __all__ = ["AdapterBase"]
 S = TypeVar("S")
 
 
-class AdapterBase(BaseModel):
+class AdapterBase(BaseModel, Closing, AsyncClosing):
     """Clients bound to an adapter's fields and event loops; settings built once per field
     values; copies; closing; redaction."""
 

@@ -7,7 +7,6 @@ import threading
 from collections.abc import AsyncIterable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _constants as C
+from .._closing import AsyncClosing, Closing
 from .._exceptions import ImageLoadError, UnsupportedFeatureError, VLLMEmbeddingError
 from .._types import Content, EmbedInput, ImageInput, InputType, OutputDType, ProtocolName
 from ..inputs._fetch import RemoteFetcher
@@ -310,7 +310,7 @@ class _ClientBase:
         return {k: _Share(group, place) for place, k in enumerate(places)}
 
 
-class EmbeddingClient(_ClientBase):
+class EmbeddingClient(_ClientBase, Closing):
     """Synchronous client for a vLLM server hosting a multimodal embedding model.
 
     Settings are those of :class:`ClientSettings`, given as keywords or as an object::
@@ -361,17 +361,6 @@ class EmbeddingClient(_ClientBase):
         self._transport.close()
         if self._remote is not None:
             self._remote.close()
-
-    def __enter__(self) -> EmbeddingClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- public API -------------------------------------------------------------------------
 
@@ -598,7 +587,7 @@ class EmbeddingClient(_ClientBase):
         )
 
 
-class AsyncEmbeddingClient(_ClientBase):
+class AsyncEmbeddingClient(_ClientBase, AsyncClosing):
     """Asynchronous twin of :class:`EmbeddingClient`; image preparation runs on worker threads.
 
     Its ``httpx.AsyncClient`` belongs to the event loop that first uses it: create one client
@@ -631,17 +620,6 @@ class AsyncEmbeddingClient(_ClientBase):
         await self._transport.aclose()
         if self._remote is not None:
             self._remote.close()
-
-    async def __aenter__(self) -> AsyncEmbeddingClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def server_info(self, *, refresh: bool = False) -> ServerInfo:
         """What the server and model support; probed once, then cached."""

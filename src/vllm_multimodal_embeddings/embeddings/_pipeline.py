@@ -26,9 +26,9 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
+from .._closing import AsyncClosing, Closing
 from .._settings import default_workers
 from ..protocol._job import Chunk, ChunkResult, Vector
 from ._tuning import TuningStats
@@ -224,7 +224,7 @@ class AsyncSlots:
                 waiter.set_result(None)
 
 
-class EmbeddingStream(Iterator[Vector]):
+class EmbeddingStream(Iterator[Vector], Closing):
     """The vectors of one call, one per input, in input order, as they complete.
 
     Iterate it (``for vector in stream``); leaving early, ``close()`` or a ``with`` block stops
@@ -255,19 +255,8 @@ class EmbeddingStream(Iterator[Vector]):
         """Stop: read no more inputs, cancel queued work, drop results not yet taken."""
         self._run.close()
 
-    def __enter__(self) -> EmbeddingStream:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncEmbeddingStream(AsyncIterator[Vector]):
+class AsyncEmbeddingStream(AsyncIterator[Vector], AsyncClosing):
     """Async twin of :class:`EmbeddingStream`: ``async for``, ``aclose()``, ``async with``.
 
     Cancelling the task that iterates it cancels the preparation of inputs not yet started.
@@ -295,17 +284,6 @@ class AsyncEmbeddingStream(AsyncIterator[Vector]):
     async def aclose(self) -> None:
         """Stop: read no more inputs, cancel queued work, drop results not yet taken."""
         await self._run.aclose()
-
-    async def __aenter__(self) -> AsyncEmbeddingStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 # Chunks the window may hold in all, answered or not, per chunk it keeps in progress: answered

@@ -23,11 +23,11 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .._closing import Closing
 from .._constants import DEFAULT_REMOTE_IMAGE_MAX_BYTES, DEFAULT_REMOTE_IMAGE_TIMEOUT_S
 from .._exceptions import ImageLoadError
 from .._redact import redact_url
@@ -56,7 +56,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class RemoteFetcher:
+class RemoteFetcher(Closing):
     """Fetch one image URL into bytes; a :data:`~._prepared.Fetcher` (``Callable[[str], bytes]``).
 
     Args:
@@ -129,17 +129,6 @@ class RemoteFetcher:
     def close(self) -> None:
         """Close the connection pool."""
         self._http.close()
-
-    def __enter__(self) -> RemoteFetcher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __call__(self, url: str) -> bytes:
         """The body of ``url``; :class:`RemoteFetchError` on any failure or refusal."""

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any, Literal
 
 import httpx
@@ -201,28 +200,6 @@ class VLLMMultimodalEmbeddings(AdapterBase, Embeddings):
 
     def _aclient(self) -> AsyncEmbeddingClient:
         return self._clients.async_(self.settings(), self.http_async_client)
-
-    def __enter__(self) -> VLLMMultimodalEmbeddings:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> VLLMMultimodalEmbeddings:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- LangChain Embeddings -----------------------------------------------------------------
 

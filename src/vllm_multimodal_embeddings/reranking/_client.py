@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
 import httpx
 
+from .._closing import AsyncClosing, Closing
 from .._exceptions import InputError
 from ..embeddings._pipeline import worker_pool
 from ..embeddings._settings import ClientSettings
@@ -103,7 +103,7 @@ class _RerankBase:
                 f.cancel()
 
 
-class RerankClient(_RerankBase):
+class RerankClient(_RerankBase, Closing):
     """Synchronous client for a vLLM server hosting Qwen3-VL-Reranker (``POST /rerank``).
 
     Settings are those of :class:`~vllm_multimodal_embeddings.ClientSettings` (``base_url``,
@@ -158,17 +158,6 @@ class RerankClient(_RerankBase):
         if self._remote is not None:
             self._remote.close()
 
-    def __enter__(self) -> RerankClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def score(
         self,
         query: RerankInput,
@@ -206,7 +195,7 @@ class RerankClient(_RerankBase):
         return rank(self.score(query, documents, instruction=instruction), top_n)
 
 
-class AsyncRerankClient(_RerankBase):
+class AsyncRerankClient(_RerankBase, AsyncClosing):
     """Asynchronous twin of :class:`RerankClient`; image preparation runs in worker threads."""
 
     def __init__(
@@ -230,17 +219,6 @@ class AsyncRerankClient(_RerankBase):
         await self._transport.aclose()
         if self._remote is not None:
             await asyncio.to_thread(self._remote.close)
-
-    async def __aenter__(self) -> AsyncRerankClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def score(
         self,
