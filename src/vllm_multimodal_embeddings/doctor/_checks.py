@@ -10,20 +10,22 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
-from .._exceptions import VLLMEmbeddingError
+from .._exceptions import ConfigurationError, VLLMEmbeddingError
 from .._redact import redact_url
 from ..protocol._endpoints import SERVER
 from ..transport._http import Call, SyncTransport
+from ..transport._settings import resolve_base_url
 
 __all__ = [
     "CheckResult",
     "Severity",
     "Status",
+    "client_options",
     "exit_code",
     "gradient_png",
     "probe_image_png",
@@ -90,6 +92,22 @@ def gradient_png(width: int, height: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, format="PNG")
     return buf.getvalue()
+
+
+def client_options(
+    base_url: str, api_key: str | None, timeout: float | None
+) -> dict[str, Any] | CheckResult:
+    """A doctor's client options (no retries: a check reports what the server does), or the
+    failed ``reachable`` check of a ``base_url`` the clients would refuse."""
+    try:
+        # The client's own rule, so the health check probes the URL the client will use.
+        options: dict[str, Any] = {"base_url": resolve_base_url(base_url), "max_retries": 0}
+    except ConfigurationError as exc:
+        return result("reachable", False, "error", str(exc), "check --base-url")
+    options["api_key"] = api_key
+    if timeout is not None:  # else the setting's declared default
+        options["timeout"] = timeout
+    return options
 
 
 def reachable(transport: SyncTransport, base_url: str) -> CheckResult:

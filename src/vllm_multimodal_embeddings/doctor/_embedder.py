@@ -41,7 +41,7 @@ from .._constants import (
     VIDEO_FRAME_MAX_PIXELS,
     VIDEO_FRAME_MIN_PIXELS,
 )
-from .._exceptions import AuthenticationError, ConfigurationError, VLLMEmbeddingError
+from .._exceptions import AuthenticationError, VLLMEmbeddingError
 from .._types import Content
 from ..embeddings._client import EmbeddingClient
 from ..inputs._images import smart_resize
@@ -57,8 +57,15 @@ from ..server.flags import (
     OFFICIAL_PROCESSOR_KWARGS,
 )
 from ..transport._http import Call, SyncTransport
-from ..transport._settings import resolve_base_url
-from ._checks import CheckResult, gradient_png, probe_image_png, reachable, result, skip
+from ._checks import (
+    CheckResult,
+    client_options,
+    gradient_png,
+    probe_image_png,
+    reachable,
+    result,
+    skip,
+)
 
 __all__ = [
     "FIX_CHAT_TEMPLATE",
@@ -286,19 +293,11 @@ def run_checks(
 ) -> list[CheckResult]:
     """Probe the server at ``base_url`` and return every check, in table order."""
     checks: list[CheckResult] = []
-    try:
-        # The client's own rule, so the health check probes the URL the client will use.
-        base_url = resolve_base_url(base_url)
-    except ConfigurationError as exc:
-        return [result("reachable", False, "error", str(exc), "check --base-url")]
-    options: dict[str, Any] = {
-        "base_url": base_url,
-        "api_key": api_key,
-        "model": model,
-        "max_retries": 0,
-    }
-    if timeout is not None:  # else the setting's declared default
-        options["timeout"] = timeout
+    options = client_options(base_url, api_key, timeout)
+    if isinstance(options, CheckResult):
+        return [options]
+    options["model"] = model
+    base_url = options["base_url"]
     # Every request goes through the client's one HTTP layer: its key handling, timeouts,
     # error mapping and redaction apply to the doctor too.
     with EmbeddingClient(**options) as chat:

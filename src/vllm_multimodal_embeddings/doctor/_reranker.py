@@ -18,14 +18,12 @@ model ``--model``, else ``$VLLM_RERANKER_MODEL``, else the server's first.
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from .._exceptions import APIStatusError, ConfigurationError, VLLMEmbeddingError
+from .._exceptions import APIStatusError, VLLMEmbeddingError
 from .._types import Content
 from ..reranking._client import RerankClient
 from ..server.flags import RERANKER_CHAT_TEMPLATE_PATH, RERANKER_HF_OVERRIDES
-from ..transport._settings import resolve_base_url
-from ._checks import CheckResult, probe_image_png, reachable, result
+from ._checks import CheckResult, client_options, probe_image_png, reachable, result
 
 __all__ = ["FIX_RUNNER", "FIX_TEMPLATE", "FIX_VL_MODEL", "run_reranker_checks"]
 
@@ -50,17 +48,10 @@ def run_reranker_checks(
     timeout: float | None = None,
 ) -> list[CheckResult]:
     """Probe the reranker at ``base_url`` and return every check, in table order."""
-    try:
-        base_url = resolve_base_url(base_url)
-    except ConfigurationError as exc:
-        return [result("reachable", False, "error", str(exc), "check --base-url")]
-    options: dict[str, Any] = {
-        "base_url": base_url,
-        "api_key": api_key,
-        "max_retries": 0,
-    }
-    if timeout is not None:  # else the setting's declared default
-        options["timeout"] = timeout
+    options = client_options(base_url, api_key, timeout)
+    if isinstance(options, CheckResult):
+        return [options]
+    base_url = options["base_url"]
     with RerankClient(model=model, **options) as client:
         checks = [reachable(client._transport, base_url)]
         if checks[0].status != "ok":
