@@ -88,6 +88,8 @@ def resolve_instruction(
     """
     if isinstance(value, TaskPreset):
         return value.value
+    if not isinstance(value, str):
+        raise error(f"{name} must be a string or a TaskPreset, got {type(value).__name__}")
     key = value.strip()
     preset = _PRESETS_BY_NAME.get(key.lower().replace("-", "_"))
     if preset is not None:

@@ -94,6 +94,10 @@ class EmbeddingCore:
                 "embedding_type must be 'float', 'int8', 'binary' or 'ubinary', "
                 f"got {embedding_type!r}"
             )
+        if instruction is not None and not isinstance(instruction, str):
+            raise InputError(
+                f"instruction must be a string or a TaskPreset, got {type(instruction).__name__}"
+            )
         if instruction is not None and not instruction.strip():
             raise InputError("instruction is empty")
         dims = check_dimensions(dimensions) if dimensions is not None else self.settings.dimensions

@@ -209,6 +209,7 @@ class SyncTransport:
         self._limit = threading.BoundedSemaphore(_ceiling(settings))
         self.on_overload: OverloadHook | None = None
         self._policy = settings.retry_policy()
+        self._root = settings.server_root()
         self._reached = False  # any response yet: later refusals are outages, worth retrying
 
     def close(self) -> None:
@@ -220,7 +221,7 @@ class SyncTransport:
         """Make ``call``, retrying transient failures; raise the package's error otherwise."""
         s = self.settings
         state = self._policy.start() if call.retry else None
-        url = f"{s.base_url}{call.path}"
+        url = f"{self._root}{call.path}"
         content, headers = _encoded(call, s)
         while True:
             outcome: httpx.Response | Exception
@@ -277,6 +278,7 @@ class AsyncTransport:
         self._limit: asyncio.Semaphore | None = None
         self.on_overload: OverloadHook | None = None
         self._policy = settings.retry_policy()
+        self._root = settings.server_root()
         self._reached = False  # any response yet: later refusals are outages, worth retrying
 
     async def aclose(self) -> None:
@@ -288,7 +290,7 @@ class AsyncTransport:
         """Make ``call``, retrying transient failures; raise the package's error otherwise."""
         s = self.settings
         state = self._policy.start() if call.retry else None
-        url = f"{s.base_url}{call.path}"
+        url = f"{self._root}{call.path}"
         body, headers = _encoded(call, s)
         content = body.aiter() if isinstance(body, JsonBody) else body
         while True:

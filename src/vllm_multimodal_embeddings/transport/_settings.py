@@ -5,12 +5,12 @@ It knows nothing of endpoints, profiles or images: every client of the package h
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .. import _constants as C
 from .._exceptions import ConfigurationError
@@ -18,7 +18,7 @@ from .._redact import redact_url
 from .._settings import POSITIVE, Group, integer, optional, seconds, setting
 from ._retry import RetryPolicy
 
-__all__ = ["ConnectionSettings", "resolve_base_url"]
+__all__ = ["ConnectionSettings", "Headers", "resolve_base_url"]
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -44,7 +44,44 @@ def resolve_base_url(base_url: str | None) -> str:
         raise ConfigurationError(f"base_url is not a valid URL: {redact_url(url)!r}") from exc
     if not parts.hostname:
         raise ConfigurationError(f"base_url has no host: {redact_url(url)!r}")
+    if parts.query or parts.fragment:
+        # Paths are appended to the root: "...?tok=x" would become "...?tok=x/v1/models".
+        raise ConfigurationError(
+            f"base_url takes no query string or fragment, got {redact_url(url)!r}; pass a "
+            "token as api_key= or in headers="
+        )
     return url
+
+
+class Headers(Mapping[str, str]):
+    """Extra request headers, read-only, that pickle and copy (a ``MappingProxyType`` does
+    neither); their repr names the headers, never their values."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, str]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self._items) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"Headers({sorted(self._items)})"
+
+    def __reduce__(self) -> tuple[type[Headers], tuple[dict[str, str]]]:
+        return (Headers, (self._items,))
 
 
 @dataclass(frozen=True)
@@ -79,7 +116,7 @@ class ConnectionSettings(Group):
         if self.headers is not None:
             if not isinstance(self.headers, Mapping):
                 raise ConfigurationError("headers must be a mapping of names to values")
-            set_(self, "headers", MappingProxyType(dict(self.headers)))
+            set_(self, "headers", Headers(self.headers))
 
     def __repr__(self) -> str:
         # Never the key or headers, and no credentials or query string from the URL.
@@ -100,11 +137,29 @@ class ConnectionSettings(Group):
         return RetryPolicy(max_retries=self.max_retries, max_retry_time=self.max_retry_time)
 
     def request_headers(self) -> dict[str, str]:
-        """Headers for every request to the server; the key goes in ``Authorization`` only."""
+        """Headers for every request to the server; the key goes in ``Authorization`` only
+        (``user:password@`` in ``base_url`` as Basic credentials when there is no key)."""
         out = {"Accept": "application/json", **(self.headers or {})}
         if self.api_key:
             out["Authorization"] = f"Bearer {self.api_key}"
+        else:
+            parts = urlsplit(self.base_url or "")
+            if parts.username is not None:
+                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                out["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         return out
+
+    def server_root(self) -> str:
+        """``base_url`` without credentials: what requests go to, so that neither httpx's
+        log lines nor errors ever carry them (:meth:`request_headers` sends them)."""
+        parts = urlsplit(self.base_url or "")
+        if parts.username is None and parts.password is None:
+            return self.base_url or ""
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return parts._replace(netloc=netloc).geturl()
 
     @property
     def connection(self) -> ConnectionSettings:
