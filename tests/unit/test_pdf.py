@@ -283,8 +283,12 @@ def test_directory_source_gives_one_item_per_page(tmp_path: Path) -> None:
     assert items[1].image == f"{tmp_path / 'b.pdf'}#page=1"
     assert items[3].problem is not None and "not a valid PDF" in items[3].problem
     assert "c.pdf" in items[3].problem
-    # PDFs only when asked for: the default extensions are image types.
-    assert [i.id for i in directory_source(tmp_path)] == ["a.png"]
+    # With the pdf extra (installed here) PDFs are taken by default; asked for images only,
+    # the PDFs left out are named, with how to take them.
+    assert [i.id for i in directory_source(tmp_path)] == [i.id for i in items]
+    only_png = directory_source(tmp_path, (".png",))
+    assert [i.id for i in only_png] == ["a.png"]
+    assert only_png.skipped == ".pdf: 2 (add it to --ext)"
     globbed = [i.id for i in glob_source(str(tmp_path / "*.pdf"), (".pdf",))]
     assert globbed == [
         f"{tmp_path / 'b.pdf'}#p1",
@@ -323,3 +327,22 @@ def test_the_reranker_renders_pages_at_the_budget_not_the_source_cap(doc: Path) 
     prepared = core.prepare(PdfPage(doc, 1), 0, None)
     assert prepared.image_url is not None
     assert decoded(prepared.image_url).size == page_size_for(612, 792, DEFAULT_MAX_PIXELS)
+
+
+def test_a_folder_nothing_is_taken_from_is_an_error_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 34, item 15: a folder of PDFs ended "embedded 0", exit 0, with no word on why.
+    from vllm_multimodal_embeddings.bulk import sources
+
+    write_pdf(tmp_path / "report.pdf", ["One", "Two", "Three"])
+    (tmp_path / "notes.docx").write_bytes(b"PK")
+    monkeypatch.setattr(sources, "default_extensions", lambda: sources.IMAGE_EXTENSIONS)
+    with pytest.raises(sources.SourceError) as info:
+        sources.directory_source(tmp_path)
+    message = str(info.value)
+    assert "none of its 2 files" in message
+    assert '.pdf: 1 (install the "pdf" extra' in message
+    assert ".docx: 1 (no reader for it)" in message
+    with pytest.raises(sources.SourceError, match="none of its 2 files"):
+        sources.glob_source(str(tmp_path / "*"))

@@ -76,3 +76,73 @@ def test_a_non_string_instruction_is_a_typed_error(bad: object) -> None:  # item
     with pytest.raises(ConfigurationError, match="query_instruction"):
         ClientSettings(base_url="http://vllm.test", query_instruction=bad)  # type: ignore[arg-type]
     c.close()
+
+
+# -- PDF pages --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref", ["bad\0name.pdf#page=1", "~no-such-user-vmme/x.pdf#page=2"])
+def test_a_bad_pdf_page_reference_is_an_image_load_error(ref: str) -> None:  # item 3
+    pytest.importorskip("pypdfium2")
+    from vllm_multimodal_embeddings import ImageLoadError
+    from vllm_multimodal_embeddings.inputs._read import prepare_input
+    from vllm_multimodal_embeddings.inputs._settings import ImageSettings
+
+    with pytest.raises(ImageLoadError) as info:
+        prepare_input(ref, index=4, options=ImageSettings(), str_as="image")
+    assert info.value.index == 4
+
+
+def test_a_page_past_the_models_aspect_limit_is_refused_here(tmp_path) -> None:  # item 12
+    pytest.importorskip("pypdfium2")
+    pytest.importorskip("reportlab")
+    from tests.pdfs import write_pdf
+    from vllm_multimodal_embeddings import ImageLoadError, PdfPage
+    from vllm_multimodal_embeddings.inputs._read import prepare_input
+    from vllm_multimodal_embeddings.inputs._settings import ImageSettings
+
+    strip = write_pdf(tmp_path / "strip.pdf", ["a receipt"], size=(20.0, 4100.0))
+    with pytest.raises(ImageLoadError, match="at most 200:1") as info:
+        prepare_input(PdfPage(strip, 1), index=0, options=ImageSettings())
+    assert "strip.pdf" in str(info.value)
+    fine = write_pdf(tmp_path / "tall.pdf", ["a long page"], size=(40.0, 7900.0))
+    assert prepare_input(PdfPage(fine, 1), index=0, options=ImageSettings()).image_url
+
+
+# -- manifests ----------------------------------------------------------------------------------
+
+
+def test_manifests_in_other_encodings_or_corrupt_are_source_errors(tmp_path) -> None:  # item 6
+    from vllm_multimodal_embeddings.bulk.sources import SourceError, manifest_source
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,text\nr1,caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(SourceError, match=r"latin\.csv: not UTF-8 text .*save the manifest"):
+        list(manifest_source(latin))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("id,text\nr1,spreadsheet row\n".encode("utf-8-sig"))
+    assert [(i.id, i.text) for i in manifest_source(bom)] == [("r1", "spreadsheet row")]
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet PAR1")
+    with pytest.raises(SourceError, match=r"broken\.parquet: not a readable Parquet file"):
+        list(manifest_source(broken))
+
+
+def test_a_cell_holding_a_list_or_object_fails_its_row_alone(tmp_path) -> None:  # item 8
+    from vllm_multimodal_embeddings.bulk.sources import manifest_source
+
+    path = tmp_path / "m.jsonl"
+    path.write_text(
+        '{"id": "r1", "text": ["a", "b"]}\n{"id": "r2", "text": "fine"}\n'
+        '{"id": "r3", "text": {"k": 1}}\n{"id": 4, "text": 12}\n',
+        encoding="utf-8",
+    )
+    items = list(manifest_source(path))
+    assert [(i.id, i.text) for i in items] == [
+        ("r1", None),
+        ("r2", "fine"),
+        ("r3", None),
+        ("4", "12"),
+    ]
+    assert items[0].problem == "row 1: column 'text' holds a list, not a string"
+    assert items[2].problem == "row 3: column 'text' holds a dict, not a string"

@@ -67,7 +67,8 @@ def add_embed_parser(subparsers: Any) -> None:
         "--ext",
         default=None,
         help="comma-separated extensions for --dir/--glob (default: the image types "
-        f"{','.join(e[1:] for e in IMAGE_EXTENSIONS)}; .txt and .md are read as text)",
+        f"{','.join(e[1:] for e in IMAGE_EXTENSIONS)}, and pdf (page by page) with the pdf "
+        "extra; .txt and .md are read as text; the files left out are listed)",
     )
     p.add_argument("--id-column", default="id")
     p.add_argument("--text-column", default="text")
@@ -173,4 +174,6 @@ def run_embed(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     for line in summary.lines():
         print(line, file=sys.stderr)
+    if source.skipped:
+        print(f"files left out: {source.skipped}", file=sys.stderr)
     return EXIT_INTERRUPTED if summary.interrupted else 0

@@ -10,10 +10,12 @@ import csv
 import functools
 import glob as globmod
 import hashlib
+import importlib.util
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,19 +31,43 @@ __all__ = [
     "Item",
     "Source",
     "SourceError",
+    "default_extensions",
     "directory_source",
     "glob_source",
     "manifest_source",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-"""Files a directory or glob source embeds as images by default."""
+"""Files a directory or glob source embeds as images by default (with PDFs, page by page,
+when the ``pdf`` extra is installed: :func:`default_extensions`)."""
 TEXT_EXTENSIONS = (".txt", ".md")
 """Files embedded as text (their UTF-8 contents) when their extension is asked for."""
 PDF_EXTENSION = ".pdf"
 """Files embedded page by page (one row per page) when their extension is asked for."""
 
 _HASH_BLOCK = 1 << 20
+_PDF_HINT = 'install the "pdf" extra (pip install "vllm-multimodal-embeddings[pdf]")'
+
+
+def default_extensions() -> tuple[str, ...]:
+    """What a directory or glob source takes when no extensions are given: images, and PDFs
+    when their reader (the ``pdf`` extra) is installed."""
+    pdf = importlib.util.find_spec("pypdfium2") is not None
+    return (*IMAGE_EXTENSIONS, PDF_EXTENSION) if pdf else IMAGE_EXTENSIONS
+
+
+def _skipped_note(skipped: dict[str, int], chosen: bool) -> str:
+    """What was left out, and how to take it: ``.pdf: 3 (install the "pdf" extra)``."""
+    parts = []
+    for ext, n in sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+        if ext == PDF_EXTENSION and PDF_EXTENSION not in default_extensions():
+            how = _PDF_HINT
+        elif ext in (*IMAGE_EXTENSIONS, *TEXT_EXTENSIONS, PDF_EXTENSION):
+            how = "add it to --ext" if chosen else "pass --ext"
+        else:
+            how = "no reader for it"
+        parts.append(f"{ext or '(no extension)'}: {n} ({how})")
+    return "; ".join(parts)
 
 
 class SourceError(VLLMEmbeddingError, ValueError):
@@ -133,6 +159,9 @@ class Source:
     _items: Any
     total: int | None = None
     """How many items, when known without reading them all (for the progress bar)."""
+    skipped: str = ""
+    """Files under a directory or glob that the extensions left out, by extension, and how to
+    take them (empty when none were)."""
 
     def __iter__(self) -> Iterator[Item]:
         seen: set[str] = set()
@@ -193,9 +222,25 @@ def _pdf_digest(path: str) -> bytes:
 
 def _split_exts(extensions: tuple[str, ...] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     exts = tuple(
-        (e if e.startswith(".") else f".{e}").lower() for e in (extensions or IMAGE_EXTENSIONS)
+        (e if e.startswith(".") else f".{e}").lower() for e in (extensions or default_extensions())
     )
     return exts, tuple(e for e in exts if e in TEXT_EXTENSIONS)
+
+
+def _chosen(
+    files: list[Path], exts: tuple[str, ...], where: str, extensions: tuple[str, ...] | None
+) -> tuple[list[Path], str]:
+    """The files with one of ``exts``, and a note on the others; none chosen among files
+    that are there is a :class:`SourceError` that says why, never a run that embeds 0."""
+    chosen = [p for p in files if p.suffix.lower() in exts]
+    skipped = Counter(p.suffix.lower() for p in files if p.suffix.lower() not in exts)
+    note = _skipped_note(dict(skipped), extensions is not None)
+    if files and not chosen:
+        raise SourceError(
+            f"{where}: none of its {len(files)} files has one of the extensions "
+            f"{','.join(e[1:] for e in exts)}; it holds {note}"
+        )
+    return chosen, note
 
 
 def directory_source(
@@ -210,13 +255,15 @@ def directory_source(
     if not base.is_dir():
         raise SourceError(f"not a directory: {base}")
     exts, text_exts = _split_exts(extensions)
-    paths = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    files = sorted(p for p in base.rglob("*") if p.is_file())
+    paths, skipped = _chosen(files, exts, str(base), extensions)
 
     def items() -> Iterator[Item]:
         for p in paths:
             yield from _file_items(p, p.relative_to(base).as_posix(), text_exts)
 
-    return Source(f"dir:{base.resolve()}:{','.join(exts)}", items, total=_total(paths))
+    description = f"dir:{base.resolve()}:{','.join(exts)}"
+    return Source(description, items, total=_total(paths), skipped=skipped)
 
 
 def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Source:
@@ -226,17 +273,14 @@ def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Sour
     Images by default (:data:`IMAGE_EXTENSIONS`), as for :func:`directory_source`.
     """
     exts, text_exts = _split_exts(extensions)
-    paths = sorted(
-        p
-        for p in globmod.glob(pattern, recursive=True)
-        if Path(p).suffix.lower() in exts and os.path.isfile(p)
-    )
+    files = sorted(Path(p) for p in globmod.glob(pattern, recursive=True) if os.path.isfile(p))
+    paths, skipped = _chosen(files, exts, repr(pattern), extensions)
 
     def items() -> Iterator[Item]:
         for p in paths:
-            yield from _file_items(Path(p), p, text_exts)
+            yield from _file_items(p, str(p), text_exts)
 
-    return Source(f"glob:{pattern}:{','.join(exts)}", items, total=_total(paths))
+    return Source(f"glob:{pattern}:{','.join(exts)}", items, total=_total(paths), skipped=skipped)
 
 
 def _total(paths: list[Any]) -> int | None:
@@ -245,42 +289,75 @@ def _total(paths: list[Any]) -> int | None:
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(row number, row) from a manifest; row numbers count from 1, as editors do."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            for n, row in enumerate(csv.DictReader(f), start=1):
-                yield n, row
-    elif suffix in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SourceError(f"{path} line {n}: not JSON ({exc})") from exc
-                if not isinstance(row, dict):
-                    raise SourceError(f"{path} line {n}: not a JSON object")
-                yield n, row
-    elif suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    """(row number, row) from a manifest; row numbers count from 1, as editors do.
 
-        n = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+    Text manifests are UTF-8, with or without the byte-order mark spreadsheet tools write; a
+    file in another encoding, or a Parquet file that cannot be read, is a :class:`SourceError`
+    that names it.
+    """
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                yield from enumerate(csv.DictReader(f), start=1)
+        elif suffix in (".jsonl", ".ndjson"):
+            with path.open(encoding="utf-8-sig") as f:
+                yield from _json_rows(path, f)
+        elif suffix in (".parquet", ".pq"):
+            yield from _parquet_rows(path)
+        else:
+            raise SourceError(f"manifest must be .csv, .jsonl or .parquet, got {path.name}")
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save the manifest as UTF-8"
+        ) from exc
+
+
+def _json_rows(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"{path} line {n}: not JSON ({exc})") from exc
+        if not isinstance(row, dict):
+            raise SourceError(f"{path} line {n}: not a JSON object")
+        yield n, row
+
+
+def _parquet_file(path: Path) -> Any:
+    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow as pa
+
+    n = 0
+    try:
+        for batch in _parquet_file(path).iter_batches(batch_size=4096):
             for row in batch.to_pylist():
                 n += 1
                 yield n, row
-    else:
-        raise SourceError(f"manifest must be .csv, .jsonl or .parquet, got {path.name}")
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"{path}: Parquet data unreadable after row {n} ({exc})") from exc
 
 
 def _manifest_total(path: Path) -> int | None:
     if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        return int(_parquet_file(path).metadata.num_rows)
     return None
+
+
+class _NotAString(Exception):
+    """A cell that holds a list or an object: what it would mean is not defined."""
 
 
 def _cell(row: dict[str, Any], column: str | None) -> str | None:
@@ -289,6 +366,9 @@ def _cell(row: dict[str, Any], column: str | None) -> str | None:
     value = row.get(column)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, (list, tuple, dict)) or hasattr(value, "tolist"):
+        # str() would embed its Python repr ("['a', 'b']"): refuse the row instead.
+        raise _NotAString(f"column {column!r} holds a {type(value).__name__}, not a string")
     return str(value)
 
 
@@ -317,8 +397,12 @@ def manifest_source(
             id_ = _cell(row, id_column)
             if id_ is None:
                 raise SourceError(f"{manifest} row {n}: empty {id_column!r}")
-            text = _cell(row, text_column)
-            image = _cell(row, image_column)
+            try:
+                text = _cell(row, text_column)
+                image = _cell(row, image_column)
+            except _NotAString as exc:
+                yield Item(id_, problem=f"row {n}: {exc}")
+                continue
             if image is not None and "://" not in image and not image.startswith("data:"):
                 image = str(folder / image)
             if text is None and image is None:

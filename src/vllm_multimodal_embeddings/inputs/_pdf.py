@@ -53,6 +53,8 @@ _ERR_FORMAT = 3
 _ERR_PASSWORD = 4
 _ERR_SECURITY = 5
 _WHITE_ARGB = 0xFFFFFFFF
+# The longest side over the shortest that Qwen-VL's smart resize accepts.
+_MAX_ASPECT = 200
 _INSTALL_HINT = 'PDF pages need the "pdf" extra: pip install "vllm-multimodal-embeddings[pdf]"'
 
 
@@ -74,9 +76,13 @@ def parse_page_ref(ref: str, *, index: int | None = None) -> PdfPage | None:
     found = _PAGE_REF.match(ref)
     if found is None or _URL_SCHEME.match(ref):
         return None
-    return PdfPage(
-        Path(found.group("path")).expanduser(), _page_number(found.group("page"), ref, index)
-    )
+    try:
+        path = Path(found.group("path")).expanduser()
+    except RuntimeError as exc:  # "~user/..." naming no user, or no home directory
+        raise ImageLoadError(
+            f"cannot expand '~' in the PDF path: {exc}", index=index, source=ref
+        ) from exc
+    return PdfPage(path, _page_number(found.group("page"), ref, index))
 
 
 def _page_number(digits: str, ref: str, index: int | None) -> int:
@@ -161,6 +167,16 @@ def render_page(page: PdfPage, *, max_pixels: int, index: int | None = None) -> 
                     raise ImageLoadError(
                         "PDF page has an empty page box", index=index, source=source
                     )
+                aspect = max(width_pt, height_pt) / min(width_pt, height_pt)
+                if aspect > _MAX_ASPECT:
+                    # Qwen-VL's resize refuses such images (the server would answer with a
+                    # processor error); rendered, the page would overrun the pixel budget.
+                    raise ImageLoadError(
+                        f"PDF page is {aspect:.0f} times longer than wide (the model takes "
+                        f"at most {_MAX_ASPECT}:1)",
+                        index=index,
+                        source=source,
+                    )
                 width, height = page_size_for(width_pt, height_pt, max_pixels)
                 bitmap = pdfium.PdfBitmap.new_native(
                     width, height, format=raw.FPDFBitmap_BGR, rev_byteorder=True
@@ -206,6 +222,8 @@ def _check_file(path: Path, *, source: str, index: int | None) -> None:
         raise ImageLoadError("PDF file not found", index=index, source=source) from exc
     except OSError as exc:
         raise ImageLoadError(f"cannot read PDF file: {exc}", index=index, source=source) from exc
+    except ValueError as exc:  # "embedded null byte"
+        raise ImageLoadError("PDF path holds a NUL byte", index=index, source=source) from exc
     if stat.S_ISDIR(info.st_mode):
         raise ImageLoadError("PDF path is a directory", index=index, source=source)
     if not stat.S_ISREG(info.st_mode):
