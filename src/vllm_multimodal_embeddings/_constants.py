@@ -102,8 +102,10 @@ DEFAULT_REMOTE_IMAGE_TIMEOUT_S: Final = 30.0
 
 RETRY_BASE_DELAY_S: Final = 0.5
 RETRY_MAX_DELAY_S: Final = 8.0
-# Wall time one request may spend on all its attempts and waits (see _retry.py for why).
-DEFAULT_MAX_RETRY_TIME_S: Final = 120.0
+# Wall time one request may spend on all its attempts and waits (see _retry.py for why): two
+# request timeouts and the backoff, so that a timed-out attempt is retried (at 120 s, the
+# timeout itself, a timeout spent the whole budget and was never retried).
+DEFAULT_MAX_RETRY_TIME_S: Final = 2 * DEFAULT_TIMEOUT_S + 60.0
 
 # Statuses that say "this request's content is wrong" rather than "the server failed": the
 # clients narrow a refused batch down to the input at fault, the probe reads them as answers.

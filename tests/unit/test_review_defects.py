@@ -146,3 +146,18 @@ def test_a_cell_holding_a_list_or_object_fails_its_row_alone(tmp_path) -> None: 
     ]
     assert items[0].problem == "row 1: column 'text' holds a list, not a string"
     assert items[2].problem == "row 3: column 'text' holds a dict, not a string"
+
+
+def test_a_timed_out_request_is_retried_under_the_defaults() -> None:  # item 7
+    # The default budget was the default timeout: the first timed-out attempt spent it all.
+    from vllm_multimodal_embeddings.transport._http import _attempt_timeout
+
+    s = ClientSettings(base_url="http://vllm.test")
+    now = [0.0]
+    state = s.retry_policy().start(clock=lambda: now[0])
+    assert _attempt_timeout(s.timeout, state) == s.timeout
+    now[0] = s.timeout  # the first attempt timed out
+    assert state.next_delay(httpx.ReadTimeout("slow")) is not None
+    # The retry gets what is left of the budget, never more: the request stays within it.
+    now[0] = s.max_retry_time - 10.0
+    assert _attempt_timeout(s.timeout, state) == pytest.approx(10.0)

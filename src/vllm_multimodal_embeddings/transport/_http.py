@@ -154,6 +154,12 @@ _NO_RESPONSE = (httpx.TransportError, httpx.DecodingError)
 _UNREACHED_CONNECT_RETRIES = 1
 
 
+def _attempt_timeout(timeout: float, state: RetryState | None) -> float:
+    """An attempt's timeout: the setting, cut to the retry budget left (at least a second),
+    so that the attempts of one request never run past ``max_retry_time`` together."""
+    return timeout if state is None else max(min(timeout, state.remaining), 1.0)
+
+
 def _attempt_outcome(
     call: Call, state: RetryState | None, outcome: httpx.Response | Exception, reached: bool
 ) -> float | None:
@@ -233,7 +239,7 @@ class SyncTransport:
                         url,
                         content=content,
                         headers=headers,
-                        timeout=s.timeout,
+                        timeout=_attempt_timeout(s.timeout, state),
                     )
             except _NO_RESPONSE as exc:
                 outcome = exc
@@ -305,7 +311,7 @@ class AsyncTransport:
                         url,
                         content=content,
                         headers=headers,
-                        timeout=s.timeout,
+                        timeout=_attempt_timeout(s.timeout, state),
                     )
             except _NO_RESPONSE as exc:
                 outcome = exc

@@ -3,7 +3,7 @@
 :class:`RetryPolicy` decides; :class:`RetryState` carries one request's attempts and
 elapsed time so that every retry of that request draws on one shared time budget.
 
-Why the defaults (``max_retries=8``, ``max_retry_time=120`` s): the fault mix a bulk job
+Why the defaults (``max_retries=8``, ``max_retry_time=300`` s): the fault mix a bulk job
 must survive is 8% 503 + 4% 429 + 4% connection resets, i.e. each attempt fails with
 p = 0.16, independently. A request is lost only when all ``1 + r`` attempts fail:
 ``p ** (1 + r)``. A 3000-item call makes about 190 requests in batches of 16, or 3000
@@ -21,8 +21,11 @@ unbatched ones; the chance that it loses any request is ``1 - (1 - p ** (1 + r))
 ``benchmarks/retry_budget.py`` checks this by simulation (10,000 such jobs: none lost a
 request with r = 8, 54% did with r = 2) and with a real 3000-item job against a
 fault-injecting loopback server (nothing lost, duplicated or reordered). The backoff of
-eight retries sums to at most 0.5+1+2+4+8*4 = 39.5 s, so a 120 s budget leaves room for the
-requests themselves and a few honest ``Retry-After`` answers, and bounds a dead server's cost.
+eight retries sums to at most 0.5+1+2+4+8*4 = 39.5 s. The budget is two request timeouts
+(120 s each) and a minute more: a request that timed out is retried once, as a request that
+met a 503 is, and there is room for the backoff and a few honest ``Retry-After`` answers. A
+120 s budget, the timeout itself, was spent by the first timed-out attempt. No attempt runs
+past the budget (its timeout is cut to what is left), so it still bounds a dead server's cost.
 """
 
 from __future__ import annotations
