@@ -161,3 +161,24 @@ def test_a_timed_out_request_is_retried_under_the_defaults() -> None:  # item 7
     # The retry gets what is left of the budget, never more: the request stays within it.
     now[0] = s.max_retry_time - 10.0
     assert _attempt_timeout(s.timeout, state) == pytest.approx(10.0)
+
+
+def test_flush_rows_bounds_the_failures_held_too(tmp_path) -> None:  # item 13
+    # 30 failures in a row, --flush-rows 5: six committed groups as the run goes, not 30
+    # failures held in memory until the end.
+    import json
+
+    from tests.unit.test_client_transport import FakeVLLM, probed
+    from vllm_multimodal_embeddings.bulk import JobOptions, manifest_source, read_failures, run_job
+    from vllm_multimodal_embeddings.bulk.sink import read_vectors
+
+    rows = [{"id": f"bad{i}", "text": ""} for i in range(30)] + [{"id": "ok", "text": "fine"}]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    with probed(FakeVLLM()) as client:
+        opts = JobOptions(on_error="skip", flush_rows=5)
+        summary = run_job(client, manifest_source(manifest), out, opts)
+    assert summary.failed == 30 and summary.embedded == 1
+    assert len(list(out.glob("failures-*.jsonl"))) == 6
+    assert len(read_failures(out)) == 30 and read_vectors(out)[0] == ["ok"]

@@ -308,6 +308,8 @@ def _run(
         writer.fail(Failure(item.id, reason, message))
         summary.failed += 1
         tick()
+        if writer.pending >= opts.flush_rows:  # failures count toward a group as rows do
+            writer.commit()
 
     feed = _Feed(pending())
     try:
