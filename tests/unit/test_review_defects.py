@@ -182,3 +182,27 @@ def test_flush_rows_bounds_the_failures_held_too(tmp_path) -> None:  # item 13
     assert summary.failed == 30 and summary.embedded == 1
     assert len(list(out.glob("failures-*.jsonl"))) == 6
     assert len(read_failures(out)) == 30 and read_vectors(out)[0] == ["ok"]
+
+
+@pytest.mark.parametrize("name", ["report_download", "weird.pdf.v2"])
+def test_page_uris_of_a_pdf_not_named_pdf_resolve(tmp_path, name: str) -> None:  # item 5
+    pytest.importorskip("pypdfium2")
+    pytest.importorskip("reportlab")
+    from tests.pdfs import write_pdf
+    from vllm_multimodal_embeddings import ImageLoadError, PdfPage
+    from vllm_multimodal_embeddings.inputs._read import prepare_input
+    from vllm_multimodal_embeddings.inputs._settings import ImageSettings
+    from vllm_multimodal_embeddings.langchain.pdf import PdfPageImageLoader
+
+    path = write_pdf(tmp_path / name, ["One", "Two"])
+    uris = [doc.page_content for doc in PdfPageImageLoader(path).load()]
+    assert uris == [f"{path}#page=1", f"{path}#page=2"]
+    options = ImageSettings()
+    want = prepare_input(PdfPage(path, 2), index=0, options=options).image_url
+    assert prepare_input(uris[1], index=0, options=options, str_as="image").image_url == want
+    file_uri = path.as_uri() + "#page=2"
+    assert prepare_input(file_uri, index=0, options=options, str_as="image").image_url == want
+    # A file that is no PDF keeps its "#page=" as part of an image path, as before.
+    (tmp_path / "x.png#page=1").write_bytes(b"not an image")
+    with pytest.raises(ImageLoadError, match=r"x\.png#page=1"):
+        prepare_input(str(tmp_path / "x.png#page=1"), index=0, options=options, str_as="image")

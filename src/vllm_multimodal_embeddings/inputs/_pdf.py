@@ -42,7 +42,10 @@ __all__ = [
 
 # "doc.pdf#page=3" or "file:///x/doc.pdf#page=3": a PDF path, then a 1-based page fragment.
 _PAGE_REF = re.compile(r"^(?P<path>.+\.pdf)#page=(?P<page>\d+)$", re.IGNORECASE)
+# The same with any file name: a page of a PDF whose name does not say so.
+_ANY_PAGE_REF = re.compile(r"^(?P<path>.+)#page=(?P<page>\d+)$")
 _PDF_SUFFIX = ".pdf"
+_PDF_MAGIC = b"%PDF-"
 # Any other URL ("https://host/doc.pdf#page=3") is not a local page reference.
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")
 # PDFium is not thread-safe, not even across documents: every call into it holds this lock.
@@ -64,17 +67,25 @@ def is_pdf_path(path: str | os.PathLike[str]) -> bool:
 
 
 def parse_page_ref(ref: str, *, index: int | None = None) -> PdfPage | None:
-    """The page a ``"doc.pdf#page=3"`` (or ``file://`` URI) reference names; ``None`` if not one."""
+    """The page a ``"doc.pdf#page=3"`` (or ``file://`` URI) reference names; ``None`` if not one.
+
+    The path names a PDF by its suffix or, whatever its name (``report_download``,
+    ``x.pdf.v2``: the page URIs :func:`pdf_pages` makes keep the file's own name), by a regular
+    file that starts as a PDF does.
+    """
     if ref[:7].lower() == "file://":
         parts = urlsplit(ref)
         match = re.fullmatch(r"page=(\d+)", parts.fragment)
-        if match is None or not is_pdf_path(parts.path):
+        if match is None or parts.netloc not in ("", "localhost"):
+            return None  # the caller's file:// handling names a remote host
+        path = Path(url2pathname(parts.path))
+        if not (is_pdf_path(parts.path) or _starts_as_pdf(path)):
             return None
-        if parts.netloc not in ("", "localhost"):
-            return None  # the caller's file:// handling names the remote host
-        return PdfPage(Path(url2pathname(parts.path)), _page_number(match.group(1), ref, index))
-    found = _PAGE_REF.match(ref)
+        return PdfPage(path, _page_number(match.group(1), ref, index))
+    found = _PAGE_REF.match(ref) or _ANY_PAGE_REF.match(ref)
     if found is None or _URL_SCHEME.match(ref):
+        return None
+    if not is_pdf_path(found.group("path")) and not _starts_as_pdf(Path(found.group("path"))):
         return None
     try:
         path = Path(found.group("path")).expanduser()
@@ -83,6 +94,18 @@ def parse_page_ref(ref: str, *, index: int | None = None) -> PdfPage | None:
             f"cannot expand '~' in the PDF path: {exc}", index=index, source=ref
         ) from exc
     return PdfPage(path, _page_number(found.group("page"), ref, index))
+
+
+def _starts_as_pdf(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts with the PDF header (never blocks: a
+    FIFO or a device is not opened)."""
+    try:
+        if not stat.S_ISREG(os.stat(path.expanduser()).st_mode):
+            return False
+        with open(path.expanduser(), "rb") as f:
+            return f.read(len(_PDF_MAGIC)) == _PDF_MAGIC
+    except (OSError, ValueError, RuntimeError):  # missing, a NUL byte, an unknown ~user
+        return False
 
 
 def _page_number(digits: str, ref: str, index: int | None) -> int:
