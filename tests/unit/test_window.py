@@ -212,3 +212,32 @@ def test_a_slow_head_does_not_hold_back_the_chunks_after_it(client_kind: str) ->
         got = asyncio.run(run())
     assert not fake.head_waited_out
     np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+
+
+def test_images_after_texts_are_reckoned_at_their_own_size(tmp_path: Path) -> None:
+    # Issue 34, item 4: one running mean for every input let images in at the texts' few bytes
+    # each once texts had gone first: 40 JPEGs of ~0.5 MB under a 6 MiB budget peaked at
+    # 29.4 MiB on a client that had embedded texts, 6.3 MiB on a fresh one.
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(40):
+        path = tmp_path / f"noise{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (600, 800, 3), dtype=np.uint8)).save(path, quality=90)
+        paths.append(path)
+    limit = 6 * 1024 * 1024
+    peaks = []
+    for warm in (False, True):
+        fake = Watched()
+        with client(fake, max_inflight_bytes=limit, prepare_processes=0) as c:
+            if warm:
+                c.embed([f"a short text {i}" for i in range(40)])
+            fake.held.clear()
+            assert len(c.embed(paths)) == 40
+        peaks.append(max(fake.held))
+    one_image = max(p.stat().st_size for p in paths) * 4 // 3 + 1024  # as a data URI
+    # After texts as on a fresh client (measured: 8.8 MiB both; 13.2 MiB after texts before).
+    assert peaks[1] <= peaks[0] + one_image, peaks
+    # Within the budget, or one chunk (16 images) alone: an empty window always takes one.
+    assert peaks[0] <= max(limit, 16 * one_image), peaks

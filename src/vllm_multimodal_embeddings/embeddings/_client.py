@@ -239,12 +239,16 @@ class _ClientBase:
         are (also logged at DEBUG on each change)."""
         return self._tuner.stats()
 
-    def _limits(self) -> WindowLimits:
+    def _limits(self, str_as: StrAs) -> WindowLimits:
         tuner = self._tuner
+
+        def estimate(chunk: Chunk) -> int:
+            return tuner.estimate(len(chunk.items), text=_text_only(chunk.items[0], str_as))
+
         return WindowLimits(
             depth=lambda: window_depth(tuner.concurrency),
             budget=self._budget,
-            estimate=tuner.estimate,
+            estimate=estimate,
             on_byte_wait=tuner.byte_wait,
         )
 
@@ -581,7 +585,7 @@ class EmbeddingClient(_ClientBase, Closing):
         return run_window(
             chunks,
             lambda chunk, hold: pool.submit(run_chunk, chunk, hold),
-            self._limits(),
+            self._limits(run.options.str_as),
             on_progress,
             on_close,
         )
@@ -814,7 +818,7 @@ class AsyncEmbeddingClient(_ClientBase, AsyncClosing):
         async for vector in arun_window(
             chunks,
             lambda chunk, hold: asyncio.ensure_future(run_chunk(chunk, hold)),
-            self._limits(),
+            self._limits(run.options.str_as),
             on_progress,
         ):
             yield vector

@@ -159,8 +159,8 @@ class WindowLimits:
 
     depth: Callable[[], int]
     budget: ByteBudget
-    #: Bytes a chunk of ``n`` inputs will likely take once prepared.
-    estimate: Callable[[int], int]
+    #: Bytes a chunk will likely take once prepared (by the size of its kind of inputs).
+    estimate: Callable[[Chunk], int]
     #: Told each time a chunk is held back for bytes.
     on_byte_wait: Callable[[], None]
 
@@ -316,7 +316,7 @@ def run_window(
             chunk = waiting.pop() if waiting else next(chunks, None)
             if chunk is None:
                 return
-            hold = limits.budget.hold(limits.estimate(len(chunk.items)), force=not window)
+            hold = limits.budget.hold(limits.estimate(chunk), force=not window)
             if hold is None:
                 waiting.append(chunk)
                 limits.on_byte_wait()
@@ -379,7 +379,7 @@ async def arun_window(
             chunk = await next_chunk()
             if chunk is None:
                 return
-            hold = limits.budget.hold(limits.estimate(len(chunk.items)), force=not window)
+            hold = limits.budget.hold(limits.estimate(chunk), force=not window)
             if hold is None:
                 waiting.append(chunk)
                 limits.on_byte_wait()

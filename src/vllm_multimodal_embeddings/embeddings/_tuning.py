@@ -197,6 +197,8 @@ class Tuner:
         self._tput: float | None = None
         self._lat: float | None = None
         self._mean_bytes: float | None = None
+        # The same by kind (texts: True), for the byte budget's estimates.
+        self._kind_mean: dict[bool, float | None] = {True: None, False: None}
         # Bytes per input of the chunk the batch was last sized for (None: not yet), and
         # whether that chunk was texts.
         self._sized_for: float | None = None
@@ -245,11 +247,13 @@ class Tuner:
         """The tuner's clock (``started`` times given to it are read from it)."""
         return self._clock()
 
-    def estimate(self, inputs: int) -> int:
-        """Bytes ``inputs`` not yet prepared will likely take: the running mean, or before
-        anything was prepared a camera photo's worth each (a small budget is then kept from
-        the start; the default one admits the count-bounded window as before)."""
-        mean = self._mean_bytes
+    def estimate(self, inputs: int, *, text: bool = False) -> int:
+        """Bytes ``inputs`` not yet prepared will likely take: the running mean of their kind
+        (texts, or media), or before one of that kind was prepared a camera photo's worth
+        each (a small budget is then kept from the start; the default one admits the
+        count-bounded window as before). One mean for both kinds let images after texts in at
+        the texts' few bytes each, far past ``max_inflight_bytes``."""
+        mean = self._kind_mean[text]
         return int((C.UNMEASURED_INPUT_BYTES if mean is None else mean) * inputs)
 
     def stats(self) -> TuningStats:
@@ -281,6 +285,8 @@ class Tuner:
             mean = nbytes / inputs
             old = self._mean_bytes
             self._mean_bytes = mean if old is None else old + _BYTES_WEIGHT * (mean - old)
+            kind = self._kind_mean[text]
+            self._kind_mean[text] = mean if kind is None else kind + _BYTES_WEIGHT * (mean - kind)
             # A batch an overload halved stays where it is; any other is sized to new inputs
             # (an overload may have halved the concurrency already: the probe's requests count).
             sized = self._sized_for
