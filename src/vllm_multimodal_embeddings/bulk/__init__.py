@@ -11,7 +11,7 @@ The command is ``vllm-mm-embed embed``; the same from Python::
 Parquet output needs the ``bulk`` extra (pyarrow).
 """
 
-from .job import BulkJobError, JobOptions, Summary, run_job
+from .job import BulkJobError, JobOptions, Summary, SyncCounts, run_job
 from .sink import Failure, read_failures, read_vectors
 from .sources import (
     Item,
@@ -30,6 +30,7 @@ __all__ = [
     "Source",
     "SourceError",
     "Summary",
+    "SyncCounts",
     "directory_source",
     "glob_source",
     "manifest_source",

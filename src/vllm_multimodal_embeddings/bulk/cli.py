@@ -86,10 +86,17 @@ def add_embed_parser(subparsers: Any) -> None:
         default=1024,
         help="rows per committed part file (what a crash can cost at most)",
     )
-    p.add_argument(
+    again = p.add_mutually_exclusive_group()
+    again.add_argument(
         "--resume",
         action="store_true",
-        help="continue an earlier run in --out, skipping the ids it wrote",
+        help="continue an earlier run in --out, skipping the ids it wrote (never reads them)",
+    )
+    again.add_argument(
+        "--sync",
+        action="store_true",
+        help="bring --out in line with the source as it is now: embed new and changed inputs, "
+        "drop the rows of those gone, try failures again (hashes every input)",
     )
     p.add_argument(
         "--on-error",
@@ -162,6 +169,7 @@ def run_embed(args: argparse.Namespace) -> int:
                     args.out,
                     options,
                     resume=args.resume,
+                    sync=args.sync,
                     on_progress=progress,
                     stop=stop,
                 )

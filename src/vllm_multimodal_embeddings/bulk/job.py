@@ -31,7 +31,7 @@ from ..embeddings._client import EmbeddingClient
 from .sink import Failure, OutputFormat, PartWriter, count_reasons, read_failures
 from .sources import Item, Source
 
-__all__ = ["BulkJobError", "JobOptions", "OnError", "Summary", "run_job"]
+__all__ = ["BulkJobError", "JobOptions", "OnError", "Summary", "SyncCounts", "run_job"]
 
 OnError = Literal["skip", "fail"]
 JOB_FILE = "job.json"
@@ -89,6 +89,8 @@ class Summary:
     """Every run's failures in the output folder, by reason."""
     seconds: float = 0.0
     interrupted: bool = False
+    synced: SyncCounts | None = None
+    """With ``sync=True``: how the source compared with the output before this run."""
 
     @property
     def items_per_s(self) -> float:
@@ -104,7 +106,29 @@ class Summary:
             f"failed in this run: {self.failed}",
         ]
         out += [f"  {reason}: {n}" for reason, n in self.failures_by_reason.items()]
+        if self.synced is not None:
+            c = self.synced
+            out.append(
+                f"sync: {c.new} new, {c.changed} changed, {c.removed} removed, "
+                f"{c.unchanged} unchanged, {c.retried} failed before and tried again"
+            )
         return out
+
+
+@dataclass
+class SyncCounts:
+    """How a source compared with an output folder when a sync run began."""
+
+    new: int = 0
+    """Items no run wrote or reported: embedded now."""
+    changed: int = 0
+    """Items whose input (text, file bytes) differs from the row written: embedded again."""
+    removed: int = 0
+    """Ids with a row or a failure whose item is no longer in the source: superseded."""
+    unchanged: int = 0
+    """Items whose row matches: left as they are."""
+    retried: int = 0
+    """Items reported as failures before: their failure superseded, tried again."""
 
 
 def _skippable(exc: VLLMEmbeddingError) -> bool:
@@ -219,9 +243,10 @@ def _write_job(folder: Path, job: dict[str, Any]) -> None:
 class _Feed:
     """Items to embed, with a front where a restarted stream's read-ahead is handed back."""
 
-    def __init__(self, items: Iterator[Item]) -> None:
+    def __init__(self, items: Iterator[Item], digests: dict[str, str]) -> None:
         self._items = items
         self._front: deque[tuple[Item, str]] = deque()
+        self._digests = digests  # input hashes known already (a sync plan read them)
 
     def push_front(self, pending: Iterable[tuple[Item, str]]) -> None:
         self._front.extendleft(reversed(list(pending)))
@@ -230,7 +255,7 @@ class _Feed:
         if self._front:
             return self._front.popleft()
         item = next(self._items, None)
-        return None if item is None else (item, None)
+        return None if item is None else (item, self._digests.pop(item.id, None))
 
 
 def run_job(
@@ -240,13 +265,18 @@ def run_job(
     options: JobOptions | None = None,
     *,
     resume: bool = False,
+    sync: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> Summary:
     """Embed every item of ``source`` into part files under ``output``.
 
     Args:
-        resume: continue an earlier run of the same job in ``output``.
+        resume: continue an earlier run of the same job in ``output``: skip every id it wrote
+            or reported, without reading those inputs again.
+        sync: bring an earlier run's output in line with the source as it is now: hash every
+            input, embed the new and the changed ones, supersede the rows and failures of ids
+            that are gone, and try again the ones that failed (see :class:`SyncCounts`).
         on_progress: called with (items done now, items already done before) as rows and
             failures are taken.
         stop: when set, the run commits what it has and returns (``interrupted``).
@@ -265,11 +295,11 @@ def run_job(
     with _FolderLock(folder):
         # job.json is written with the first commit, not before: a run that fails before
         # committing anything (a setting the server refuses) leaves the folder as it was.
-        has_job = _check_output(folder, job, resume)
+        has_job = _check_output(folder, job, resume or sync)
         writer = PartWriter(folder, opts.format, model, instruction)
         if not has_job:
             writer.before_commit = lambda: _write_job(folder, job)
-        return _run(client, source, folder, writer, opts, on_progress, stop)
+        return _run(client, source, folder, writer, opts, on_progress, stop, sync)
 
 
 def _run(
@@ -280,9 +310,15 @@ def _run(
     opts: JobOptions,
     on_progress: Callable[[int, int], None] | None,
     stop: threading.Event | None,
+    sync: bool = False,
 ) -> Summary:
-    done, _ = writer.recover()
+    done, failures = writer.recover()
     summary = Summary()
+    # sync: the items to embed, with their input hashes (read once, in the plan)
+    digests: dict[str, str] | None = None
+    if sync:
+        summary.synced, digests = _sync_plan(source, writer, {f.id for f in failures})
+        summary.already_done = summary.synced.unchanged
     started = time.perf_counter()
 
     def tick() -> None:
@@ -291,7 +327,10 @@ def _run(
 
     def pending() -> Iterator[Item]:
         for item in source:
-            if item.id in done:
+            if digests is not None:
+                if item.id not in digests:
+                    continue  # unchanged: counted by the plan
+            elif item.id in done:
                 summary.already_done += 1
                 continue
             if opts.format == "parquet" and not _utf8(item.id):
@@ -311,7 +350,7 @@ def _run(
         if writer.pending >= opts.flush_rows:  # failures count toward a group as rows do
             writer.commit()
 
-    feed = _Feed(pending())
+    feed = _Feed(pending(), digests or {})
     try:
         while not _one_stream(client, feed, writer, opts, summary, report, tick, stop):
             pass
@@ -321,6 +360,42 @@ def _run(
         summary.seconds = time.perf_counter() - started
         summary.failures_by_reason = count_reasons(read_failures(folder))
     return summary
+
+
+def _sync_plan(
+    source: Source, writer: PartWriter, failed: set[str]
+) -> tuple[SyncCounts, dict[str, str]]:
+    """Compare the source with what the output holds; commit that the rows and failures of
+    changed, gone and failed-before ids no longer count. Returns the counts and the items to
+    embed with their input hashes.
+
+    Every input is hashed (file bytes and text: :meth:`Item.input_hash`): what a sync costs
+    over a resume, which never reads a done input again.
+    """
+    written = writer.written()
+    counts = SyncCounts()
+    embed: dict[str, str] = {}
+    superseded: list[str] = []
+    for item in source:
+        digest = item.input_hash()
+        before = written.pop(item.id, None)
+        if before == digest:
+            counts.unchanged += 1
+            continue
+        embed[item.id] = digest
+        if before is not None:
+            counts.changed += 1
+            superseded.append(item.id)
+        elif item.id in failed:
+            counts.retried += 1
+            superseded.append(item.id)
+        else:
+            counts.new += 1
+        failed.discard(item.id)
+    # What is left was written or reported for items the source no longer has.
+    counts.removed = len(written) + len(failed - set(written))
+    writer.supersede([*superseded, *written, *failed])
+    return counts, embed
 
 
 def _scrub_error(exc: VLLMEmbeddingError, urls: Iterable[str | None]) -> None:

@@ -1,13 +1,15 @@
 """Where a bulk job's vectors go: numbered part files, each committed atomically.
 
 An output folder holds ``part-NNNNN.parquet`` (or ``.npz``) files, one per flushed group of
-rows, ``failures-NNNNN.jsonl`` for the failures of the same group, and ``job.json`` (what the
-job is, checked on ``--resume``). Each file is written to a temporary name, flushed to disk
-and renamed: each rename is a commit. A group's failures are committed before its rows, and
-a group without rows (or without failures) has no part (or failures) file: a run killed at
-any moment leaves whole files only, every id in one of them at most once; resuming reads the
-ids back and deletes the temporary leftovers. ``NNNNN`` grows past five digits after 99,999
-groups: order is by number, never by name.
+rows, ``failures-NNNNN.jsonl`` for the failures of the same group, ``removed-NNNNN.jsonl`` for
+the ids a ``--sync`` run superseded (their input changed or is gone: every row and failure of
+those ids in an earlier group no longer counts), and ``job.json`` (what the job is, checked on
+``--resume``). Each file is written to a temporary name, flushed to disk and renamed: each
+rename is a commit. A group's failures are committed before its rows, and a group without rows
+(or without failures) has no part (or failures) file: a run killed at any moment leaves whole
+files only, and every id counts at most once (in its group after the latest ``removed`` file
+naming it); resuming reads the ids back and deletes the temporary leftovers. ``NNNNN`` grows
+past five digits after 99,999 groups: order is by number, never by name.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +32,7 @@ OutputFormat = Literal["parquet", "numpy"]
 _SUFFIX: dict[str, str] = {"parquet": ".parquet", "numpy": ".npz"}
 _PART = re.compile(r"^part-(\d{5,})\.(parquet|npz)$")
 _FAILURES = re.compile(r"^failures-(\d{5,})\.jsonl$")
+_REMOVED = re.compile(r"^removed-(\d{5,})\.jsonl$")
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,33 @@ def _npz_ids(data: Any) -> list[str]:
     return [str(x) for x in data["id"]]
 
 
-def _part_ids(path: Path) -> list[str]:
+def _part_rows(path: Path) -> tuple[list[str], list[str]]:
+    """A part's ids and their input hashes."""
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
-            return _npz_ids(data)
+            return _npz_ids(data), [str(x) for x in data["input_hash"]]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
-    return [str(x) for x in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
+    table = pq.read_table(path, columns=["id", "input_hash"])
+    ids = [str(x) for x in table.column("id").to_pylist()]
+    return ids, [str(x) for x in table.column("input_hash").to_pylist()]
+
+
+def _superseded(folder: Path) -> dict[str, int]:
+    """The group of the latest ``removed`` file naming each id: its rows and failures in
+    earlier groups no longer count."""
+    out: dict[str, int] = {}
+    for n, path in _numbered(folder, _REMOVED):
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    out[json.loads(line)["id"]] = n
+    return out
+
+
+def _counts(n: int, id_: str, superseded: dict[str, int]) -> bool:
+    """Whether a row or failure of ``id_`` in group ``n`` still counts."""
+    return n > superseded.get(id_, -1)
 
 
 @dataclass
@@ -117,13 +140,41 @@ class PartWriter:
         for path in self.folder.iterdir():
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 path.unlink()  # a file that died before its rename
-        done: set[str] = set()
-        for n, path in [*_parts(self.folder), *_numbered(self.folder, _FAILURES)]:
+        for n, _ in [
+            *_parts(self.folder),
+            *_numbered(self.folder, _FAILURES),
+            *_numbered(self.folder, _REMOVED),
+        ]:
             self.next_part = max(self.next_part, n + 1)
-            if _PART.match(path.name):
-                done.update(_part_ids(path))
         failures = read_failures(self.folder)
-        return done | {f.id for f in failures}, failures
+        return set(self.written()) | {f.id for f in failures}, failures
+
+    def written(self) -> dict[str, str]:
+        """The rows that count, committed by any run: id -> input hash."""
+        superseded = _superseded(self.folder)
+        out: dict[str, str] = {}
+        for n, path in _parts(self.folder):
+            ids, hashes = _part_rows(path)
+            out.update(
+                (i, h) for i, h in zip(ids, hashes, strict=True) if _counts(n, i, superseded)
+            )
+        return out
+
+    def supersede(self, ids: Iterable[str]) -> int:
+        """Commit that the rows and failures written so far of ``ids`` no longer count (their
+        inputs changed or are gone); returns how many ids. Queued rows are committed first."""
+        self.commit()
+        lines = "".join(json.dumps({"id": i}) + "\n" for i in sorted(set(ids))).encode("ascii")
+        if not lines:
+            return 0
+        if self.before_commit is not None:
+            self.before_commit()
+            self.before_commit = None
+        n = self.next_part
+        _write_atomic(self.folder / f"removed-{n:05d}.jsonl", lambda f: f.write(lines))
+        _fsync_dir(self.folder)
+        self.next_part = n + 1
+        return lines.count(b"\n")
 
     def add(self, id_: str, vector: npt.NDArray[Any], input_hash: str) -> None:
         """Queue one embedded row."""
@@ -208,21 +259,28 @@ class PartWriter:
 
 
 def read_vectors(folder: str | os.PathLike[str]) -> tuple[list[str], npt.NDArray[np.float32]]:
-    """Every committed row of an output folder, in the order written: ids and a matrix."""
+    """Every committed row of an output folder that still counts, in the order written: ids
+    and a matrix (a row a ``--sync`` run superseded is left out; its new version comes
+    later)."""
     ids: list[str] = []
     blocks: list[npt.NDArray[np.float32]] = []
-    for _, path in _parts(Path(folder)):
+    superseded = _superseded(Path(folder))
+    for n, path in _parts(Path(folder)):
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                ids.extend(_npz_ids(data))
+                part_ids = _npz_ids(data)
                 block = data["vector"]
         else:
             import pyarrow.parquet as pq
 
             table = pq.read_table(path, columns=["id", "vector"])
-            ids.extend(str(x) for x in table.column("id").to_pylist())
+            part_ids = [str(x) for x in table.column("id").to_pylist()]
             flat = table.column("vector").combine_chunks().flatten().to_numpy()
             block = flat.reshape(table.num_rows, -1) if table.num_rows else flat.reshape(0, 0)
+        keep = [k for k, i in enumerate(part_ids) if _counts(n, i, superseded)]
+        if len(keep) < len(part_ids):  # rows a later sync superseded
+            part_ids, block = [part_ids[k] for k in keep], block[keep]
+        ids.extend(part_ids)
         if block.size:
             blocks.append(block.astype(np.float32, copy=False))
     matrix = np.concatenate(blocks) if blocks else np.empty((0, 0), dtype=np.float32)
@@ -230,11 +288,14 @@ def read_vectors(folder: str | os.PathLike[str]) -> tuple[list[str], npt.NDArray
 
 
 def read_failures(folder: str | os.PathLike[str]) -> list[Failure]:
-    """Every committed failure report of an output folder, in the order written."""
+    """Every committed failure report of an output folder that still counts (a ``--sync``
+    run supersedes those of inputs that changed or are gone), in the order written."""
     out: list[Failure] = []
-    for _, path in _numbered(Path(folder), _FAILURES):
+    superseded = _superseded(Path(folder))
+    for n, path in _numbered(Path(folder), _FAILURES):
         with path.open(encoding="utf-8") as f:
-            out.extend(Failure(**json.loads(line)) for line in f if line.strip())
+            found = (Failure(**json.loads(line)) for line in f if line.strip())
+            out.extend(x for x in found if _counts(n, x.id, superseded))
     return out
 
 
