@@ -272,3 +272,40 @@ def test_resume_refuses_a_changed_job(
         == 1
     )
     assert "the job changed (dimensions: None -> 16)" in capsys.readouterr().err
+
+
+def test_sync_over_a_changed_folder_matches_a_fresh_run(
+    vllm_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 34: pages removed, a file replaced, a failure fixed, a file gone, one added. After
+    # --sync the folder holds exactly the vectors a fresh run over the new corpus gives.
+    pytest.importorskip("pypdfium2")
+    pytest.importorskip("reportlab")
+    from tests.pdfs import write_pdf
+
+    docs, out = tmp_path / "docs", tmp_path / "out"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"img{i}.png").write_bytes(image_png(300 + i, (48, 48)))
+    write_pdf(docs / "report.pdf", ["one", "two", "three", "four", "five"])
+    (docs / "broken.png").write_bytes(b"not a png yet")
+    assert _embed(vllm_server, out, "--dir", str(docs), "--on-error", "skip") == 0
+    assert [f.id for f in read_failures(out)] == ["broken.png"]
+    write_pdf(docs / "report.pdf", ["one", "two"])  # re-saved with 2 pages
+    (docs / "img1.png").write_bytes(image_png(999, (48, 48)))  # replaced
+    (docs / "broken.png").write_bytes(image_png(400, (48, 48)))  # fixed
+    (docs / "img2.png").unlink()  # gone
+    (docs / "img3.png").write_bytes(image_png(303, (48, 48)))  # added
+    capsys.readouterr()
+    assert _embed(vllm_server, out, "--dir", str(docs), "--on-error", "skip", "--sync") == 0
+    err = capsys.readouterr().err
+    # new: img3; changed: img1, both pages; removed: img2, pages 3-5; retried: broken.png.
+    assert "sync: 1 new, 3 changed, 4 removed, 1 unchanged, 1 failed before" in err, err
+    fresh = tmp_path / "fresh"
+    assert _embed(vllm_server, fresh, "--dir", str(docs), "--on-error", "skip") == 0
+    ids, matrix = read_vectors(out)
+    fresh_ids, fresh_matrix = read_vectors(fresh)
+    assert sorted(ids) == sorted(fresh_ids) and len(ids) == len(set(ids))
+    order = [ids.index(i) for i in fresh_ids]
+    np.testing.assert_allclose(matrix[order], fresh_matrix, atol=1e-5)
+    assert read_failures(out) == []
