@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from langchain_core.embeddings import Embeddings
@@ -34,6 +34,7 @@ from ..adapters._fields import declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
+from ..protocol.cohere import CohereTruncate
 
 __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
 
@@ -155,7 +156,7 @@ class VLLMMultimodalEmbeddings(AdapterBase, Embeddings):
         ClientSettings, "headers", repr=False, exclude=True
     )
     client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
-    truncate: Literal["NONE", "START", "END"] = declared(ClientSettings, "truncate")
+    truncate: CohereTruncate = declared(ClientSettings, "truncate")
     max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
     fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
     max_retry_time: float = declared(ClientSettings, "max_retry_time")

@@ -34,13 +34,14 @@ from llama_index.core.utils import get_tqdm_iterable
 
 from .._exceptions import APIError, InputError
 from .._redact import redact_url
-from .._types import Content, EmbedInput, ImageInput
+from .._types import Content, EmbedInput, ImageInput, ProtocolName
 from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
 from ..adapters._fields import declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
+from ..protocol.cohere import CohereTruncate
 
 __all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding"]
 
@@ -101,14 +102,14 @@ class VLLMMultiModalEmbedding(AdapterBase, MultiModalEmbedding):
         ClientSettings, "api_key", default=None, exclude=True, repr=False
     )
     model_name: str = declared(ClientSettings, "model", default="")  # LlamaIndex: a str
-    protocol: Literal["chat", "cohere"] = declared(ClientSettings, "protocol")
+    protocol: ProtocolName = declared(ClientSettings, "protocol")
     profile: ModelProfile | None = declared(ClientSettings, "profile", exclude=True)
     query_instruction: str | None = declared(ClientSettings, "query_instruction")
     document_instruction: str | None = declared(ClientSettings, "document_instruction")
     dimensions: int | None = declared(ClientSettings, "dimensions")
     int8_scale: float | None = declared(ClientSettings, "int8_scale")
     client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
-    truncate: Literal["NONE", "START", "END"] = declared(ClientSettings, "truncate")
+    truncate: CohereTruncate = declared(ClientSettings, "truncate")
     embed_batch_size: int = Field(
         default=_EMBED_BATCH_SIZE,
         gt=0,
