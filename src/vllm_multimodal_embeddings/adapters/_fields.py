@@ -3,9 +3,11 @@
 The adapters are pydantic models: each offers the client settings as fields, because that is
 how LangChain and LlamaIndex users configure components (constructor keywords, ``model_dump``,
 serialization). :func:`declared` makes such a field from a setting's one declaration: its
-default (or its environment variable), its bounds and its doc. The adapter writes only the
-field's name and type annotation, which static type checkers and editors read from the class
-body; ``tests/unit/test_settings_surfaces.py`` checks that annotation against the declared type.
+default (or its environment variable), its bounds and its doc. :class:`EmbeddingFields` and
+:class:`RerankerFields` hold the fields every adapter of a kind shares, written once with the
+type annotation that static type checkers and editors read; an adapter adds only the fields its
+framework names or defaults its own way (the URL, the key, the model, the headers).
+``tests/unit/test_settings_surfaces.py`` checks each field against its declaration.
 """
 
 from __future__ import annotations
@@ -13,11 +15,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from .. import _constants as C
 from .._settings import Group, declarations
+from .._types import ProtocolName
+from ..embeddings._settings import ClientSettings
+from ..protocol.cohere import CohereTruncate
+from ..reranking._settings import RerankerSettings
 
-__all__ = ["declared"]
+__all__ = ["EmbeddingFields", "RerankerFields", "declared"]
 
 
 def declared(group: type[Group], name: str, **extra: Any) -> Any:
@@ -38,3 +45,46 @@ def declared(group: type[Group], name: str, **extra: Any) -> Any:
         spec.pop("default_factory", None)
     spec.update(extra)
     return Field(**spec)
+
+
+class EmbeddingFields(BaseModel):
+    """The embedding client's settings every embedding adapter offers as fields."""
+
+    dimensions: int | None = declared(ClientSettings, "dimensions")
+    int8_scale: float | None = declared(ClientSettings, "int8_scale")
+    query_instruction: str | None = declared(ClientSettings, "query_instruction")
+    document_instruction: str | None = declared(ClientSettings, "document_instruction")
+    protocol: ProtocolName = declared(ClientSettings, "protocol")
+    batch_size: int | None = declared(ClientSettings, "batch_size")
+    max_batch_bytes: int = declared(ClientSettings, "max_batch_bytes")
+    max_inflight_bytes: int = declared(ClientSettings, "max_inflight_bytes")
+    max_concurrency: int | None = declared(ClientSettings, "max_concurrency")
+    prepare_workers: int | None = declared(ClientSettings, "prepare_workers")
+    prepare_processes: int | None = declared(ClientSettings, "prepare_processes")
+    timeout: float = declared(ClientSettings, "timeout")
+    max_retries: int = declared(ClientSettings, "max_retries")
+    client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
+    truncate: CohereTruncate = declared(ClientSettings, "truncate")
+    max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
+    fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
+    max_retry_time: float = declared(ClientSettings, "max_retry_time")
+    max_source_pixels: int = declared(ClientSettings, "max_source_pixels")
+    max_image_bytes: int = declared(ClientSettings, "max_image_bytes")
+    remote_image_max_bytes: int = declared(ClientSettings, "remote_image_max_bytes")
+    remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
+    remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
+    allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
+    page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
+
+
+class RerankerFields(BaseModel):
+    """The reranking client's settings every reranker adapter offers as fields (the reranker
+    sends fixed requests: its fixed batch size and concurrency are the defaults, not "tune")."""
+
+    instruction: str | None = declared(RerankerSettings, "instruction")
+    batch_size: int = declared(RerankerSettings, "batch_size", default=C.DEFAULT_BATCH_SIZE)
+    max_concurrency: int = declared(
+        RerankerSettings, "max_concurrency", default=C.DEFAULT_MAX_CONCURRENCY
+    )
+    timeout: float = declared(RerankerSettings, "timeout")
+    max_retries: int = declared(RerankerSettings, "max_retries")

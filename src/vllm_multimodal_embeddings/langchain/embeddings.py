@@ -27,14 +27,13 @@ from pydantic import (
 
 from .. import _constants as C
 from .._exceptions import InputError
-from .._types import Content, EmbedInput, InputType, ProtocolName
+from .._types import Content, EmbedInput, InputType
 from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
-from ..adapters._fields import declared
+from ..adapters._fields import EmbeddingFields, declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
-from ..protocol.cohere import CohereTruncate
 
 __all__ = ["MultimodalItem", "VLLMMultimodalEmbeddings"]
 
@@ -49,7 +48,7 @@ _DEFAULT: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(Client
 RENAMED = {"headers": "default_headers"}
 
 
-class VLLMMultimodalEmbeddings(AdapterBase, Embeddings):
+class VLLMMultimodalEmbeddings(AdapterBase, EmbeddingFields, Embeddings):
     """Qwen3-VL-Embedding on a vLLM server: texts, images and text+image pairs in one space.
 
     Setup:
@@ -138,35 +137,10 @@ class VLLMMultimodalEmbeddings(AdapterBase, Embeddings):
     api_key: SecretStr | None = declared(
         ClientSettings, "api_key", default_factory=secret_from_env(C.ENV_API_KEY, default=None)
     )
-    dimensions: int | None = declared(ClientSettings, "dimensions")
-    int8_scale: float | None = declared(ClientSettings, "int8_scale")
-    query_instruction: str | None = declared(ClientSettings, "query_instruction")
-    document_instruction: str | None = declared(ClientSettings, "document_instruction")
-    protocol: ProtocolName = declared(ClientSettings, "protocol")
     profile: ModelProfile | None = declared(ClientSettings, "profile")
-    batch_size: int | None = declared(ClientSettings, "batch_size")
-    max_batch_bytes: int = declared(ClientSettings, "max_batch_bytes")
-    max_inflight_bytes: int = declared(ClientSettings, "max_inflight_bytes")
-    max_concurrency: int | None = declared(ClientSettings, "max_concurrency")
-    prepare_workers: int | None = declared(ClientSettings, "prepare_workers")
-    prepare_processes: int | None = declared(ClientSettings, "prepare_processes")
-    timeout: float = declared(ClientSettings, "timeout")
-    max_retries: int = declared(ClientSettings, "max_retries")
     default_headers: dict[str, str] | None = declared(
         ClientSettings, "headers", repr=False, exclude=True
     )
-    client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
-    truncate: CohereTruncate = declared(ClientSettings, "truncate")
-    max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
-    fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
-    max_retry_time: float = declared(ClientSettings, "max_retry_time")
-    max_source_pixels: int = declared(ClientSettings, "max_source_pixels")
-    max_image_bytes: int = declared(ClientSettings, "max_image_bytes")
-    remote_image_max_bytes: int = declared(ClientSettings, "remote_image_max_bytes")
-    remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
-    remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
-    allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
-    page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
     http_client: httpx.Client | None = Field(
         default=None, exclude=True, repr=False, description="httpx.Client to use; not closed."
     )

@@ -19,7 +19,7 @@ from .. import _constants as C
 from .._types import Content
 from ..adapters._base import AdapterBase
 from ..adapters._clients import RerankerClients, reranker_setup
-from ..adapters._fields import declared
+from ..adapters._fields import RerankerFields, declared
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
 from ..reranking._settings import ENV_RERANKER_BASE_URL, RerankerSettings
@@ -27,7 +27,7 @@ from ..reranking._settings import ENV_RERANKER_BASE_URL, RerankerSettings
 __all__ = ["VLLMMultimodalReranker"]
 
 
-class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
+class VLLMMultimodalReranker(AdapterBase, RerankerFields, BaseDocumentCompressor):
     """Qwen3-VL-Reranker on a vLLM server as a LangChain document compressor.
 
     Documents are scored as their ``page_content`` (text), or, when their metadata carries an
@@ -68,7 +68,6 @@ class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
         RerankerSettings, "api_key", default_factory=secret_from_env(C.ENV_API_KEY, default=None)
     )
     top_n: int | None = Field(default=3, ge=1, description="Documents kept; None keeps all.")
-    instruction: str | None = declared(RerankerSettings, "instruction")
     image_key: str = Field(default="image", description="Metadata key holding a document image.")
     text_with_image: bool = Field(
         default=True, description="Score page_content together with the metadata image."
@@ -76,13 +75,6 @@ class VLLMMultimodalReranker(AdapterBase, BaseDocumentCompressor):
     score_key: str = Field(
         default="relevance_score", description="Metadata key the score is written to."
     )
-    # The reranker sends fixed requests: its fixed batch size and concurrency, not "tune".
-    batch_size: int = declared(RerankerSettings, "batch_size", default=C.DEFAULT_BATCH_SIZE)
-    max_concurrency: int = declared(
-        RerankerSettings, "max_concurrency", default=C.DEFAULT_MAX_CONCURRENCY
-    )
-    timeout: float = declared(RerankerSettings, "timeout")
-    max_retries: int = declared(RerankerSettings, "max_retries")
     settings: InstanceOf[RerankerSettings] | InstanceOf[ClientSettings] | None = Field(
         default=None,
         exclude=True,

@@ -34,14 +34,13 @@ from llama_index.core.utils import get_tqdm_iterable
 
 from .._exceptions import APIError, InputError
 from .._redact import redact_url
-from .._types import Content, EmbedInput, ImageInput, ProtocolName
+from .._types import Content, EmbedInput, ImageInput
 from ..adapters._base import AdapterBase
 from ..adapters._clients import AdapterClients, settings_from
-from ..adapters._fields import declared
+from ..adapters._fields import EmbeddingFields, declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..profiles import ModelProfile
-from ..protocol.cohere import CohereTruncate
 
 __all__ = ["ImageNodeLike", "VLLMMultiModalEmbedding"]
 
@@ -62,7 +61,7 @@ _EMBED_BATCH_SIZE = 256
 RENAMED = {"model": "model_name"}
 
 
-class VLLMMultiModalEmbedding(AdapterBase, MultiModalEmbedding):
+class VLLMMultiModalEmbedding(AdapterBase, EmbeddingFields, MultiModalEmbedding):
     """Text and image embeddings from a vLLM server hosting Qwen3-VL-Embedding.
 
     One model serves both sides of a ``MultiModalVectorStoreIndex``: pass it as
@@ -102,39 +101,14 @@ class VLLMMultiModalEmbedding(AdapterBase, MultiModalEmbedding):
         ClientSettings, "api_key", default=None, exclude=True, repr=False
     )
     model_name: str = declared(ClientSettings, "model", default="")  # LlamaIndex: a str
-    protocol: ProtocolName = declared(ClientSettings, "protocol")
     profile: ModelProfile | None = declared(ClientSettings, "profile", exclude=True)
-    query_instruction: str | None = declared(ClientSettings, "query_instruction")
-    document_instruction: str | None = declared(ClientSettings, "document_instruction")
-    dimensions: int | None = declared(ClientSettings, "dimensions")
-    int8_scale: float | None = declared(ClientSettings, "int8_scale")
-    client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
-    truncate: CohereTruncate = declared(ClientSettings, "truncate")
     embed_batch_size: int = Field(
         default=_EMBED_BATCH_SIZE,
         gt=0,
         le=2048,
         description="Inputs per callback event; one client stream runs across the slices.",
     )
-    batch_size: int | None = declared(ClientSettings, "batch_size")
-    max_batch_bytes: int = declared(ClientSettings, "max_batch_bytes")
-    max_inflight_bytes: int = declared(ClientSettings, "max_inflight_bytes")
-    max_concurrency: int | None = declared(ClientSettings, "max_concurrency")
-    prepare_workers: int | None = declared(ClientSettings, "prepare_workers")
-    prepare_processes: int | None = declared(ClientSettings, "prepare_processes")
-    timeout: float = declared(ClientSettings, "timeout")
-    max_retries: int = declared(ClientSettings, "max_retries")
     headers: dict[str, str] | None = declared(ClientSettings, "headers", exclude=True, repr=False)
-    max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
-    fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
-    max_retry_time: float = declared(ClientSettings, "max_retry_time")
-    max_source_pixels: int = declared(ClientSettings, "max_source_pixels")
-    max_image_bytes: int = declared(ClientSettings, "max_image_bytes")
-    remote_image_max_bytes: int = declared(ClientSettings, "remote_image_max_bytes")
-    remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
-    remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
-    allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
-    page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
     embed_node_text_with_image: bool = Field(
         default=False,
         description="Embed an image node's text together with its image as one vector.",

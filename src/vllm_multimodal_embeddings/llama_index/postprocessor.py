@@ -14,12 +14,11 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import ImageNode, MetadataMode, NodeWithScore, QueryBundle
 from pydantic import InstanceOf
 
-from .. import _constants as C
 from .._exceptions import InputError
 from .._types import Content
 from ..adapters._base import AdapterBase
 from ..adapters._clients import RerankerClients, reranker_setup
-from ..adapters._fields import declared
+from ..adapters._fields import RerankerFields, declared
 from ..embeddings._settings import ClientSettings
 from ..reranking import AsyncRerankClient, RerankClient, RerankInput, RerankResult
 from ..reranking._settings import RerankerSettings
@@ -27,7 +26,7 @@ from ..reranking._settings import RerankerSettings
 __all__ = ["VLLMMultimodalReranker"]
 
 
-class VLLMMultimodalReranker(AdapterBase, BaseNodePostprocessor):
+class VLLMMultimodalReranker(AdapterBase, RerankerFields, BaseNodePostprocessor):
     """Qwen3-VL-Reranker on a vLLM server as a LlamaIndex node postprocessor.
 
     Text nodes are scored by their content; image nodes (``ImageNode``, ``ImageDocument``) by
@@ -54,17 +53,9 @@ class VLLMMultimodalReranker(AdapterBase, BaseNodePostprocessor):
         RerankerSettings, "api_key", default=None, exclude=True, repr=False
     )
     top_n: int | None = Field(default=3, ge=1, description="Nodes kept; None keeps all.")
-    instruction: str | None = declared(RerankerSettings, "instruction")
     text_with_image: bool = Field(
         default=True, description="Score an image node's text together with its image."
     )
-    # The reranker sends fixed requests: its fixed batch size and concurrency, not "tune".
-    batch_size: int = declared(RerankerSettings, "batch_size", default=C.DEFAULT_BATCH_SIZE)
-    max_concurrency: int = declared(
-        RerankerSettings, "max_concurrency", default=C.DEFAULT_MAX_CONCURRENCY
-    )
-    timeout: float = declared(RerankerSettings, "timeout")
-    max_retries: int = declared(RerankerSettings, "max_retries")
     settings: InstanceOf[RerankerSettings] | InstanceOf[ClientSettings] | None = Field(
         default=None,
         exclude=True,
