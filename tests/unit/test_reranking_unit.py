@@ -299,3 +299,17 @@ def test_refused_query_blames_no_document_and_probes_once() -> None:
     with client(FakeServer(), model="m") as c, pytest.raises(BadRequestError) as info:
         c.score("q", ["a", "BAD"])
     assert info.value.index == 1
+
+
+def test_a_dead_image_url_is_narrowed_down_without_retrying_every_level(monkeypatch) -> None:
+    # As the embedder: a request of several documents with server-fetched URLs gets no 5xx
+    # retry (narrowing finds the dead one), one document alone two at most.
+    monkeypatch.setattr("vllm_multimodal_embeddings.transport._http.time.sleep", lambda s: None)
+    dead = "http://img.test/dead.png"
+    server = FakeServer(status_for=lambda body, n: 500 if dead in json.dumps(body) else None)
+    with client(server, model="m") as c, pytest.raises(InternalServerError) as info:
+        c.score("q", ["a", Content(image=dead), "b"])
+    assert info.value.index == 1
+    # [a, dead, b] once; [a]; [dead, b] once; [dead] 1 + 2 retries; the control; the query
+    # beside the shortest document; [dead] asked again.
+    assert len(server.bodies) == 9, [len(b["documents"]) for b in server.bodies]

@@ -42,7 +42,7 @@ from ..profiles import resolve_instruction
 from ..protocol._endpoints import Endpoint, endpoint_for
 from ..protocol._job import CallOptions, Chunk, ChunkResult, Job, StrAs, Vector
 from ..protocol._quantize import int8_scale_for
-from ..protocol._requests import Batch, Send, batches, narrow, server_fetched
+from ..protocol._requests import Batch, Send, batches, narrow, server_error_retries
 from ..protocol._server_info import ServerInfo
 from ..transport._http import Call, Step
 from ._settings import ClientSettings
@@ -54,9 +54,6 @@ log = logging.getLogger("vllm_multimodal_embeddings")
 # The input of the control request that tells "this input is refused" from "every request of
 # this call is refused" (a bad setting): the shortest text any server embeds.
 _CONTROL = PreparedInput(text=".")
-# Retries of a 5xx for one input with a server-fetched URL: a host that refused twice more is
-# down, and a corpus with many dead links must not wait the whole retry budget for each.
-_DEAD_URL_RETRIES = 2
 
 
 class EmbeddingCore:
@@ -216,11 +213,7 @@ class EmbeddingCore:
             profile=self.profile,
             truncate=self.settings.truncate,
         )
-        # A 5xx of a request with server-fetched URLs may be one dead URL's: narrow a batch
-        # down at once rather than spend the retry budget on it; retry a single one briefly.
-        retries: int | None = None
-        if any(server_fetched(item) for item in items):
-            retries = 0 if len(items) > 1 else _DEAD_URL_RETRIES
+        retries = server_error_retries(items, len(items))
         media = any(i.image_url or i.video_url or i.parts for i in items)
         return Call("POST", self.endpoint.path, body, media=media, server_error_retries=retries)
 

@@ -19,7 +19,15 @@ from ..inputs._prepared import PreparedInput
 from ..transport._errors import parse_error_message
 from ..transport._http import Step
 
-__all__ = ["ANY", "Batch", "batches", "narrow", "request_wide", "server_fetched"]
+__all__ = [
+    "ANY",
+    "Batch",
+    "batches",
+    "narrow",
+    "request_wide",
+    "server_error_retries",
+    "server_fetched",
+]
 
 R = TypeVar("R")
 
@@ -78,6 +86,21 @@ def server_fetched(item: PreparedInput) -> bool:
     urls: list[str | None] = [p.value for p in item.parts if p.kind != "text"]
     urls += [item.image_url, item.video_url]
     return any(u is not None and u.startswith(("http://", "https://")) for u in urls)
+
+
+# Retries of a 5xx for one input with a server-fetched URL: a host that refused twice more is
+# down, and a corpus with many dead links must not wait the whole retry budget for each.
+_DEAD_URL_RETRIES = 2
+
+
+def server_error_retries(items: Sequence[PreparedInput], inputs: int) -> int | None:
+    """Most retries of a 5xx for a request of ``inputs`` inputs carrying ``items`` (``None``:
+    the policy's). A 5xx of a request with server-fetched URLs may be one dead URL's: a batch
+    is narrowed down at once rather than spend the retry budget on it, one input retried
+    briefly."""
+    if not any(server_fetched(item) for item in items):
+        return None
+    return 0 if inputs > 1 else _DEAD_URL_RETRIES
 
 
 def _content_fault(exc: APIStatusError, items: Sequence[PreparedInput]) -> bool:

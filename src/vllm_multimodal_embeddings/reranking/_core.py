@@ -24,7 +24,7 @@ from ..inputs._prepared import Fetcher, PreparedInput
 from ..inputs._read import prepare_input
 from ..protocol._endpoints import RERANK
 from ..protocol._probe import served_models
-from ..protocol._requests import Batch, batches, narrow
+from ..protocol._requests import Batch, batches, narrow, server_error_retries
 from ..protocol.rerank import NonFiniteScoreError
 from ..transport._http import Call, Step
 from ._recipe import recipe_image_uri
@@ -146,9 +146,9 @@ class RerankCore:
 
         def call(q: PreparedInput, docs: Sequence[PreparedInput], again: bool = False) -> Call:
             body = RERANK.body(model=model, query=q, documents=docs, instruction=instruction)
-            return Call(
-                "POST", RERANK.path, body, media=True, server_error_retries=0 if again else None
-            )
+            # As the embedder's: a dead URL is narrowed down, not retried at every level.
+            retries = 0 if again else server_error_retries([q, *docs], len(docs))
+            return Call("POST", RERANK.path, body, media=True, server_error_retries=retries)
 
         def send(b: Batch, again: bool) -> Step[list[float]]:
             response = yield call(query, b.items, again)
