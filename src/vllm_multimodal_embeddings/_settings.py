@@ -21,12 +21,13 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import itertools
 import math
 import os
 import re
-import textwrap
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -236,20 +237,30 @@ def _declarations(group: type[Group]) -> tuple[tuple[str, Declared], ...]:
 
 def _attribute_docs(cls: type) -> dict[str, str]:
     """The docstrings written under each field of ``cls`` (their first sentence)."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
-    docs = {}
-    for field_, doc in itertools.pairwise(body):
-        if (
-            isinstance(field_, ast.AnnAssign)
-            and isinstance(field_.target, ast.Name)
-            and isinstance(doc, ast.Expr)
-            and isinstance(doc.value, ast.Constant)
-            and isinstance(doc.value.value, str)
-        ):
-            text = " ".join(doc.value.value.split())
-            docs[field_.target.id] = _FIRST_SENTENCE.split(text, maxsplit=1)[0].rstrip(".")
-    return docs
+    return _module_docs(cls.__module__).get(cls.__qualname__, {})
+
+
+@functools.cache
+def _module_docs(module: str) -> dict[str, dict[str, str]]:
+    """Every class of ``module``: its fields' docstrings. The module is parsed once, whatever
+    the number of its classes and of the groups that include them."""
+    tree = ast.parse(inspect.getsource(sys.modules[module]))
+    out: dict[str, dict[str, str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        docs = out[node.name] = {}
+        for field_, doc in itertools.pairwise(node.body):
+            if (
+                isinstance(field_, ast.AnnAssign)
+                and isinstance(field_.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            ):
+                text = " ".join(doc.value.value.split())
+                docs[field_.target.id] = _FIRST_SENTENCE.split(text, maxsplit=1)[0].rstrip(".")
+    return out
 
 
 # A sentence ends at ". " unless that full stop closes "e.g.".
