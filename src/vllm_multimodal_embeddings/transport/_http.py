@@ -77,11 +77,11 @@ Step = Generator[Call, httpx.Response, T]
 
 
 def _encoded(
-    call: Call, settings: ConnectionSettings
+    call: Call, server_headers: dict[str, str]
 ) -> tuple[bytes | JsonBody | None, dict[str, str]]:
     """A call's body, encoded once for all its attempts (byte for byte what httpx's ``json=``
-    sends), and the request's headers."""
-    headers = settings.request_headers()
+    sends), and the request's headers (``server_headers`` and the body's)."""
+    headers = dict(server_headers)
     if call.json is None:
         return None, headers
     headers.setdefault("Content-Type", "application/json")
@@ -216,6 +216,7 @@ class SyncTransport:
         self.on_overload: OverloadHook | None = None
         self._policy = settings.retry_policy()
         self._root = settings.server_root()
+        self._headers = settings.request_headers()  # the settings are frozen: built once
         self._reached = False  # any response yet: later refusals are outages, worth retrying
 
     def close(self) -> None:
@@ -228,7 +229,7 @@ class SyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{self._root}{call.path}"
-        content, headers = _encoded(call, s)
+        content, headers = _encoded(call, self._headers)
         while True:
             outcome: httpx.Response | Exception
             try:
@@ -285,6 +286,7 @@ class AsyncTransport:
         self.on_overload: OverloadHook | None = None
         self._policy = settings.retry_policy()
         self._root = settings.server_root()
+        self._headers = settings.request_headers()  # the settings are frozen: built once
         self._reached = False  # any response yet: later refusals are outages, worth retrying
 
     async def aclose(self) -> None:
@@ -297,7 +299,7 @@ class AsyncTransport:
         s = self.settings
         state = self._policy.start() if call.retry else None
         url = f"{self._root}{call.path}"
-        body, headers = _encoded(call, s)
+        body, headers = _encoded(call, self._headers)
         content = body.aiter() if isinstance(body, JsonBody) else body
         while True:
             outcome: httpx.Response | Exception
