@@ -312,12 +312,13 @@ def _run(
     stop: threading.Event | None,
     sync: bool = False,
 ) -> Summary:
-    done, failures = writer.recover()
+    written, failures = writer.reopen()
+    done = set(written) | {f.id for f in failures}
     summary = Summary()
     # sync: the items to embed, with their input hashes (read once, in the plan)
     digests: dict[str, str] | None = None
     if sync:
-        summary.synced, digests = _sync_plan(source, writer, {f.id for f in failures})
+        summary.synced, digests = _sync_plan(source, writer, written, {f.id for f in failures})
         summary.already_done = summary.synced.unchanged
     started = time.perf_counter()
 
@@ -363,16 +364,16 @@ def _run(
 
 
 def _sync_plan(
-    source: Source, writer: PartWriter, failed: set[str]
+    source: Source, writer: PartWriter, written: dict[str, str], failed: set[str]
 ) -> tuple[SyncCounts, dict[str, str]]:
-    """Compare the source with what the output holds; commit that the rows and failures of
-    changed, gone and failed-before ids no longer count. Returns the counts and the items to
+    """Compare the source with what the output holds (``written``: id -> input hash, taken
+    over; ``failed``: ids reported); commit that the rows and failures of changed, gone and
+    failed-before ids no longer count. Returns the counts and the items to
     embed with their input hashes.
 
     Every input is hashed (file bytes and text: :meth:`Item.input_hash`): what a sync costs
     over a resume, which never reads a done input again.
     """
-    written = writer.written()
     counts = SyncCounts()
     embed: dict[str, str] = {}
     superseded: list[str] = []

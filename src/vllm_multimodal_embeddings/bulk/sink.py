@@ -137,6 +137,12 @@ class PartWriter:
         A group killed between its two commits left its failures and not its rows: the
         failures stay reported and the rows are embedded again (none was written).
         """
+        written, failures = self.reopen()
+        return set(written) | {f.id for f in failures}, failures
+
+    def reopen(self) -> tuple[dict[str, str], list[Failure]]:
+        """:meth:`recover`, with the rows written as :meth:`written` gives them (id -> input
+        hash): what a sync compares the source with, read once."""
         for path in self.folder.iterdir():
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 path.unlink()  # a file that died before its rename
@@ -146,8 +152,7 @@ class PartWriter:
             *_numbered(self.folder, _REMOVED),
         ]:
             self.next_part = max(self.next_part, n + 1)
-        failures = read_failures(self.folder)
-        return set(self.written()) | {f.id for f in failures}, failures
+        return self.written(), read_failures(self.folder)
 
     def written(self) -> dict[str, str]:
         """The rows that count, committed by any run: id -> input hash."""
