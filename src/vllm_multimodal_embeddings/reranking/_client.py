@@ -27,13 +27,7 @@ from ._core import (
 )
 from ._settings import RerankerSettings
 
-__all__ = ["AsyncRerankClient", "RerankClient", "reranker_settings"]
-
-
-def reranker_settings(settings: object = None, /, **options: Any) -> RerankerSettings:
-    """:class:`RerankerSettings` from ``settings`` (reranker or embedding client settings, or
-    ``None``) and single settings; see :meth:`RerankerSettings.of`."""
-    return RerankerSettings.of(settings, **options)
+__all__ = ["AsyncRerankClient", "RerankClient"]
 
 
 # Keywords of the clients that mean "as the settings say" when left None.
@@ -46,8 +40,7 @@ class _RerankBase:
     def __init__(self, settings: object, options: dict[str, Any]) -> None:
         # model / instruction / recipe_images left None keep what ``settings`` says.
         given = {k: v for k, v in options.items() if v is not None or k not in _CALL_DEFAULTS}
-        self.settings = RerankerSettings.of(settings, **given)
-        check_instruction(self.settings.instruction)
+        self.settings = RerankerSettings.of(settings, **given)  # its checks run here
         self._core = RerankCore(self.settings)
         # Its own HTTP client: the server's key and headers never go to an image host.
         self._remote = (
