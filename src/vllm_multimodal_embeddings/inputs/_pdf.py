@@ -100,9 +100,10 @@ def _starts_as_pdf(path: Path) -> bool:
     """Whether ``path`` is a regular file that starts with the PDF header (never blocks: a
     FIFO or a device is not opened)."""
     try:
-        if not stat.S_ISREG(os.stat(path.expanduser()).st_mode):
+        path = path.expanduser()
+        if not stat.S_ISREG(os.stat(path).st_mode):
             return False
-        with open(path.expanduser(), "rb") as f:
+        with open(path, "rb") as f:
             return f.read(len(_PDF_MAGIC)) == _PDF_MAGIC
     except (OSError, ValueError, RuntimeError):  # missing, a NUL byte, an unknown ~user
         return False
