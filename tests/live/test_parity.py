@@ -22,6 +22,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from tests.helpers import cosine
+from tests.media_host import media_host
 from tests.reference.embedder import Part, Reference, ReferenceEmbedder
 from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content, EmbeddingClient, InputError
@@ -471,6 +472,32 @@ def test_every_video_through_the_client_in_one_call(vllm_server, videos, video_r
     with EmbeddingClient(base_url=vllm_server.base_url, model=vllm_server.model) as client:
         got = client.embed_array(items, input_type="document")
     for (case, with_text), vector in zip(VIDEO_CASES, got, strict=True):
+        assert cosine(vector, video_reference(case, with_text).vector) >= MIN_COSINE, case
+
+
+@pytest.mark.parametrize("ranges", [True, False], ids=["ranged host", "host without ranges"])
+def test_http_videos_through_the_client_equal_the_official_recipe(
+    vllm_server, videos, video_reference, ranges: bool
+) -> None:
+    # The server fetches each URL; the client reads the header from the same host (in ranges
+    # where it can) so the request carries the fields of the local file: odd frame counts and
+    # small frames included. Loopback is refused unless allowed, as for client-side fetching.
+    folder = next(iter(videos.values())).parent
+    cases = VIDEO_CASES if ranges else [("odd, small frames", False), ("long, tiny frames", True)]
+    with (
+        media_host(folder, ranges=ranges) as host,
+        EmbeddingClient(
+            base_url=vllm_server.base_url,
+            model=vllm_server.model,
+            remote_allowed_hosts=("127.0.0.1",),
+        ) as client,
+    ):
+        items = [
+            Content(video=host.of(videos[case].name), text=VIDEO_TEXT if t else None)
+            for case, t in cases
+        ]
+        got = client.embed_array(items, input_type="document")
+    for (case, with_text), vector in zip(cases, got, strict=True):
         assert cosine(vector, video_reference(case, with_text).vector) >= MIN_COSINE, case
 
 

@@ -364,7 +364,7 @@ def test_prepare_inputs_mixed(png_bytes: bytes, png_file: Path) -> None:
             Content(text="a cat", image=str(png_file)),
             Content(video="https://example.com/v.mp4"),
         ],
-        options=OPTS,
+        options=ImageSettings(remote_video_headers=False),
     )
     assert out == [
         PreparedInput(text="a cat"),
@@ -382,8 +382,10 @@ def test_str_as_image(png_file: Path, png_bytes: bytes) -> None:
 
 @pytest.mark.parametrize("video", ["http://h/v.mp4", "https://h/v.mp4"])
 def test_remote_video_urls_pass_through(video: str) -> None:
-    # Local forms are read and inlined: tests/unit/test_video_inputs.py.
-    assert prepare_input(Content(video=video), index=0, options=OPTS).video_url == video
+    # Local forms are read and inlined: tests/unit/test_video_inputs.py; headers read in
+    # ranges: tests/unit/test_remote_video.py.
+    options = ImageSettings(remote_video_headers=False)
+    assert prepare_input(Content(video=video), index=0, options=options).video_url == video
 
 
 @pytest.mark.parametrize("video", ["/tmp/no-such-v.mp4", "file:///tmp/no-such-v.mp4"])
@@ -505,7 +507,7 @@ def test_content_of_keeps_every_part_in_order(png_bytes: bytes, png_file: Path) 
 def test_content_of_takes_videos_and_lists(png_bytes: bytes) -> None:
     video = "https://example.com/v.mp4"
     item = Content(parts=[Content(video=video), png_bytes])  # type: ignore[arg-type]
-    out = prepare_input(item, index=0, options=OPTS)
+    out = prepare_input(item, index=0, options=ImageSettings(remote_video_headers=False))
     assert out.parts == (PreparedPart("video", video), PreparedPart("image", data_uri(png_bytes)))
     assert hash(item)  # a list given as parts is stored as a tuple
 

@@ -121,9 +121,11 @@ def test_a_video_the_flags_match_carries_no_fields(plain_video: Path) -> None:
     assert item.media_io_kwargs is None and item.mm_processor_kwargs is None
 
 
-def test_http_video_goes_to_the_server_unread() -> None:
+def test_http_video_goes_to_the_server_unread_without_header_reads() -> None:
+    # Read in ranges by default: tests/unit/test_remote_video.py.
     url = "https://example.com/clip.mp4"
-    item = prepare_input(Content(video=url), index=0, options=OPTIONS)
+    options = ImageSettings(remote_video_headers=False)
+    item = prepare_input(Content(video=url), index=0, options=options)
     assert item.video_url == url and item.video_kwargs is None
 
 

@@ -74,6 +74,7 @@ class EmbeddingFields(BaseModel):
     remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
     remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
     allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
+    remote_video_headers: bool = declared(ClientSettings, "remote_video_headers")
     page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
 
 

@@ -17,9 +17,12 @@ on the user's own network, or at a server that drips bytes forever or sends a gz
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -44,6 +47,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+#: Bytes asked for per range request of :meth:`RemoteFetcher.open` (FFmpeg reads 32 KiB at a
+#: time; an MP4 header read then takes 3 requests: the start, the ``moov``, the first frames).
+RANGE_BLOCK = 64 * 1024
+#: Range requests one opened file may make: a container index is read in a few; more means a
+#: reader wandering through the body, which a full read serves better.
+MAX_RANGE_REQUESTS = 32
+# Videos and other media: the client's default ``Accept: image/*`` would misdescribe them.
+_ANY = {"Accept": "*/*"}
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+\d+-\d+/(\d+)\s*$", re.IGNORECASE)
 
 
 class RemoteFetchError(ImageLoadError):
@@ -96,17 +109,29 @@ class RemoteFetcher(Closing):
         self.allow_private_networks = allow_private_networks
         self._allowed_names, self._allowed_nets = _parse_allow_list(allowed_hosts)
         self._resolve = resolver
-        # trust_env=False: no proxy variables, no .netrc credentials; no default headers.
-        # No keep-alive: connections are keyed by the pinned address, and a TLS connection
-        # verified for one host name must not be reused for another name on the same address.
-        self._http = httpx.Client(
-            transport=transport,
-            trust_env=False,
-            follow_redirects=False,
-            verify=verify,
-            limits=httpx.Limits(max_keepalive_connections=0),
-            headers={"Accept-Encoding": "identity", "Accept": "image/*"},
-        )
+        self._verify, self._transport = verify, transport
+        # Made on first use: every client holds a fetcher (for remote video headers), and an
+        # httpx client with TLS verification costs milliseconds that most never need.
+        self._http_client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._http_client is None:
+                # trust_env=False: no proxy variables, no .netrc credentials, no default
+                # headers. No keep-alive: connections are keyed by the pinned address, and a
+                # TLS connection verified for one host name must not be reused for another
+                # name on the same address.
+                self._http_client = httpx.Client(
+                    transport=self._transport,
+                    trust_env=False,
+                    follow_redirects=False,
+                    verify=self._verify,
+                    limits=httpx.Limits(max_keepalive_connections=0),
+                    headers={"Accept-Encoding": "identity", "Accept": "image/*"},
+                )
+            return self._http_client
 
     @classmethod
     def from_options(cls, options: ImageSettings, **overrides: Any) -> RemoteFetcher:
@@ -128,22 +153,76 @@ class RemoteFetcher(Closing):
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._http.close()
+        with self._lock:
+            if self._http_client is not None:
+                self._http_client.close()
 
     def __call__(self, url: str) -> bytes:
         """The body of ``url``; :class:`RemoteFetchError` on any failure or refusal."""
         deadline = time.monotonic() + self.timeout
+        response, _ = self._follow(url, deadline, {})
+        try:
+            if response.status_code != 200:
+                raise RemoteFetchError(f"HTTP {response.status_code}")
+            return self._read_body(response, deadline, self.max_bytes)
+        finally:
+            response.close()
+
+    def open(self, url: str) -> io.IOBase:
+        """``url`` as a seekable binary file that fetches only the byte ranges read from it.
+
+        For a video's header: a container reader needs its first block and the index (an
+        MP4's ``moov``, which may sit at the end), not the frames. A server that ignores
+        ``Range`` gets the whole body read, under the same limits. Every request obeys the
+        fetcher's guards; the ranges read together stay under ``max_bytes`` and within one
+        ``timeout``.
+        """
+        deadline = time.monotonic() + self.timeout
+        first = RANGE_BLOCK - 1
+        response, final = self._follow(url, deadline, {"Range": f"bytes=0-{first}", **_ANY})
+        try:
+            if response.status_code == 200:  # ranges not supported: the whole body
+                return io.BytesIO(self._read_body(response, deadline, self.max_bytes))
+            if response.status_code != 206:
+                raise RemoteFetchError(f"HTTP {response.status_code}")
+            size = _range_total(response.headers.get("content-range"))
+            head = self._read_body(response, deadline, RANGE_BLOCK)
+        finally:
+            response.close()
+        return _RangedFile(self, final, size, head, deadline)
+
+    def read_range(self, url: httpx.URL, start: int, stop: int, deadline: float) -> bytes:
+        """Bytes ``start`` to ``stop`` (exclusive) of ``url``, which must answer 206."""
+        byte_range = {"Range": f"bytes={start}-{stop - 1}", **_ANY}
+        response, _ = self._follow(str(url), deadline, byte_range)
+        try:
+            if response.status_code != 206:
+                raise RemoteFetchError(f"HTTP {response.status_code} to a range request")
+            body = self._read_body(response, deadline, stop - start)
+        finally:
+            response.close()
+        if len(body) != stop - start:
+            raise RemoteFetchError(f"asked for {stop - start} bytes, got {len(body)}")
+        return body
+
+    def _follow(
+        self, url: str, deadline: float, headers: dict[str, str]
+    ) -> tuple[httpx.Response, httpx.URL]:
+        """The streamed response of ``url`` after redirects, and the URL that gave it."""
         current = _parse_url(url)
         for _hop in range(self.max_redirects + 1):
-            body, location = self._get(current, deadline)
-            if location is None:
-                assert body is not None  # _get returns one or the other
-                return body
+            response = self._send(current, deadline, headers)
+            if response.status_code not in _REDIRECTS:
+                return response, current
+            location = response.headers.get("location")
+            response.close()
+            if not location:
+                raise RemoteFetchError(f"HTTP {response.status_code} without a Location")
             current = _parse_url(str(current.join(location)))
         raise RemoteFetchError(f"more than {self.max_redirects} redirects")
 
-    def _get(self, url: httpx.URL, deadline: float) -> tuple[bytes | None, str | None]:
-        """One hop: the body, or the ``Location`` of a redirect."""
+    def _send(self, url: httpx.URL, deadline: float, headers: dict[str, str]) -> httpx.Response:
+        """One hop's streamed response (the caller closes it)."""
         # The ASCII (IDNA) form: what DNS, the Host header and SNI all expect.
         host = url.raw_host.decode("ascii")
         port = url.port or (443 if url.scheme == "https" else 80)
@@ -160,38 +239,25 @@ class RemoteFetcher(Closing):
         request = self._http.build_request(
             "GET",
             target,
-            headers={"Host": host_header},
+            headers={**headers, "Host": host_header},
             timeout=_remaining(deadline),
             extensions=extensions,
         )
         try:
-            response = self._http.send(request, stream=True)
+            return self._http.send(request, stream=True)
         except httpx.TimeoutException as exc:
             raise RemoteFetchError(f"no answer within {self.timeout:g} s") from exc
         except httpx.HTTPError as exc:
             # Connection refused or reset, TLS failure, or a malformed response head.
             raise RemoteFetchError(f"request failed: {type(exc).__name__}: {exc}") from exc
-        try:
-            if response.status_code in _REDIRECTS:
-                location = response.headers.get("location")
-                if not location:
-                    raise RemoteFetchError(f"HTTP {response.status_code} without a Location")
-                return None, location
-            if response.status_code != 200:
-                raise RemoteFetchError(f"HTTP {response.status_code}")
-            return self._read_body(response, deadline), None
-        finally:
-            response.close()
 
-    def _read_body(self, response: httpx.Response, deadline: float) -> bytes:
+    def _read_body(self, response: httpx.Response, deadline: float, limit: int) -> bytes:
         declared = response.headers.get("content-length")
         if declared is not None:
             if not declared.strip().isdigit():
                 raise RemoteFetchError(f"invalid Content-Length {declared[:40]!r}")
-            if int(declared) > self.max_bytes:
-                raise RemoteFetchError(
-                    f"image is {int(declared)} bytes, over the limit of {self.max_bytes}"
-                )
+            if int(declared) > limit:
+                raise RemoteFetchError(f"body is {int(declared)} bytes, over the limit of {limit}")
         inflate = _decompressor(response.headers.get("content-encoding", "identity"))
         chunks: list[bytes] = []
         total = 0
@@ -199,14 +265,14 @@ class RemoteFetcher(Closing):
             for raw in response.iter_raw():  # no chunk_size: it would buffer
                 # Checked per chunk: a server dripping bytes never hits a read timeout.
                 if time.monotonic() > deadline:
-                    raise RemoteFetchError(f"image not received within {self.timeout:g} s")
-                chunk = raw if inflate is None else inflate(raw, self.max_bytes - total + 1)
+                    raise RemoteFetchError(f"body not received within {self.timeout:g} s")
+                chunk = raw if inflate is None else inflate(raw, limit - total + 1)
                 total += len(chunk)
-                if total > self.max_bytes:
-                    raise RemoteFetchError(f"image larger than {self.max_bytes} bytes")
+                if total > limit:
+                    raise RemoteFetchError(f"body larger than {limit} bytes")
                 chunks.append(chunk)
         except httpx.TimeoutException as exc:
-            raise RemoteFetchError(f"image not received within {self.timeout:g} s") from exc
+            raise RemoteFetchError(f"body not received within {self.timeout:g} s") from exc
         except httpx.HTTPError as exc:
             raise RemoteFetchError(f"connection broke mid-body: {type(exc).__name__}") from exc
         except zlib.error as exc:
@@ -240,6 +306,84 @@ class RemoteFetcher(Closing):
                         "with allowed_hosts or allow_private_networks"
                     )
         return str(addresses[0])
+
+
+class _RangedFile(io.RawIOBase):
+    """A remote file of known size, read through range requests and kept in memory as read.
+
+    What PyAV needs to open a container: ``read``, ``seek`` and ``tell``. The bytes fetched
+    stay under the fetcher's ``max_bytes``, the requests under :data:`MAX_RANGE_REQUESTS`, and
+    all of them within the deadline of the :meth:`RemoteFetcher.open` that made it.
+    """
+
+    def __init__(
+        self, fetcher: RemoteFetcher, url: httpx.URL, size: int, head: bytes, deadline: float
+    ) -> None:
+        super().__init__()
+        self._fetcher, self._url, self._size, self._deadline = fetcher, url, size, deadline
+        self._blocks: list[tuple[int, bytes]] = [(0, head)] if head else []
+        self._fetched, self._requests, self._pos = len(head), 1, 0
+
+    @property
+    def fetched(self) -> int:
+        """Bytes fetched so far (the first block included)."""
+        return self._fetched
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(f"seek to {base + offset}, before the start")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._pos >= self._size or not len(view):
+            return 0
+        block = self._block_at(self._pos) or self._fetch(self._pos, len(view))
+        start, data = block
+        got = data[self._pos - start : self._pos - start + len(view)]
+        view[: len(got)] = got
+        self._pos += len(got)
+        return len(got)
+
+    def _block_at(self, pos: int) -> tuple[int, bytes] | None:
+        for start, data in self._blocks:
+            if start <= pos < start + len(data):
+                return start, data
+        return None
+
+    def _fetch(self, pos: int, wanted: int) -> tuple[int, bytes]:
+        stop = min(self._size, pos + max(wanted, RANGE_BLOCK))
+        # Up to the next block held: no byte is fetched twice.
+        stop = min([stop, *(s for s, _ in self._blocks if s > pos)])
+        limit = self._fetcher.max_bytes
+        if self._fetched + stop - pos > limit:
+            raise RemoteFetchError(f"reading the header needs more than {limit} bytes")
+        if self._requests >= MAX_RANGE_REQUESTS:
+            raise RemoteFetchError(f"reading the header needs over {MAX_RANGE_REQUESTS} requests")
+        data = self._fetcher.read_range(self._url, pos, stop, self._deadline)
+        self._requests += 1
+        self._fetched += len(data)
+        self._blocks.append((pos, data))
+        return pos, data
+
+
+def _range_total(header: str | None) -> int:
+    """The full size a ``Content-Range: bytes a-b/size`` answer gives."""
+    match = _CONTENT_RANGE.match(header or "")
+    if match is None:
+        raise RemoteFetchError(f"206 with an unreadable Content-Range {str(header)[:60]!r}")
+    return int(match.group(1))
 
 
 def _parse_url(url: str) -> httpx.URL:

@@ -21,11 +21,13 @@ from PIL import Image
 
 from .._exceptions import ImageLoadError, InputError
 from .._types import Content, ContentPart, EmbedInput, ImageInput, PdfPage, VideoInput
+from ._fetch import RemoteFetcher, RemoteFetchError
 from ._images import build_data_uri, describe_source, encode_bytes, encode_pil_image, parse_data_uri
 from ._pdf import is_pdf_path, parse_page_ref, render_page
 from ._prepared import Fetcher, PartKind, PreparedInput, PreparedPart
 from ._settings import ImageSettings
 from ._video import (
+    VideoHeader,
     encode_frames,
     frame_size,
     frames_to_keep,
@@ -275,8 +277,12 @@ def prepare_video(
     if scheme not in ("http", "https"):
         raise InputError(f"unsupported URL scheme {scheme!r}", index=index)
     if not options.fetch_remote_images:
-        # The server fetches it and samples it with its flags alone (no per-request fields).
-        return PreparedPart("video", video)
+        if not options.remote_video_headers:
+            # The server fetches it and samples it with its flags alone (no per-request fields).
+            return PreparedPart("video", video)
+        # The server fetches it; its header, read here in ranges, gives the request fields.
+        header = _remote_video_header(video, index=index, options=options, fetch=fetch)
+        return PreparedPart("video", video, official_video_kwargs(header))
     if fetch is None:
         raise ValueError("fetch_remote_images=True needs a fetch function")
     try:
@@ -291,6 +297,33 @@ def prepare_video(
             source=source,
         )
     return _video_part(bytes(data), None, index=index, source=source)
+
+
+def _remote_video_header(
+    url: str, *, index: int, options: ImageSettings, fetch: Fetcher | None
+) -> VideoHeader:
+    """The header of the video at ``url``, read through ranged requests under the remote-fetch
+    guards (a full read where the host ignores ranges)."""
+    source = describe_source(url)
+    # The client's fetcher, else one for this video (a caller preparing inputs itself).
+    owned = None if isinstance(fetch, RemoteFetcher) else RemoteFetcher.from_options(options)
+    fetcher = owned or fetch
+    assert isinstance(fetcher, RemoteFetcher)
+    try:
+        with fetcher.open(url) as file:
+            return read_video_header(file, index=index, source=source)
+    except RemoteFetchError as exc:
+        reason = str(exc.message).replace(url, "<url>")
+        raise ImageLoadError(
+            f"cannot read the video's header here ({reason}); the request needs it to sample "
+            "the video like the official embedder. Allow the host (remote_allowed_hosts), or "
+            "let the server sample it by its flags alone (remote_video_headers=False)",
+            index=index,
+            source=source,
+        ) from exc
+    finally:
+        if owned is not None:
+            owned.close()
 
 
 def _video_frames(

@@ -32,6 +32,10 @@ class ImageSettings(Group):
     loopback, private or link-local (refused otherwise)."""
     allow_private_networks: bool = setting(False, flag)
     """Let client-side fetching reach any address (trusted networks only)."""
+    remote_video_headers: bool = setting(True, flag)
+    """Read an ``http(s)`` video's header here (range requests, under the limits and address
+    checks above) so the request samples it like the official embedder; ``False``: the server
+    samples it by its flags alone, which misses for odd frame counts and small frames."""
     page_max_pixels: int | None = setting(None, optional(POSITIVE))
     """The pixel budget PDF pages are rendered to fill; ``None``: ``max_image_pixels``. (The
     reranker lifts ``max_image_pixels`` to keep photos' own pixels for its resize; a page has

@@ -65,8 +65,9 @@ class VideoKwargs:
     mm_processor_kwargs: dict[str, Any]
 
 
-def read_video_header(data: bytes, *, index: int, source: str) -> VideoHeader:
-    """The header of an encoded video; a typed error naming the input when it cannot be read."""
+def read_video_header(data: bytes | io.IOBase, *, index: int, source: str) -> VideoHeader:
+    """The header of an encoded video (its bytes, or a seekable file such as a remote one
+    read in ranges); a typed error naming the input when it cannot be read."""
     try:
         import av
     except ImportError as exc:
@@ -77,7 +78,8 @@ def read_video_header(data: bytes, *, index: int, source: str) -> VideoHeader:
             index=index,
         ) from exc
     try:
-        with av.open(io.BytesIO(data), mode="r") as container:
+        file = io.BytesIO(data) if isinstance(data, bytes) else data
+        with av.open(file, mode="r") as container:
             if not container.streams.video:
                 raise ImageLoadError("no video stream in the file", index=index, source=source)
             stream = container.streams.video[0]
