@@ -38,6 +38,7 @@ from .embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from .embeddings._pipeline import AsyncEmbeddingStream, EmbeddingStream
 from .embeddings._settings import ClientSettings
 from .embeddings._tuning import TuningStats
+from .inputs._passwords import PdfPasswords
 from .inputs._pdf import pdf_page_count, pdf_pages
 from .profiles import ModelProfile, TaskPreset
 from .protocol._quantize import int8_scale_for, quantize_int8
@@ -67,6 +68,7 @@ __all__ = [
     "NotFoundError",
     "OutputDType",
     "PdfPage",
+    "PdfPasswords",
     "ProtocolName",
     "RateLimitError",
     "ServerInfo",

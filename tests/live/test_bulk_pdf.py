@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,54 @@ def test_skip_reports_a_bad_pdf_once_and_embeds_the_rest(vllm_server: Any, tmp_p
     failures = read_failures(out)
     assert [f.id for f in failures] == ["locked.pdf"]
     assert "encrypted" in failures[0].message and "locked.pdf" in failures[0].message
+
+
+@pytest.mark.parametrize("given", ["file", "variable"])
+def test_encrypted_pdfs_with_passwords_from_a_file_or_a_variable(
+    vllm_server: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    given: str,
+) -> None:
+    password = "B0ard-only!"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "board.pdf", ["B one", "B two"], password=password)
+    write_pdf(folder / "plain.pdf", ["B one", "B two"])
+    write_pdf(folder / "pay.pdf", ["P one"], password="another")
+    out = tmp_path / "out"
+    if given == "file":
+        pw_file = tmp_path / "pw.json"
+        pw_file.write_text(json.dumps({"board.pdf": password, "pay.pdf": "wrong-one"}))
+        args = ["--pdf-passwords", str(pw_file)]
+    else:
+        monkeypatch.setenv("BOARD_PDF_PASSWORD", password)
+        args = ["--pdf-password-env", "BOARD_PDF_PASSWORD"]
+    assert _embed(vllm_server, out, folder, "--on-error", "skip", *args) == 0
+    ids, matrix = read_vectors(out)
+    assert ids == ["board.pdf#p1", "board.pdf#p2", "plain.pdf#p1", "plain.pdf#p2"]
+    np.testing.assert_allclose(matrix[:2], matrix[2:], atol=1e-5)  # the plain file's pages
+    # The file no password opens fails whole, named, with the reason.
+    failures = read_failures(out)
+    assert [f.id for f in failures] == ["pay.pdf"]
+    assert "does not open it" in failures[0].message and "pay.pdf" in failures[0].message
+    # The password is nowhere: not in the output folder, the job file or what was printed.
+    printed = capsys.readouterr()
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+            assert b"wrong-one" not in path.read_bytes(), path
+    assert password not in printed.out + printed.err
+
+
+def test_a_missing_password_variable_is_an_error_before_anything_runs(
+    vllm_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "a.pdf", ["A"])
+    out = tmp_path / "out"
+    assert _embed(vllm_server, out, folder, "--pdf-password-env", "NO_SUCH_VAR_X") == 2
+    assert "NO_SUCH_VAR_X" in capsys.readouterr().err
+    assert not out.exists()

@@ -193,3 +193,60 @@ def test_llama_index_retrieves_pages(vllm_server: Any, doc: Path, expected: np.n
             assert hits[0].score == pytest.approx(1.0, abs=1e-4)
     finally:
         emb.close()
+
+
+# --- an encrypted copy of the document, through every string path ---
+
+PASSWORD = "Tr1cky pa55!"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same four pages, encrypted: the vectors must be the plain file's."""
+    path = tmp_path_factory.mktemp("locked") / "locked.pdf"
+    return write_pdf(path, TEXTS, rotate={3: 90}, password=PASSWORD)
+
+
+def test_langchain_loader_and_embeddings_open_an_encrypted_pdf(
+    vllm_server: Any, locked: Path, expected: np.ndarray
+) -> None:
+    pytest.importorskip("langchain_core")
+    from vllm_multimodal_embeddings.langchain import PdfPageImageLoader, VLLMMultimodalEmbeddings
+
+    docs = PdfPageImageLoader(locked, password=PASSWORD).load()
+    with VLLMMultimodalEmbeddings(
+        base_url=vllm_server.base_url,
+        max_image_pixels=BUDGET,
+        pdf_passwords={locked.name: PASSWORD},
+    ) as embeddings:
+        vectors = np.array(embeddings.embed_image([d.page_content for d in docs]))
+    np.testing.assert_allclose(vectors, expected, atol=1e-6)
+    with (
+        VLLMMultimodalEmbeddings(
+            base_url=vllm_server.base_url, pdf_passwords={locked.name: "wrong"}
+        ) as embeddings,
+        pytest.raises(ImageLoadError, match="does not open it") as info,
+    ):
+        embeddings.embed_image([d.page_content for d in docs[1:]])
+    assert info.value.index == 0 and f"{locked}#page=2" in str(info.value)
+
+
+def test_llama_index_nodes_and_embedding_open_an_encrypted_pdf(
+    vllm_server: Any, locked: Path, expected: np.ndarray
+) -> None:
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.indices import MultiModalVectorStoreIndex
+
+    from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding, pdf_page_nodes
+
+    nodes = list(pdf_page_nodes(locked, password=PASSWORD))
+    emb = VLLMMultiModalEmbedding(
+        base_url=vllm_server.base_url, max_image_pixels=BUDGET, pdf_passwords=PASSWORD
+    )
+    try:
+        index = MultiModalVectorStoreIndex(nodes, embed_model=emb, image_embed_model=emb)
+        stored = index.storage_context.vector_stores["image"]
+        for n, node in enumerate(nodes):
+            np.testing.assert_allclose(stored.get(node.node_id), expected[n], atol=1e-6)
+    finally:
+        emb.close()

@@ -215,7 +215,7 @@ def test_an_encrypted_pdf_opens_with_its_password(tmp_path: Path) -> None:
     with pytest.raises(ImageLoadError, match="password given does not open it") as info:
         prepare_image(PdfPage(secret, 1, "wrong-pw"), index=3, options=SMALL)
     assert info.value.index == 3 and "wrong-pw" not in str(info.value)
-    with pytest.raises(ImageLoadError, match="pass its password"):
+    with pytest.raises(ImageLoadError, match="give its password"):
         prepare_image(PdfPage(secret, 1), index=0, options=SMALL)
 
 

@@ -21,6 +21,7 @@ from .. import _constants as C
 from .._settings import Group, declarations
 from .._types import ProtocolName
 from ..embeddings._settings import ClientSettings
+from ..inputs._passwords import PdfPasswords
 from ..protocol.cohere import CohereTruncate
 from ..reranking._settings import RerankerSettings
 
@@ -75,6 +76,9 @@ class EmbeddingFields(BaseModel):
     remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
     allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
     remote_video_headers: bool = declared(ClientSettings, "remote_video_headers")
+    pdf_passwords: PdfPasswords | None = declared(
+        ClientSettings, "pdf_passwords", exclude=True, repr=False
+    )
     page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
 
 

@@ -9,6 +9,7 @@ too long, refused by the server) is recorded in ``failures-*.jsonl`` with its re
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 from .._exceptions import ConfigurationError, VLLMEmbeddingError
 from .._settings import add_options, option_values
 from ..embeddings._settings import ClientSettings
+from ..inputs._passwords import PdfPasswords
 from ..transport._keys import CLIKeyError, add_api_key_arguments, resolve_api_key
 from .job import BulkJobError, JobOptions, run_job, scrub
 from .progress import Progress
@@ -106,15 +108,32 @@ def add_embed_parser(subparsers: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true")
     add_api_key_arguments(p)
+    secret = p.add_argument_group(
+        "encrypted PDFs",
+        "passwords are read from a file or a variable, never from the command line (ps and "
+        "shell histories show it), and never written to the output",
+    )
+    secret.add_argument(
+        "--pdf-passwords",
+        metavar="FILE",
+        help='a JSON object from file or pattern to password ({"hr/*.pdf": "..."}), '
+        "or one line: the password of every encrypted PDF",
+    )
+    secret.add_argument(
+        "--pdf-password-env",
+        metavar="VAR",
+        help="the environment variable holding the password of every encrypted PDF (after "
+        "--pdf-passwords' entries)",
+    )
     p.set_defaults(func=run_embed)
 
 
-def _source(args: argparse.Namespace) -> Source:
+def _source(args: argparse.Namespace, passwords: PdfPasswords | None) -> Source:
     exts = tuple(e.strip() for e in args.ext.split(",") if e.strip()) if args.ext else None
     if args.dir is not None:
-        return directory_source(args.dir, exts)
+        return directory_source(args.dir, exts, passwords=passwords)
     if args.glob is not None:
-        return glob_source(args.glob, exts)
+        return glob_source(args.glob, exts, passwords=passwords)
     return manifest_source(
         args.manifest,
         id_column=args.id_column,
@@ -123,11 +142,28 @@ def _source(args: argparse.Namespace) -> Source:
     )
 
 
-def _settings(args: argparse.Namespace, api_key: str | None) -> ClientSettings:
+def _passwords(args: argparse.Namespace) -> PdfPasswords | None:
+    """The PDF passwords of ``--pdf-passwords`` and ``--pdf-password-env``, or ``None``."""
+    entries: dict[str, str] = {}
+    if args.pdf_passwords:
+        entries.update(PdfPasswords.from_file(args.pdf_passwords).entries())
+    if args.pdf_password_env:
+        value = os.environ.get(args.pdf_password_env)
+        if not value:
+            raise ConfigurationError(
+                f"--pdf-password-env: the variable {args.pdf_password_env} is not set or empty"
+            )
+        entries.setdefault("*", value)
+    return PdfPasswords(entries) if entries else None
+
+
+def _settings(
+    args: argparse.Namespace, api_key: str | None, passwords: PdfPasswords | None
+) -> ClientSettings:
     given = option_values(args, SETTINGS)
     if api_key is not None:
         given["api_key"] = api_key
-    return ClientSettings.create(**given)
+    return ClientSettings.create(**given, pdf_passwords=passwords)
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -137,7 +173,8 @@ def run_embed(args: argparse.Namespace) -> int:
     # Every argument is checked before anything is read, sent or written.
     try:
         api_key = resolve_api_key(args)
-        settings = _settings(args, api_key)
+        passwords = _passwords(args)
+        settings = _settings(args, api_key, passwords)
         options = JobOptions(
             input_type=args.input_type,
             instruction=args.instruction,
@@ -159,7 +196,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        source = _source(args)
+        source = _source(args, passwords)
         progress = Progress(source.total, enabled=not args.no_progress)
         try:
             with EmbeddingClient(settings) as client:

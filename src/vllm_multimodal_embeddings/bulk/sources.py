@@ -22,6 +22,7 @@ from typing import Any
 
 from .._exceptions import InputError, VLLMEmbeddingError
 from .._types import Content, EmbedInput
+from ..inputs._passwords import PdfPasswords
 from ..inputs._pdf import parse_page_ref, pdf_page_count
 
 __all__ = [
@@ -181,20 +182,24 @@ def _file_item(path: Path, id_: str, text_exts: tuple[str, ...]) -> Item:
     return Item(id_, image=str(path))
 
 
-def _file_items(path: Path, id_: str, text_exts: tuple[str, ...]) -> Iterator[Item]:
+def _file_items(
+    path: Path, id_: str, text_exts: tuple[str, ...], passwords: PdfPasswords | None
+) -> Iterator[Item]:
     if path.suffix.lower() == PDF_EXTENSION:
-        yield from _pdf_items(path, id_)
+        yield from _pdf_items(path, id_, passwords)
     else:
         yield _file_item(path, id_, text_exts)
 
 
-def _pdf_items(path: Path, id_: str) -> Iterator[Item]:
+def _pdf_items(path: Path, id_: str, passwords: PdfPasswords | None) -> Iterator[Item]:
     """One item per page, ids ``file.pdf#p3`` (pages from 1): resumed page by page.
 
-    Only the page count is read here; a page is rendered when the client prepares it.
+    Only the page count is read here (an encrypted file opened with its password from
+    ``passwords``); a page is rendered when the client prepares it, with the client's.
     """
     try:
-        count = pdf_page_count(path)
+        password = None if passwords is None else passwords.for_path(path)
+        count = pdf_page_count(path, password=password)
     except InputError as exc:  # corrupt, encrypted, or no ``pdf`` extra: the file fails whole
         yield Item(id_, problem=str(exc))
         return
@@ -244,12 +249,16 @@ def _chosen(
 
 
 def directory_source(
-    root: str | os.PathLike[str], extensions: tuple[str, ...] | None = None
+    root: str | os.PathLike[str],
+    extensions: tuple[str, ...] | None = None,
+    *,
+    passwords: PdfPasswords | None = None,
 ) -> Source:
     """Files under ``root`` (recursively) with one of ``extensions``, sorted; id = relative path.
 
     Images by default; ``.txt`` / ``.md`` files, when their extensions are given, are text;
-    ``.pdf`` files, when asked for, give one item per page with id ``relative/path.pdf#p3``.
+    ``.pdf`` files, when asked for, give one item per page with id ``relative/path.pdf#p3``
+    (``passwords`` open encrypted ones; give the client the same to render their pages).
     """
     base = Path(root)
     if not base.is_dir():
@@ -260,13 +269,18 @@ def directory_source(
 
     def items() -> Iterator[Item]:
         for p in paths:
-            yield from _file_items(p, p.relative_to(base).as_posix(), text_exts)
+            yield from _file_items(p, p.relative_to(base).as_posix(), text_exts, passwords)
 
     description = f"dir:{base.resolve()}:{','.join(exts)}"
     return Source(description, items, total=_total(paths), skipped=skipped)
 
 
-def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Source:
+def glob_source(
+    pattern: str,
+    extensions: tuple[str, ...] | None = None,
+    *,
+    passwords: PdfPasswords | None = None,
+) -> Source:
     """Regular files matching ``pattern`` (``**`` recurses) with one of ``extensions``, sorted;
     id = the path as matched.
 
@@ -278,7 +292,7 @@ def glob_source(pattern: str, extensions: tuple[str, ...] | None = None) -> Sour
 
     def items() -> Iterator[Item]:
         for p in paths:
-            yield from _file_items(p, str(p), text_exts)
+            yield from _file_items(p, str(p), text_exts, passwords)
 
     return Source(f"glob:{pattern}:{','.join(exts)}", items, total=_total(paths), skipped=skipped)
 

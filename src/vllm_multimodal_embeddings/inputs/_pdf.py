@@ -265,7 +265,8 @@ def _open(
             reason = "PDF is encrypted and the password given does not open it"
         elif code in (_ERR_PASSWORD, _ERR_SECURITY):
             reason = (
-                "PDF is encrypted: pass its password (PdfPage(..., password=...)) or decrypt it"
+                "PDF is encrypted: give its password (the pdf_passwords setting, or "
+                "PdfPage(..., password=...)) or decrypt it"
             )
         elif code == _ERR_FORMAT:
             reason = "not a valid PDF (corrupt or truncated)"

@@ -121,6 +121,9 @@ def _encode_pdf_page(page: PdfPage, *, index: int, options: ImageSettings) -> st
     # PNG keeps text edges exact; level 1 measured 2x faster than Pillow's default (6) on
     # text pages, and no larger (benchmarks/pdf_pages.py).
     budget = options.page_max_pixels or options.max_image_pixels
+    if page.password is None and options.pdf_passwords is not None:
+        # A page reference string carries no password: the settings hold it, by file.
+        page = dataclasses.replace(page, password=options.pdf_passwords.for_path(page.path))
     image = render_page(page, max_pixels=budget, index=index)
     with image:
         buf = io.BytesIO()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .. import _constants as C
 from .._exceptions import ConfigurationError
 from .._settings import POSITIVE, Group, flag, hosts, optional, seconds, setting
+from ._passwords import PdfPasswords
 
 __all__ = ["ImageSettings"]
 
@@ -36,6 +37,9 @@ class ImageSettings(Group):
     """Read an ``http(s)`` video's header here (range requests, under the limits and address
     checks above) so the request samples it like the official embedder; ``False``: the server
     samples it by its flags alone, which misses for odd frame counts and small frames."""
+    pdf_passwords: PdfPasswords | None = setting(None, secret=True)
+    """Passwords of encrypted PDFs, by file (a password for all, a mapping from path or
+    pattern to password, or :class:`PdfPasswords`): page references carry none."""
     page_max_pixels: int | None = setting(None, optional(POSITIVE))
     """The pixel budget PDF pages are rendered to fill; ``None``: ``max_image_pixels``. (The
     reranker lifts ``max_image_pixels`` to keep photos' own pixels for its resize; a page has
@@ -52,6 +56,7 @@ class ImageSettings(Group):
         object.__setattr__(
             self, "remote_allowed_hosts", (hosts,) if isinstance(hosts, str) else tuple(hosts)
         )
+        object.__setattr__(self, "pdf_passwords", PdfPasswords.of(self.pdf_passwords))
 
     def _check_images(self) -> None:
         if self.max_source_pixels < self.max_image_pixels:

@@ -23,20 +23,31 @@ class PdfPageImageLoader(BaseLoader):
     Metadata: ``source`` (the file, as given) and ``page_number``, counted from 1 like the URI.
     (``page_number``, not ``page``: LangChain's ``PyPDFLoader`` counts ``page`` from 0.)
 
+    An encrypted PDF: ``password`` opens it here (to count its pages); the URIs carry none, so
+    give it to the embeddings too (``pdf_passwords``), which render the pages.
+
     Example:
         .. code-block:: python
 
             docs = list(PdfPageImageLoader("report.pdf").lazy_load())
             vectors = embeddings.embed_image([d.page_content for d in docs])
+
+            # Encrypted: one password, given to both.
+            docs = PdfPageImageLoader("board.pdf", password=pw).load()
+            embeddings = VLLMMultimodalEmbeddings(pdf_passwords={"board.pdf": pw})
     """
 
-    def __init__(self, file_path: str | os.PathLike[str]) -> None:
+    def __init__(self, file_path: str | os.PathLike[str], *, password: str | None = None) -> None:
         self.file_path = file_path
+        self._password = password  # private: never in a repr or a serialized loader
+
+    def __repr__(self) -> str:
+        return f"PdfPageImageLoader({os.fspath(self.file_path)!r})"
 
     def lazy_load(self) -> Iterator[Document]:
         """The pages in order; the file is read for its page count only, nothing is rendered."""
         source = os.fspath(self.file_path)
-        for page in pdf_pages(self.file_path):
+        for page in pdf_pages(self.file_path, password=self._password):
             yield Document(
                 page_content=str(page), metadata={"source": source, "page_number": page.page}
             )
