@@ -40,7 +40,7 @@ from .embeddings._settings import ClientSettings
 from .embeddings._tuning import TuningStats
 from .inputs._passwords import PdfPasswords
 from .inputs._pdf import pdf_page_count, pdf_pages
-from .profiles import ModelProfile, TaskPreset
+from .profiles import ModelProfile, RerankPreset, TaskPreset
 from .protocol._quantize import int8_scale_for, quantize_int8
 from .protocol._server_info import ServerInfo
 
@@ -71,6 +71,7 @@ __all__ = [
     "PdfPasswords",
     "ProtocolName",
     "RateLimitError",
+    "RerankPreset",
     "ServerInfo",
     "TaskPreset",
     "TuningStats",

@@ -19,7 +19,13 @@ from .protocol._content import RECIPE_ORDER, content_parts
 if TYPE_CHECKING:
     from .inputs._prepared import PreparedInput
 
-__all__ = ["ModelProfile", "TaskPreset", "normalize_instruction", "resolve_instruction"]
+__all__ = [
+    "ModelProfile",
+    "RerankPreset",
+    "TaskPreset",
+    "normalize_instruction",
+    "resolve_instruction",
+]
 
 Message = dict[str, Any]
 
@@ -68,7 +74,42 @@ class TaskPreset(str, enum.Enum):
         return str(self.value)
 
 
-_PRESETS_BY_NAME = {preset.name.lower(): preset for preset in TaskPreset}
+class RerankPreset(str, enum.Enum):
+    """The instructions QwenLM gives Qwen3-VL-Reranker, by task.
+
+    Pass a member wherever a reranker instruction goes (``RerankClient(instruction=...)``, a
+    call's ``instruction``, the reranker adapters' ``instruction``), or its lower-case name
+    (``"visdoc"``) where only a string fits. The sources (QwenLM/Qwen3-VL-Embedding at commit
+    8ce3aab1fbcc7b7143b094f0b2005dd89e7246b9) are listed in the README. The evaluation
+    (``eval_reranker.py``) passes each query's task instruction, the one the embedder's query
+    gets: the last three members are those of the reranked tasks.
+    """
+
+    #: src/models/qwen3_vl_reranker.py, arguments.py (RerankArguments): the default, also the
+    #: server template's when no instruction is sent.
+    DEFAULT = "Given a search query, retrieve relevant candidates that answer the query."
+    #: README.md's reranking example (mixed text and image candidates).
+    RETRIEVAL = "Retrieve images or text relevant to the user's query."
+    #: examples/reranker.ipynb, text reranking: query -> passages.
+    PASSAGES = "Given a query, retrieve passages that are relevant to the query."
+    #: examples/reranker.ipynb, image reranking: caption -> image.
+    IMAGE_CAPTION = "Given a caption, determine if the image matches the description."
+    #: eval_reranker.py on vidore_dataset.py, visrag_dataset.py: text query -> document image.
+    VISDOC = TaskPreset.VISDOC.value
+    #: eval_reranker.py on msrvtt_dataset.py: text query -> video.
+    VIDEO_RETRIEVAL = TaskPreset.VIDEO_RETRIEVAL.value
+    #: eval_reranker.py on moment_retrieval_datasets.py: query -> clip of a video.
+    MOMENT_RETRIEVAL = TaskPreset.MOMENT_RETRIEVAL.value
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+PresetKind = type[TaskPreset] | type[RerankPreset]
+_PRESETS_BY_NAME: dict[PresetKind, dict[str, enum.Enum]] = {
+    kind: {preset.name.lower(): preset for preset in kind} for kind in (TaskPreset, RerankPreset)
+}
+_LABELS: dict[PresetKind, str] = {TaskPreset: "task preset", RerankPreset: "reranker preset"}
 # A single token with no space and no closing punctuation: a preset name, never a sentence.
 # Anything of this shape that is not a preset is refused rather than sent as the instruction.
 _PRESET_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[_-][A-Za-z0-9]+)*")
@@ -79,25 +120,28 @@ def resolve_instruction(
     *,
     name: str = "instruction",
     error: type[VLLMEmbeddingError] = ConfigurationError,
+    presets: PresetKind = TaskPreset,
 ) -> str:
-    """The instruction text of ``value``: a :class:`TaskPreset`, a preset's name, or free text.
+    """The instruction text of ``value``: a preset member, a name of one of ``presets``
+    (the embedder's :class:`TaskPreset` or the reranker's :class:`RerankPreset`), or free text.
 
     A single word with no closing punctuation (``"visdocs"``, ``"video-qa"``) that names no
     preset raises ``error``: a typo of a preset must never become the instruction itself. End
     a one-word instruction with punctuation (``"Summarize."``) to send it as written.
     """
-    if isinstance(value, TaskPreset):
-        return value.value
+    if isinstance(value, (TaskPreset, RerankPreset)):
+        return str(value.value)
     if not isinstance(value, str):
-        raise error(f"{name} must be a string or a TaskPreset, got {type(value).__name__}")
+        raise error(f"{name} must be a string or a {presets.__name__}, got {type(value).__name__}")
     key = value.strip()
-    preset = _PRESETS_BY_NAME.get(key.lower().replace("-", "_"))
+    by_name = _PRESETS_BY_NAME[presets]
+    preset = by_name.get(key.lower().replace("-", "_"))
     if preset is not None:
-        return preset.value
+        return str(preset.value)
     if _PRESET_SHAPE.fullmatch(key):
-        known = ", ".join(_PRESETS_BY_NAME)
+        known = ", ".join(by_name)
         raise error(
-            f"{name}={key!r} is no task preset (known: {known}); an instruction is a "
+            f"{name}={key!r} is no {_LABELS[presets]} (known: {known}); an instruction is a "
             f"sentence: end a one-word instruction with punctuation, e.g. {key + '.'!r}"
         )
     return value

@@ -36,6 +36,7 @@ from llama_index.core.vector_stores import SimpleVectorStore
 from PIL import Image, ImageDraw
 
 from tests.helpers import data_uri, post
+from vllm_multimodal_embeddings import RerankPreset
 from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings, VLLMMultimodalReranker
 from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding
 from vllm_multimodal_embeddings.llama_index import VLLMMultimodalReranker as LlamaReranker
@@ -331,3 +332,44 @@ def test_both_rerankers_send_through_injected_httpx_clients(vllm_reranker_server
     assert {n.node.get_content(): n.score for n in ali} == pytest.approx(want, abs=1e-6)
     assert seen.count("async /rerank") >= 2, seen
     sync_http.close()
+
+
+# -- instruction presets ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("given", [RerankPreset.IMAGE_CAPTION, "image_caption", "image-caption"])
+def test_both_rerankers_take_presets_by_member_and_name(vllm_reranker_server, images, given):
+    # A preset sends its text: the scores of a hand-written request with that instruction,
+    # not the default's.
+    text = RerankPreset.IMAGE_CAPTION.value
+    docs = [image_doc(p) for p in images]
+    want = raw_scores(vllm_reranker_server, QUERY, docs, instruction=text)
+    default = raw_scores(vllm_reranker_server, QUERY, docs)
+    assert max(abs(a - b) for a, b in zip(want, default, strict=True)) > 1e-4
+    server = {"base_url": vllm_reranker_server.base_url, "model": vllm_reranker_server.model}
+
+    lc = VLLMMultimodalReranker(**server, top_n=None, instruction=given)
+    lc_docs = [Document(page_content="", metadata={"image": str(p)}) for p in images]
+    try:
+        got = {d.metadata["image"]: d.metadata["relevance_score"] for d in
+               lc.compress_documents(lc_docs, QUERY)}  # fmt: skip
+    finally:
+        lc.close()
+    assert [got[str(p)] for p in images] == pytest.approx(want, abs=1e-6)
+
+    li = LlamaReranker(**server, top_n=len(images), instruction=given)
+    nodes = [NodeWithScore(node=ImageNode(image_path=str(p))) for p in images]
+    try:
+        out = li.postprocess_nodes(nodes, query_bundle=QueryBundle(QUERY))
+    finally:
+        li.close()
+    scores = {n.node.image_path: n.score for n in out}  # type: ignore[attr-defined]
+    assert [scores[str(p)] for p in images] == pytest.approx(want, abs=1e-6)
+
+
+def test_a_misspelt_preset_is_refused_by_both_rerankers(vllm_reranker_server):
+    server = {"base_url": vllm_reranker_server.base_url, "model": vllm_reranker_server.model}
+    with pytest.raises(ValueError, match="'imagecaption' is no reranker preset"):
+        VLLMMultimodalReranker(**server, instruction="imagecaption")
+    with pytest.raises(ValueError, match="'imagecaption' is no reranker preset"):
+        LlamaReranker(**server, instruction="imagecaption")

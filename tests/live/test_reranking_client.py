@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import data_uri, image_png, post
-from vllm_multimodal_embeddings import Content
+from vllm_multimodal_embeddings import Content, RerankPreset
 from vllm_multimodal_embeddings._exceptions import (
     BadRequestError,
     ImageLoadError,
@@ -124,6 +124,24 @@ def test_instruction_per_client_and_per_call(vllm_reranker_server, client):
         assert c.score("q", docs) == pytest.approx(custom, abs=SAME)
         # A per-call instruction wins over the client's.
         assert c.score("q", docs, instruction="Other.") != pytest.approx(custom, abs=SAME)
+
+
+def test_presets_per_client_and_per_call(vllm_reranker_server, client):
+    docs = ["one", "two red", "a circle"]
+    passages = raw_scores(vllm_reranker_server, "q", docs, instruction=RerankPreset.PASSAGES.value)
+    assert client.score("q", docs, instruction=RerankPreset.PASSAGES) == pytest.approx(
+        passages, abs=SAME
+    )
+    assert client.score("q", docs, instruction="passages") == pytest.approx(passages, abs=SAME)
+    # The default preset is what the server's template sends when no instruction is given.
+    assert client.score("q", docs, instruction="default") == pytest.approx(
+        client.score("q", docs), abs=SAME
+    )
+    with RerankClient(client.settings, model=client.model, instruction="passages") as c:
+        assert c.instruction == RerankPreset.PASSAGES.value
+        assert c.score("q", docs) == pytest.approx(passages, abs=SAME)
+    with pytest.raises(InputError, match="'pasages' is no reranker preset"):
+        client.score("q", docs, instruction="pasages")
 
 
 def test_async_client_equals_sync(vllm_reranker_server, client, pngs):

@@ -161,3 +161,32 @@ def test_cohere_says_it_takes_no_instruction_before_judging_the_name() -> None:
             [], str_as="text", input_type="query", instruction="Custom", dimensions=None,
             embedding_type="float",
         )  # fmt: skip
+
+
+# --- the reranker's presets ---
+
+
+def test_reranker_presets_resolve_in_settings_and_adapters() -> None:
+    from vllm_multimodal_embeddings import RerankPreset
+    from vllm_multimodal_embeddings.langchain import VLLMMultimodalReranker
+    from vllm_multimodal_embeddings.llama_index import VLLMMultimodalReranker as LlamaReranker
+    from vllm_multimodal_embeddings.reranking import RerankerSettings
+
+    url = "http://127.0.0.1:9"
+    for given in (RerankPreset.VISDOC, "visdoc", "VisDoc", " visdoc "):
+        settings = RerankerSettings(base_url=url, instruction=given)
+        assert settings.instruction == "Find a document image that matches the given query."
+        for adapter in (VLLMMultimodalReranker, LlamaReranker):
+            assert adapter(base_url=url, instruction=given).setup().instruction == (
+                RerankPreset.VISDOC.value
+            )
+    # The two kinds keep their own texts under one name: the embedder's DEFAULT is not the
+    # reranker's.
+    assert RerankerSettings(base_url=url, instruction="default").instruction == (
+        "Given a search query, retrieve relevant candidates that answer the query."
+    )
+    assert str(RerankPreset.PASSAGES) == RerankPreset.PASSAGES.value
+    # Free text passes as written (the official reranker adds no period).
+    assert RerankerSettings(base_url=url, instruction="Find numbers").instruction == "Find numbers"
+    with pytest.raises(ConfigurationError, match=r"'visdocs' is no reranker preset.*passages"):
+        RerankerSettings(base_url=url, instruction="visdocs")

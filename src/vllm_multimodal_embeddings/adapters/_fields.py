@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from .. import _constants as C
 from .._settings import Group, declarations
 from .._types import ProtocolName
 from ..embeddings._settings import ClientSettings
 from ..inputs._passwords import PdfPasswords
+from ..profiles import RerankPreset, resolve_instruction
 from ..protocol.cohere import CohereTruncate
 from ..reranking._settings import RerankerSettings
 
@@ -93,3 +94,12 @@ class RerankerFields(BaseModel):
     )
     timeout: float = declared(RerankerSettings, "timeout")
     max_retries: int = declared(RerankerSettings, "max_retries")
+
+    @field_validator("instruction", mode="before")
+    @classmethod
+    def _preset_text(cls, value: Any) -> Any:
+        # A preset's name or member becomes its text at construction: a misspelt name fails
+        # here (a ValueError pydantic reports), not at the first call.
+        if value is None or not isinstance(value, str) or not value.strip():
+            return value
+        return resolve_instruction(value, presets=RerankPreset)

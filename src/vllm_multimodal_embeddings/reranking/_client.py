@@ -21,7 +21,7 @@ from ._core import (
     RerankCore,
     RerankInput,
     RerankResult,
-    check_instruction,
+    call_instruction,
     check_top_n,
     rank,
 )
@@ -71,14 +71,13 @@ class _RerankBase:
 
     def _check(
         self, documents: object, top_n: int | None, instruction: str | None
-    ) -> list[RerankInput]:
+    ) -> tuple[list[RerankInput], str | None]:
         if isinstance(documents, (str, bytes, bytearray)) or not isinstance(documents, Sequence):
             raise InputError(
                 f"documents must be a list, got {type(documents).__name__}; wrap one in a list"
             )
         check_top_n(top_n)
-        check_instruction(instruction)
-        return list(documents)
+        return list(documents), call_instruction(instruction)
 
     def _prepare(
         self, query: RerankInput, documents: list[RerankInput]
@@ -160,7 +159,7 @@ class RerankClient(_RerankBase, Closing):
         instruction: str | None = None,
     ) -> list[float]:
         """Every document's relevance to ``query``, in the order of ``documents``."""
-        docs = self._check(documents, None, instruction)
+        docs, instruction = self._check(documents, None, instruction)
         if not docs:
             return []
         prepared_query, prepared = self._prepare(query, docs)
@@ -222,7 +221,7 @@ class AsyncRerankClient(_RerankBase, AsyncClosing):
         instruction: str | None = None,
     ) -> list[float]:
         """Every document's relevance to ``query``, in the order of ``documents``."""
-        docs = self._check(documents, None, instruction)
+        docs, instruction = self._check(documents, None, instruction)
         if not docs:
             return []
         prepared_query, prepared = await asyncio.to_thread(self._prepare, query, docs)

@@ -22,6 +22,7 @@ from .._exceptions import APIError, APIStatusError, InputError
 from .._types import EmbedInput
 from ..inputs._prepared import Fetcher, PreparedInput
 from ..inputs._read import prepare_input
+from ..profiles import RerankPreset, resolve_instruction
 from ..protocol._endpoints import RERANK
 from ..protocol._probe import served_models
 from ..protocol._requests import Batch, batches, narrow, server_error_retries
@@ -71,9 +72,14 @@ def check_top_n(top_n: int | None) -> None:
         raise ValueError(f"top_n must be an integer >= 1 or None, got {top_n!r}")
 
 
-def check_instruction(instruction: str | None) -> None:
+def call_instruction(instruction: str | None) -> str | None:
+    """A call's instruction as text: free text, a :class:`RerankPreset` or its name, or
+    ``None`` (the client's)."""
     if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
-        raise ValueError("instruction must be a non-empty string or None (the default)")
+        raise InputError("instruction must be a non-empty string or None (the default)")
+    if instruction is None:
+        return None
+    return resolve_instruction(instruction, error=InputError, presets=RerankPreset)
 
 
 class RerankCore:

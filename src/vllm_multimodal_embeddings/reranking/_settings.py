@@ -14,6 +14,7 @@ from typing import Any
 
 from .._settings import flag, instruction, setting
 from ..inputs._settings import ImageSettings
+from ..profiles import RerankPreset, resolve_instruction
 from ..protocol._settings import BatchSettings
 from ..transport._settings import ConnectionSettings
 
@@ -34,8 +35,9 @@ class RerankerSettings(BatchSettings, ImageSettings, ConnectionSettings):
     model: str | None = setting(None, env=ENV_RERANKER_MODEL)
     """Served reranker name; ``None``: the server's first."""
     instruction: str | None = setting(None, instruction)
-    """The task instruction of every call; ``None``: the server template's (the official
-    "Given a search query, retrieve relevant candidates that answer the query.")."""
+    """The task instruction of every call: free text, a :class:`~..profiles.RerankPreset` or
+    its name (``"visdoc"``); ``None``: the server template's (the official default,
+    ``RerankPreset.DEFAULT``)."""
     recipe_images: bool = setting(True, flag)
     """Resize images here exactly as the official recipe does (sides multiples of 32 within
     4,096..1,843,200 pixels, bicubic) and send them losslessly, so vLLM scores the recipe's
@@ -51,6 +53,9 @@ class RerankerSettings(BatchSettings, ImageSettings, ConnectionSettings):
         self._fill_batches()
         self._check_fields()
         self._check_images()
+        if self.instruction is not None:
+            text = resolve_instruction(self.instruction, presets=RerankPreset)
+            object.__setattr__(self, "instruction", text)
 
     @classmethod
     def of(cls, settings: object = None, /, **changes: Any) -> RerankerSettings:
