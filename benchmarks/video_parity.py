@@ -10,6 +10,14 @@ sampling the official frames on the client and sending them as a lossless video.
 
 Run (from the repository root, about 3 minutes on 2 cores):
     python benchmarks/video_parity.py
+    python benchmarks/video_parity.py --http   # the same videos as http:// URLs
+
+``--http`` serves the videos from a loopback host that answers range requests
+(``tests/media_host.py``) and embeds the URLs through ``EmbeddingClient``: with its defaults
+(the header read from the host in ranges) and with ``remote_video_headers=False`` (the
+server's flags alone), printing both cosines to the official vector and what the header read
+cost (bytes fetched of the file, milliseconds), also for a 4.5 MB clip the tiny server is not
+asked to embed.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.media_host import media_host
 from tests.reference.embedder import Part, ReferenceEmbedder
 from tests.reference.videos import VideoSpec, make_video
-from vllm_multimodal_embeddings import Content
+from vllm_multimodal_embeddings import Content, EmbeddingClient
 from vllm_multimodal_embeddings._constants import QWEN_DEFAULT_INSTRUCTION
+from vllm_multimodal_embeddings.inputs._fetch import RemoteFetcher
 from vllm_multimodal_embeddings.inputs._prepared import PreparedInput
 from vllm_multimodal_embeddings.inputs._read import prepare_input
 from vllm_multimodal_embeddings.inputs._settings import ImageSettings
@@ -38,12 +48,8 @@ from vllm_multimodal_embeddings.inputs._video import (
     official_frame_count,
     read_video_header,
 )
-from vllm_multimodal_embeddings.server import (
-    LocalServer,
-    cpu_test_config,
-    ensure_tiny_checkpoint,
-    server_python,
-)
+from vllm_multimodal_embeddings.server import cpu_test_config
+from vllm_multimodal_embeddings.testing import LocalServer, ensure_tiny_checkpoint, server_python
 
 SPECS = {
     # The four videos of issue 22, then odd/tiny/long ones (the tiny server holds 2,048 tokens).
@@ -104,6 +110,54 @@ def _client_sampling_cost(data: bytes) -> tuple[float, float, int]:
     return header_s, time.perf_counter() - start, len(payload)
 
 
+HTTP_HEADER = (
+    "video | text | official frames | cosine, URL with flags alone | cosine, URL with header "
+    "read | header bytes of file | header ms"
+)
+
+
+def _header_read(url: str, size: int) -> tuple[int, float]:
+    """Bytes a remote header read fetched, and its milliseconds."""
+    with RemoteFetcher(allowed_hosts=["127.0.0.1"]) as fetcher:
+        start = time.perf_counter()
+        with fetcher.open(url) as file:
+            read_video_header(file, index=0, source=url)
+            fetched = getattr(file, "fetched", size)
+        return fetched, (time.perf_counter() - start) * 1e3
+
+
+def http_rows(
+    server: LocalServer, reference: ReferenceEmbedder, folder: Path, videos: dict[str, Path]
+) -> None:
+    """Each video as an http:// URL through the client, header read on and off."""
+    large = make_video(folder / "large.mp4", VideoSpec(10, 30, 1280, 720))
+    common = {"base_url": server.base_url, "model": server.model}
+    with (
+        media_host(folder) as host,
+        EmbeddingClient(**common, remote_allowed_hosts=("127.0.0.1",)) as read,
+        EmbeddingClient(**common, remote_video_headers=False) as flags,
+    ):
+        print(HTTP_HEADER)
+        for name, path in videos.items():
+            url = host.of(path.name)
+            fetched, ms = _header_read(url, path.stat().st_size)
+            for text in (None, TEXT):
+                parts = [Part.video(path)] + ([Part.text(text)] if text else [])
+                ref = reference.embed([(QWEN_DEFAULT_INSTRUCTION, parts)])[0]
+                item = Content(video=url, text=text)
+                by_flags = flags.embed_array([item], input_type="document")[0]
+                by_header = read.embed_array([item], input_type="document")[0]
+                print(
+                    f"{name} | {'yes' if text else 'no'} | {ref.frames[0]} | "
+                    f"{_cosine(by_flags, ref.vector):.7f} | {_cosine(by_header, ref.vector):.7f} | "
+                    f"{fetched} of {path.stat().st_size} | {ms:.1f}",
+                    flush=True,
+                )
+        fetched, ms = _header_read(host.of(large.name), large.stat().st_size)
+        print(f"10 s 30 fps 1280x720 (not embedded) | | | | | {fetched} of "
+              f"{large.stat().st_size} | {ms:.1f}")  # fmt: skip
+
+
 def main() -> None:
     python = server_python()
     checkpoint = ensure_tiny_checkpoint(python)
@@ -115,6 +169,9 @@ def main() -> None:
         reference = ReferenceEmbedder(python, checkpoint, folder / "reference.log")
         try:
             with LocalServer(cpu_test_config(str(checkpoint)), python=python) as server:
+                if "--http" in sys.argv[1:]:
+                    http_rows(server, reference, folder, videos)
+                    return
                 print(HEADER)
                 for name, path in videos.items():
                     for text in (None, TEXT):
