@@ -130,6 +130,7 @@ def test_document_inputs_and_their_embedding_source(tmp_path: Path) -> None:
         ({"file_path": "r.pdf", "page_number": "2"}, None, "page_number"),
         ({"file_path": "r.pdf", "page_number": 0}, None, "page_number"),
         ({"file_path": "../../etc/passwd"}, None, "escapes root_path"),
+        ({"file_path": 42}, None, "must be a path"),
         ({}, "   ", "no text"),
     ],
 )

@@ -10,10 +10,13 @@ left ``None`` is read from the environment when a loaded pipeline runs), and Doc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from haystack import Document, component, default_from_dict, default_to_dict
 from haystack.utils import Secret, deserialize_secrets_inplace
@@ -110,20 +113,30 @@ K = TypeVar("K", EmbedderCore, RankerCore)
 
 
 class _Component(Generic[K]):
-    """Serialization and lifecycle: the init parameters as given, the clients in ``_core``."""
+    """Serialization and lifecycle: the init arguments as given, the clients in ``_core``."""
 
+    #: Init arguments the component reads itself; every other one is a client setting.
+    own: ClassVar[tuple[str, ...]] = ()
     api_key: Secret
     _params: dict[str, Any]
     _core: K
 
-    def _make(self, core: type[K], settings: dict[str, Any]) -> None:
-        unknown = sorted(set(settings) - set(core.model_fields))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown setting(s) {', '.join(unknown)}")
+    def _setup(self, core: type[K], args: dict[str, Any]) -> None:
+        """Keep ``__init__``'s arguments (its ``locals()``) for ``to_dict``; build the core."""
+        self.api_key = args.pop("api_key")
         if not isinstance(self.api_key, Secret):  # a plain string would land in to_dict
             raise TypeError("api_key must be a Secret: Secret.from_env_var(...) or from_token")
+        args.pop("self")
+        extra = args.pop("settings")
+        self._params = {**args, **extra}
+        for name in self.own:
+            setattr(self, name, self._params[name])
+        client = {k: v for k, v in self._params.items() if k not in self.own}
+        unknown = sorted(set(client) - set(core.model_fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown setting(s) {', '.join(unknown)}")
         key = self.api_key.resolve_value()
-        self._core = core(api_key=SecretStr(key) if key else None, **settings)
+        self._core = core(api_key=SecretStr(key) if key else None, **client)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize; a key made with ``Secret.from_token`` refuses, as Haystack's own do, and
@@ -153,47 +166,46 @@ class _Component(Generic[K]):
         await self._core.aclose()
 
 
-def _name_document(exc: InputError | APIError, documents: Sequence[Document]) -> None:
+@contextmanager
+def _naming(documents: Sequence[Document]) -> Iterator[None]:
     """Put the id of the document an error is about (``exc.index``) in its message."""
-    if exc.index is not None and 0 <= exc.index < len(documents):
-        doc_id = documents[exc.index].id
-        if doc_id not in exc.message:
-            exc.message = f"document {doc_id!r}: {exc.message}"
+    try:
+        yield
+    except (InputError, APIError) as exc:
+        if exc.index is not None and 0 <= exc.index < len(documents):
+            exc.message = f"document {documents[exc.index].id!r}: {exc.message}"
+        raise
 
 
 class _DocumentInputs(_Component[K]):
     """What a Document is sent as: its text (with ``meta_fields_to_embed``), and the image or
     PDF page that ``meta[file_path_meta_field]`` names under ``root_path``."""
 
+    own: ClassVar[tuple[str, ...]] = (
+        "file_path_meta_field",
+        "root_path",
+        "meta_fields_to_embed",
+        "embedding_separator",
+        "text_with_image",
+    )
     file_path_meta_field: str
     root_path: str | None
-    meta_fields_to_embed: list[str]
+    meta_fields_to_embed: list[str] | None
     embedding_separator: str
     text_with_image: bool
 
-    def _keep(self, params: dict[str, Any]) -> None:
-        self._params = params
-        for name in (
-            "file_path_meta_field",
-            "root_path",
-            "meta_fields_to_embed",
-            "embedding_separator",
-            "text_with_image",
-        ):
-            setattr(self, name, params[name])
-        self.meta_fields_to_embed = list(self.meta_fields_to_embed or [])
-
     def _text(self, doc: Document) -> str:
         meta: dict[str, Any] = doc.meta
-        values: list[str] = [
-            str(meta[k]) for k in self.meta_fields_to_embed if meta.get(k) is not None
-        ]
+        fields = self.meta_fields_to_embed or []
+        values: list[str] = [str(meta[k]) for k in fields if meta.get(k) is not None]
         return self.embedding_separator.join([*values, doc.content or ""])
 
     def _image(self, doc: Document) -> ImageInput | None:
         name = doc.meta.get(self.file_path_meta_field)
         if name is None:
             return None
+        if not isinstance(name, (str, os.PathLike)):
+            raise InputError(f"{self.file_path_meta_field} must be a path, got {name!r}")
         path = Path(self.root_path or "", name)
         # Metadata may come from untrusted files: a root confines it (as Haystack's own do).
         if self.root_path and not path.resolve().is_relative_to(Path(self.root_path).resolve()):
@@ -221,15 +233,15 @@ class _DocumentInputs(_Component[K]):
         if not isinstance(documents, list) or not all(isinstance(d, Document) for d in documents):
             raise TypeError(f"{type(self).__name__} takes a list of Documents")
         inputs, sources = [], []
-        for i, doc in enumerate(documents):
-            try:
-                item, source = self._input(doc)
-            except InputError as exc:
-                exc.index = i
-                _name_document(exc, documents)
-                raise
-            inputs.append(item)
-            sources.append(source)
+        with _naming(documents):
+            for i, doc in enumerate(documents):
+                try:
+                    item, source = self._input(doc)
+                except InputError as exc:
+                    exc.index = i
+                    raise
+                inputs.append(item)
+                sources.append(source)
         return inputs, sources
 
 
@@ -263,33 +275,26 @@ class VLLMMultimodalTextEmbedder(_Component[EmbedderCore]):
         query_instruction: text, or a preset's name (``"visdoc"``); ``None``: the model's.
         protocol: ``chat`` (``/v1/embeddings``) or ``cohere`` (``/v2/embed``, no instruction).
         """
-        self.api_key = api_key
-        self._params = {
-            "base_url": base_url,
-            "model": model,
-            "dimensions": dimensions,
-            "query_instruction": query_instruction,
-            "protocol": protocol,
-            **settings,
-        }
-        self._make(EmbedderCore, self._params)
+        self._setup(EmbedderCore, dict(locals()))
+
+    @staticmethod
+    def _check(text: str) -> list[str]:
+        if not isinstance(text, str):
+            raise TypeError(
+                "VLLMMultimodalTextEmbedder takes a string; Documents go to the "
+                "VLLMMultimodalDocumentEmbedder"
+            )
+        return [text]
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:
         """The query's vector."""
-        if not isinstance(text, str):
-            raise TypeError(
-                f"{type(self).__name__} takes a string; Documents go to the "
-                "VLLMMultimodalDocumentEmbedder"
-            )
-        return {"embedding": self._core.sync().embed_texts([text], input_type="query")[0]}
+        return {"embedding": self._core.sync().embed(self._check(text), input_type="query")[0]}
 
     @component.output_types(embedding=list[float])
     async def run_async(self, text: str) -> dict[str, list[float]]:
         """Async :meth:`run`."""
-        if not isinstance(text, str):
-            raise TypeError(f"{type(self).__name__} takes a string")
-        vectors = await self._core.async_().embed_texts([text], input_type="query")
+        vectors = await self._core.async_().embed(self._check(text), input_type="query")
         return {"embedding": vectors[0]}
 
 
@@ -313,6 +318,9 @@ class VLLMMultimodalDocumentEmbedder(_DocumentInputs[EmbedderCore]):
             pipe.add_component("writer", DocumentWriter(document_store=store))
     """
 
+    own = (*_DocumentInputs.own, "progress_bar")
+    progress_bar: bool
+
     def __init__(
         self,
         *,
@@ -335,27 +343,7 @@ class VLLMMultimodalDocumentEmbedder(_DocumentInputs[EmbedderCore]):
         batch_size: documents per request; ``None``: tuned to the server.
         text_with_image: embed a document's text together with its image.
         """
-        self.api_key, self.progress_bar = api_key, progress_bar
-        self._keep(
-            {
-                "base_url": base_url,
-                "model": model,
-                "dimensions": dimensions,
-                "document_instruction": document_instruction,
-                "protocol": protocol,
-                "batch_size": batch_size,
-                "file_path_meta_field": file_path_meta_field,
-                "root_path": root_path,
-                "meta_fields_to_embed": meta_fields_to_embed,
-                "embedding_separator": embedding_separator,
-                "text_with_image": text_with_image,
-                "progress_bar": progress_bar,
-                **settings,
-            }
-        )
-        own = {"file_path_meta_field", "root_path", "meta_fields_to_embed"}
-        own |= {"embedding_separator", "text_with_image", "progress_bar"}
-        self._make(EmbedderCore, {k: v for k, v in self._params.items() if k not in own})
+        self._setup(EmbedderCore, dict(locals()))
 
     def _bar(self, total: int) -> Any:
         return tqdm(total=total, disable=not self.progress_bar, desc="Calculating embeddings")
@@ -376,12 +364,8 @@ class VLLMMultimodalDocumentEmbedder(_DocumentInputs[EmbedderCore]):
         inputs, sources = self._inputs(documents)
         if not inputs:
             return {"documents": []}
-        with self._bar(len(inputs)) as bar:
-            try:
-                vectors = self._core.sync().embed(inputs, on_progress=bar.update)
-            except (InputError, APIError) as exc:
-                _name_document(exc, documents)
-                raise
+        with self._bar(len(inputs)) as bar, _naming(documents):
+            vectors = self._core.sync().embed(inputs, on_progress=bar.update)
         return self._done(documents, vectors, sources)
 
     @component.output_types(documents=list[Document])
@@ -390,12 +374,8 @@ class VLLMMultimodalDocumentEmbedder(_DocumentInputs[EmbedderCore]):
         inputs, sources = self._inputs(documents)
         if not inputs:
             return {"documents": []}
-        with self._bar(len(inputs)) as bar:
-            try:
-                vectors = await self._core.async_().embed(inputs, on_progress=bar.update)
-            except (InputError, APIError) as exc:
-                _name_document(exc, documents)
-                raise
+        with self._bar(len(inputs)) as bar, _naming(documents):
+            vectors = await self._core.async_().embed(inputs, on_progress=bar.update)
         return self._done(documents, vectors, sources)
 
 
@@ -409,6 +389,10 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
     ``VLLM_RERANKER_MODEL``; ``**settings``: ``batch_size``, ``max_concurrency``, ``timeout``,
     ``max_retries``.
     """
+
+    own = (*_DocumentInputs.own, "top_k", "score_threshold")
+    top_k: int
+    score_threshold: float | None
 
     def __init__(
         self,
@@ -427,38 +411,13 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
         **settings: Any,
     ) -> None:
         _check_top_k(top_k)
-        self.api_key, self.top_k, self.score_threshold = api_key, top_k, score_threshold
-        self._keep(
-            {
-                "base_url": base_url,
-                "model": model,
-                "instruction": instruction,
-                "top_k": top_k,
-                "score_threshold": score_threshold,
-                "file_path_meta_field": file_path_meta_field,
-                "root_path": root_path,
-                "meta_fields_to_embed": meta_fields_to_embed,
-                "embedding_separator": embedding_separator,
-                "text_with_image": text_with_image,
-                **settings,
-            }
-        )
-        self._make(
-            RankerCore,
-            {"base_url": base_url, "model": model, "instruction": instruction, **settings},
-        )
+        self._setup(RankerCore, dict(locals()))
 
-    @staticmethod
-    def _kept(
-        documents: list[Document], results: list[RerankResult], threshold: float | None
-    ) -> dict[str, list[Document]]:
-        return {
-            "documents": [
-                replace(documents[r.index], score=r.score)
-                for r in results
-                if threshold is None or r.score >= threshold
-            ]
-        }
+    def _limits(self, top_k: int | None, score_threshold: float | None) -> tuple[int, float]:
+        top_k = self.top_k if top_k is None else top_k
+        _check_top_k(top_k)
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        return top_k, -math.inf if threshold is None else threshold
 
     @component.output_types(documents=list[Document])
     def run(
@@ -469,18 +428,13 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
         score_threshold: float | None = None,
     ) -> dict[str, list[Document]]:
         """The best ``top_k`` documents scoring at least ``score_threshold``, best first."""
-        top_k = self.top_k if top_k is None else top_k
-        _check_top_k(top_k)
-        threshold = self.score_threshold if score_threshold is None else score_threshold
+        top_k, threshold = self._limits(top_k, score_threshold)
         inputs, _ = self._inputs(documents)
         if not inputs:
             return {"documents": []}
-        try:
+        with _naming(documents):
             results = self._core.sync().rerank(query, inputs, top_n=top_k)
-        except (InputError, APIError) as exc:
-            _name_document(exc, documents)
-            raise
-        return self._kept(documents, results, threshold)
+        return _scored(documents, results, threshold)
 
     @component.output_types(documents=list[Document])
     async def run_async(
@@ -491,18 +445,20 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
         score_threshold: float | None = None,
     ) -> dict[str, list[Document]]:
         """Async :meth:`run`."""
-        top_k = self.top_k if top_k is None else top_k
-        _check_top_k(top_k)
-        threshold = self.score_threshold if score_threshold is None else score_threshold
+        top_k, threshold = self._limits(top_k, score_threshold)
         inputs, _ = self._inputs(documents)
         if not inputs:
             return {"documents": []}
-        try:
+        with _naming(documents):
             results = await self._core.async_().rerank(query, inputs, top_n=top_k)
-        except (InputError, APIError) as exc:
-            _name_document(exc, documents)
-            raise
-        return self._kept(documents, results, threshold)
+        return _scored(documents, results, threshold)
+
+
+def _scored(
+    documents: list[Document], results: list[RerankResult], threshold: float
+) -> dict[str, list[Document]]:
+    ranked = [replace(documents[r.index], score=r.score) for r in results if r.score >= threshold]
+    return {"documents": ranked}
 
 
 def _check_top_k(top_k: int) -> None:
