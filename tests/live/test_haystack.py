@@ -190,7 +190,8 @@ def test_query_pipeline_retrieves_and_reranks_against_both_servers(
             for d in retrieved
         ]
         scores = dict(zip((d.id for d in retrieved), rerank.score(QUERY, inputs), strict=True))
-    assert [d.score for d in ranked] == sorted(scores.values(), reverse=True)[:3]
+    # (Batched differently, a score may differ in the 9th digit: compare within 1e-6.)
+    assert np.allclose([d.score for d in ranked], sorted(scores.values(), reverse=True)[:3])
     assert all(abs(d.score - scores[d.id]) < 1e-6 for d in ranked)
     # A threshold at the second score keeps the first two; top_k at run time overrides.
     ranker = pipe.get_component("ranker")
@@ -307,3 +308,46 @@ def test_bad_documents_fail_naming_their_id(vllm_server, vllm_reranker_server, c
             assert f"document {bad.id!r}" in str(info.value)
     # The component still works after an error.
     assert len(embedder.run([good])["documents"][0].embedding) > 0
+
+
+def test_ranker_scores_text_image_pairs_and_meta_fields_as_the_client(
+    vllm_reranker_server, corpus, closing
+):
+    pair = Document(content="A red rectangle.", meta={"file_path": "red.png", "title": "Red"})
+    text = Document(content="A blue ellipse.", meta={"title": "Blue"})
+    page = Document(meta={"file_path": "report.pdf", "page_number": 2})
+    url = vllm_reranker_server.base_url
+    with RerankClient(base_url=url) as rerank:
+        want = {
+            True: rerank.score(
+                QUERY,
+                [
+                    Content(text="Red\nA red rectangle.", image=corpus / "red.png"),
+                    "Blue\nA blue ellipse.",
+                    Content(image=PdfPage(corpus / "report.pdf", 2)),
+                ],
+            ),
+            False: rerank.score(
+                QUERY,
+                [
+                    Content(image=corpus / "red.png"),
+                    "Blue\nA blue ellipse.",
+                    Content(image=PdfPage(corpus / "report.pdf", 2)),
+                ],
+            ),
+        }
+    for with_text in (True, False):
+        ranker = VLLMMultimodalRanker(
+            base_url=url,
+            root_path=str(corpus),
+            meta_fields_to_embed=["title"],
+            text_with_image=with_text,
+        )
+        closing.append(ranker)
+        ranked = ranker.run(QUERY, [pair, text, page])["documents"]
+        expected = dict(zip((pair.id, text.id, page.id), want[with_text], strict=True))
+        assert len(ranked) == 3
+        assert all(abs(d.score - expected[d.id]) < 1e-6 for d in ranked)
+        assert [d.id for d in ranked] == sorted(expected, key=expected.__getitem__, reverse=True)
+    # Text with the image scores differently from the image alone: the setting reached it.
+    assert abs(want[True][0] - want[False][0]) > 1e-6
