@@ -17,6 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+# Haystack sends usage reports unless told not to: none from the tests (set before its import).
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
 from tests.reference.embedder import ReferenceEmbedder
 from vllm_multimodal_embeddings._constants import ENV_BASE_URL, ENV_MODEL
 from vllm_multimodal_embeddings.server import cpu_reranker_test_config, cpu_test_config

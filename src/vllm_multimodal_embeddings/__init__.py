@@ -5,7 +5,8 @@
 >>> vectors = client.embed(["a red bicycle", Content(image="bike.jpg")])  # doctest: +SKIP
 
 LangChain: ``vllm_multimodal_embeddings.langchain.VLLMMultimodalEmbeddings``;
-LlamaIndex: ``vllm_multimodal_embeddings.llama_index.VLLMMultiModalEmbedding``.
+LlamaIndex: ``vllm_multimodal_embeddings.llama_index.VLLMMultiModalEmbedding``;
+Haystack: ``vllm_multimodal_embeddings.haystack`` (text and document embedders, a ranker).
 """
 
 from ._exceptions import (

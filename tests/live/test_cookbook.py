@@ -65,6 +65,7 @@ def test_every_recipe_is_tested_and_documented():
     readme = (COOKBOOK / "README.md").read_text()
     tested = {
         "compact_vectors.py",
+        "haystack_multimodal_rag.py",
         "langchain_multimodal_rag.py",
         "llama_index_multimodal.py",
         "matryoshka.py",
@@ -248,6 +249,34 @@ def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch)
     assert {item for _, item in reranked} <= set(recall)
     scores = [float(score) for score, _ in reranked]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_haystack_multimodal_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):
+    pytest.importorskip("reportlab")
+    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", vllm_reranker_server.base_url)
+    monkeypatch.setenv("VLLM_RERANKER_MODEL", vllm_reranker_server.model)
+    proc = run_recipe(
+        "haystack_multimodal_rag.py",
+        "--k",
+        "6",
+        "--top-k",
+        "3",
+        base_url=vllm_server.base_url,
+        model=vllm_server.model,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    # Six images and their six captions (cookbook/assets), two pages of the generated PDF.
+    assert "indexed 14 documents: 6 images, 6 captions, 2 PDF pages" in out
+    item = r"(\[(?:image|page|text)\] .*)"
+    recall = re.findall(rf"^  \d\. {item}$", out.split("stage 2")[0], re.M)
+    reranked = re.findall(rf"^  \d\. (\d\.\d{{4}})  {item}$", out.split("stage 2")[1], re.M)
+    assert len(recall) == 6 and len(reranked) == 3
+    assert {i for _, i in reranked} <= set(recall)
+    scores = [float(score) for score, _ in reranked]
+    assert scores == sorted(scores, reverse=True)
+    assert "query pipeline loaded back from YAML: same results" in out
 
 
 def test_visual_document_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):

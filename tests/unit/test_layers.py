@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"profiles", "protocol"},
     {"embeddings", "reranking"},
     {"adapters", "server"},
-    {"langchain", "llama_index", "bulk", "doctor", "testing"},
+    {"langchain", "llama_index", "haystack", "bulk", "doctor", "testing"},
     {"__main__", "__init__"},
 ]
 # Old import paths kept working by re-exporting from where the code lives now; nothing in the

@@ -74,7 +74,7 @@ def test_import_pulls_in_no_framework() -> None:
     code = (
         "import sys, vllm_multimodal_embeddings; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('langchain_core', 'llama_index', 'torch', 'vllm')))"
+        "('langchain_core', 'llama_index', 'haystack', 'torch', 'vllm')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

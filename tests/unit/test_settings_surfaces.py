@@ -24,6 +24,7 @@ from vllm_multimodal_embeddings.__main__ import build_parser
 from vllm_multimodal_embeddings._settings import declarations
 from vllm_multimodal_embeddings.adapters._clients import RERANKER_FIELDS
 from vllm_multimodal_embeddings.bulk.cli import FLAGS, SETTINGS
+from vllm_multimodal_embeddings.haystack.components import EmbedderCore, RankerCore
 from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings
 from vllm_multimodal_embeddings.langchain import VLLMMultimodalReranker as LangChainReranker
 from vllm_multimodal_embeddings.langchain.embeddings import RENAMED as LC_RENAMED
@@ -41,6 +42,8 @@ _CONVENTIONS = {
     (LlamaReranker, "batch_size"): 16,
     (LangChainReranker, "max_concurrency"): 4,
     (LlamaReranker, "max_concurrency"): 4,
+    (RankerCore, "batch_size"): 16,
+    (RankerCore, "max_concurrency"): 4,
 }
 
 
@@ -74,6 +77,9 @@ def _field_default(cls: type, name: str) -> Any:
         (VLLMMultiModalEmbedding, ClientSettings, None, LI_RENAMED),
         (LangChainReranker, RerankerSettings, RERANKER_FIELDS, {}),
         (LlamaReranker, RerankerSettings, RERANKER_FIELDS, {}),
+        # The Haystack components hold these models (see haystack/components.py).
+        (EmbedderCore, ClientSettings, None, {}),
+        (RankerCore, RerankerSettings, RERANKER_FIELDS, {}),
     ],
 )
 def test_adapters_offer_each_setting_with_its_declared_type_and_default(

@@ -1,2 +1,2 @@
-"""What the framework adapters (LangChain, LlamaIndex) share: their clients, bound to settings
-and event loops."""
+"""What the framework adapters (LangChain, LlamaIndex, Haystack) share: their clients, bound to
+settings and event loops."""

@@ -5,7 +5,8 @@ clients in a :class:`~._clients.LoopBoundClients` (``_clients``) and the caller'
 clients in two fields. What follows from that is written here once: closing the clients, copies
 that build their own (sharing them would let two adapters rebuild, and close, each other's
 clients in turn), and a ``base_url`` that reprs and dumps show without credentials or query
-tokens. A new framework's adapter inherits this and maps its fields; it copies nothing.
+tokens. A new framework's adapter inherits this and maps its fields; it copies nothing (one
+whose components cannot be pydantic models, as Haystack's cannot, holds such a model).
 """
 
 from __future__ import annotations
