@@ -161,3 +161,21 @@ def test_wrong_input_types_are_refused() -> None:
         ranker.run("q", [Document(content="x")], top_k=0)
     assert ranker.run("q", []) == {"documents": []}
     assert VLLMMultimodalDocumentEmbedder(base_url=URL).run([]) == {"documents": []}
+
+
+def test_secret_settings_open_pdfs_but_never_serialize(tmp_path: Path) -> None:
+    pytest.importorskip("pypdfium2")
+    pytest.importorskip("reportlab")
+    from tests.pdfs import write_pdf
+
+    write_pdf(tmp_path / "board.pdf", ["Hidden"], password=SECRET)
+    emb = VLLMMultimodalDocumentEmbedder(
+        base_url=URL, root_path=str(tmp_path), pdf_passwords={"board.pdf": SECRET}
+    )
+    assert emb._core.settings().pdf_passwords.for_path(tmp_path / "board.pdf") == SECRET
+    assert SECRET not in repr(emb) and SECRET not in repr(emb._core)
+    with pytest.raises(ValueError, match="cannot serialize pdf_passwords") as info:
+        emb.to_dict()
+    assert SECRET not in str(info.value)
+    with pytest.raises(ValueError, match="cannot serialize headers"):
+        VLLMMultimodalTextEmbedder(base_url=URL, headers={"X-Token": SECRET}).to_dict()

@@ -158,7 +158,7 @@ def _passwords(args: argparse.Namespace) -> PdfPasswords | None:
 
 
 def _settings(
-    args: argparse.Namespace, api_key: str | None, passwords: PdfPasswords | None
+    args: argparse.Namespace, api_key: str | None, passwords: PdfPasswords | None = None
 ) -> ClientSettings:
     given = option_values(args, SETTINGS)
     if api_key is not None:

@@ -10,6 +10,7 @@ left ``None`` is read from the environment when a loaded pipeline runs), and Doc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,11 @@ __all__ = [
     "VLLMMultimodalRanker",
     "VLLMMultimodalTextEmbedder",
 ]
+
+# Settings a repr hides (declared secret=True): never written by to_dict.
+_SECRET_SETTINGS = frozenset(
+    f.name for f in dataclasses.fields(ClientSettings) if not f.repr and f.name != "api_key"
+)
 
 # Read when the component is made; an unset variable means no key (a server without --api-key).
 _API_KEY = Secret.from_env_var(C.ENV_API_KEY, strict=False)
@@ -146,6 +152,14 @@ class _Component(Generic[K]):
             raise ValueError(
                 "cannot serialize a base_url that carries credentials; pass the key as "
                 f"api_key=Secret.from_env_var(...) and the URL as {redact_url(url)!r}"
+            )
+        # Secret settings (PDF passwords, headers that may carry credentials) would be written
+        # out as they are: refuse, as for a token key.
+        secret = sorted(n for n in _SECRET_SETTINGS if self._params.get(n) is not None)
+        if secret:
+            raise ValueError(
+                f"cannot serialize {', '.join(secret)}: a secret setting would be written out; "
+                "leave it out of the serialized component and give it where it runs"
             )
         return default_to_dict(self, api_key=self.api_key, **self._params)
 
