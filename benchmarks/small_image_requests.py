@@ -84,6 +84,10 @@ def serve(port: int, dims: int, rate: float) -> None:
         out = {"object": "list", "model": "m", "data": data, "usage": {"prompt_tokens": n}}
         return Response(json.dumps(out), media_type="application/json")
 
+    async def health(request: Any) -> Response:
+        return Response()
+
+    app.add_route("/health", health, methods=["GET"])
     app.add_route("/v1/models", models, methods=["GET"])
     app.add_route("/v1/embeddings", embeddings, methods=["POST"])
 
