@@ -733,7 +733,7 @@ def main() -> None:
     p.add_argument("--tokenizer", type=Path, default=None)
     p.add_argument(
         "--phase",
-        choices=["main", "smallimg", "parity", "tuned", "photos", "frontend", "verify"],
+        choices=["main", "smallimg", "parity", "tuned", "photos", "frontend", "verify", "memory"],
         default="main",
     )
     p.add_argument("--tag", action="append", default=[], help="KEY=VALUE added to every row")
@@ -893,14 +893,34 @@ def main() -> None:
                 ]
                 for label, options in variants:
                     runs.append(package_run(b, w, f"package EmbeddingClient, {label}", {}, options))
+    elif args.phase == "memory":
+        # Issue #36, item 5: the server's host memory round after round with one processor
+        # cache size (device_run.sh memory). Fresh images every run (as in every phase), so
+        # the cache only grows; the package's defaults and the best hand-written setting.
+        for name, sweep in (
+            ("224x224 JPEG", ((128, 16),)),
+            ("camera photos 12 MP JPEG", ((8, 16),)),
+        ):
+            if name in by_name:
+                w = by_name[name]
+                k = 2 * w.n if "photos" in name else 4 * w.n
+                w = Workload(w.name, w.kind, k, w.n_naive, sweep, w.make, w.part, w.naive_part)
+                runs += [r for r in plan(b, w, ("hand",)) if "processes" not in r.strategy]
+                runs += plan(b, w, ("package",))[:1]
     elif args.phase == "tuned":
         # The package with other batch_size / max_concurrency: do its defaults hold it back?
+        # Small images also at 128 and 256 per request x 16 beside the hand-written client at
+        # the same settings (issue #36: the package ran 256 x 16 at 0.6-0.7x of it), on four
+        # times the images so that 256 x 16 is more than half a wave.
         for name, settings in (
             ("texts ~30 tokens", ((16, 4), (64, 8), (128, 8), (256, 8))),
-            ("224x224 JPEG", ((16, 4), (32, 8), (64, 16))),
+            ("224x224 JPEG", ((16, 4), (32, 8), (64, 16), (128, 16), (256, 16))),
         ):
             w = by_name[name]
-            runs += plan(b, w, ("hand",))[-1:] if name == "224x224 JPEG" else []
+            if name == "224x224 JPEG":
+                sweep = ((64, 8), (128, 16), (256, 16))
+                w = Workload(w.name, w.kind, 4 * w.n, w.n_naive, sweep, w.make, w.part, w.part)
+                runs += plan(b, w, ("hand",))
             for batch, conc in settings:
                 runs.append(
                     package_run(

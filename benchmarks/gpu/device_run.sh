@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|verify|variants|tuned|photos|ceiling|frontend|prep|ray]
+#   bash .carry/bench/device_run.sh [main|verify|variants|tuned|photos|memory|ceiling|frontend|prep|ray]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -16,6 +16,8 @@
 #    verify: issue 20's check, package defaults vs the best hand-written client on the GPU
 #    profile's server (kept running: call it again for a second round).
 #    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
+#    memory: the GPU profile's server per --mm-processor-cache-gb (VMME_CACHE_GBS), its RSS
+#    after each of VMME_MEMORY_ROUNDS bench rounds (memory.txt).
 #    ray: ray_scaling.py, one server per GPU, Ray Data over N = 1, 2, 4 servers, then the fault
 #    run (needs a multi-GPU kind; VMME_RAY_ARGS adds options).
 # Without any payload (carry .carry/bench, .carry/whl and .carry/src-NAME folders):
@@ -231,6 +233,25 @@ elif [ "$PHASE" = tuned ]; then
     start_server api4 -- --api-server-count 4
     bench --phase tuned --tag server=api4 || true
     save_log api4
+    stop_server
+elif [ "$PHASE" = memory ]; then
+    # Issue #36, item 5: the GPU profile's server (8 API processes) with one
+    # --mm-processor-cache-gb each (VMME_CACHE_GBS, default "0 1"; vLLM's own default is 4),
+    # VMME_MEMORY_ROUNDS rounds of small images and photos on fresh inputs, and the whole
+    # server's RSS after each round. Each API process may keep its own cache, so the bound to
+    # expect is about (8 + 1) x the size; ~200 s a size: two sizes per call.
+    for gb in ${VMME_CACHE_GBS:-0 1}; do
+        if [ $(( DEADLINE - $(date +%s) )) -lt 150 ]; then echo "skip cache $gb: deadline"; continue; fi
+        name="cache$gb"
+        start_server "$name" -- --mm-processor-cache-gb "$gb"
+        for round in $(seq "${VMME_MEMORY_ROUNDS:-3}"); do
+            bench --phase memory --tag server="$name" --tag round="$round" || true
+            rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
+            echo "server $name round $round: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
+                | tee -a "$OUT/memory.txt"
+        done
+        save_log "$name"
+    done
     stop_server
 elif [ "$PHASE" = variants ]; then
     # name | server_cmd.py options and extra vLLM flags
