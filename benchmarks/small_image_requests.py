@@ -141,13 +141,21 @@ def hand_written(base_url: str, paths: list[str], batch: int, inflight: int) -> 
     return done
 
 
-def package(base_url: str, paths: list[str], batch: int, inflight: int) -> int:
+#: What the tuner chose in the last package run with its defaults (printed below the table).
+TUNED: list[str] = []
+
+
+def package(base_url: str, paths: list[str], batch: int | None, inflight: int | None) -> int:
     from vllm_multimodal_embeddings import EmbeddingClient
 
     with EmbeddingClient(
         base_url=base_url, model="m", batch_size=batch, max_concurrency=inflight
     ) as client:
-        return len(list(client.iter_embed_images(paths)))
+        done = len(list(client.iter_embed_images(paths)))
+        if batch is None:
+            st = client.stats
+            TUNED.append(f"{st.batch_size} x {st.max_concurrency}: {st.reason}")
+        return done
 
 
 def main() -> None:
@@ -157,6 +165,7 @@ def main() -> None:
     p.add_argument("--dims", type=int, default=2048)
     p.add_argument("--settings", default="256x16,128x16")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--defaults", action="store_true", help="also the package's self-tuning")
     p.add_argument("--port", type=int, default=18231)
     p.add_argument(
         "--server-rate",
@@ -187,6 +196,8 @@ def main() -> None:
                 time.sleep(0.2)
         paths = make_images(args.images)
         runs: dict[str, Callable[[], int]] = {}
+        if args.defaults:
+            runs["package defaults (self-tuning)"] = lambda: package(base_url, paths, None, None)
         for setting in args.settings.split(","):
             batch, inflight = (int(x) for x in setting.split("x"))
             runs[f"hand-written {setting}"] = lambda b=batch, c=inflight: hand_written(
@@ -213,6 +224,8 @@ def main() -> None:
             client_cpu = min(r[1] for r in got)
             server_cpu = min(r[2] for r in got)
             print(f"| {name} | {rate:.0f} | {client_cpu:.0f} | {server_cpu:.0f} |", flush=True)
+        for line in TUNED:
+            print(f"tuned to {line}")
     finally:
         server.terminate()
         server.wait()

@@ -291,3 +291,53 @@ def test_a_chunk_held_back_for_bytes_goes_once_the_first_is_prepared(
     assert fake.overlapped is True
     np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
     assert c.stats.byte_waits >= 1  # the case this is about: a chunk was held back
+
+
+def test_async_a_chunk_held_back_for_bytes_goes_once_the_first_is_prepared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The async window wakes on a prepared chunk too (see the sync test above)."""
+    fake = FakeVLLM()
+    second = asyncio.Event()
+    overlapped: list[bool] = []
+    armed = [False]
+    seen = [0]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if armed[0] and request.url.path == "/v1/embeddings":
+            seen[0] += 1
+            if seen[0] == 1:
+                try:
+                    await asyncio.wait_for(second.wait(), 5.0)
+                    overlapped.append(True)
+                except asyncio.TimeoutError:
+                    overlapped.append(False)
+            else:
+                second.set()
+        return fake(request)
+
+    texts = [f"text {i}" for i in range(1024)]
+    prepare = EmbeddingCore.prepare
+
+    def slow_first(self: EmbeddingCore, item: Any, index: int, *args: Any) -> Any:
+        if index == 0:
+            threading.Event().wait(0.2)
+        return prepare(self, item, index, *args)
+
+    monkeypatch.setattr(EmbeddingCore, "prepare", slow_first)
+
+    async def run() -> np.ndarray:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with AsyncEmbeddingClient(
+            base_url="http://vllm.test", http_client=http, batch_size=256, max_concurrency=4
+        ) as c:
+            await c.server_info()
+            armed[0] = True
+            out = await c.embed_array(texts)
+            assert c.stats.byte_waits >= 1
+        await http.aclose()
+        return out
+
+    got = asyncio.run(run())
+    assert overlapped == [True]
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
