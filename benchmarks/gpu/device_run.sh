@@ -12,7 +12,8 @@
 #    bench.py (every workload and path), the parity spread and `vllm-mm-embed doctor`.
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
-#    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
+#    tuned: the package's batch_size / max_concurrency swept on the GPU profile's server
+#    (VMME_TUNED_FLAGS: other vLLM flags, e.g. "--api-server-count 4" as before issue #36).
 #    verify: issue 20's check, package defaults vs the best hand-written client on the GPU
 #    profile's server (kept running: call it again for a second round).
 #    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
@@ -229,10 +230,15 @@ elif [ "$PHASE" = photos ]; then
     save_log api4
     stop_server
 elif [ "$PHASE" = tuned ]; then
-    # The package's batch size / concurrency swept, on the proposed GPU server profile.
-    start_server api4 -- --api-server-count 4
-    bench --phase tuned --tag server=api4 || true
-    save_log api4
+    # The package's batch size / concurrency swept. On the GPU profile's server since issue
+    # #36 (production_config carries --api-server-count 8; the 256 x 16 slowdown was seen
+    # there); VMME_TUNED_FLAGS="--api-server-count 4" gives the earlier api4 rounds' server.
+    name=gpu
+    [ -n "${VMME_TUNED_FLAGS:-}" ] && name=tuned-flags
+    # shellcheck disable=SC2086
+    start_server "$name" ${VMME_TUNED_FLAGS:+-- $VMME_TUNED_FLAGS}
+    bench --phase tuned --tag server="$name" || true
+    save_log "$name"
     stop_server
 elif [ "$PHASE" = memory ]; then
     # Issue #36, item 5: the GPU profile's server (8 API processes) with one
