@@ -8,6 +8,7 @@ every strategy). A GPU server answers short texts faster than a GIL-bound client
 is the package's limit there. Not a test of behaviour: the live suite runs a real server.
 
     python benchmarks/client_overhead.py [--texts 4096] [--dims 2048] [--repeat 5]
+    python benchmarks/client_overhead.py --only LangChain,LlamaIndex   # rows whose name has one
     python benchmarks/client_overhead.py --images 2048    # 224x224 JPEG files instead (+ async)
 """
 
@@ -98,6 +99,7 @@ def main() -> None:
     p.add_argument("--dims", type=int, default=2048)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--images", type=int, default=0, help="224x224 JPEG files instead of texts")
+    p.add_argument("--only", default="", help="comma-separated words: rows naming one of them")
     args = p.parse_args()
     if args.images:
         images_main(args)
@@ -121,9 +123,29 @@ def main() -> None:
     def hand_written() -> Any:
         return hand_written_run(handler, texts, lambda t: {"type": "text", "text": t}, 128, 8)
 
+    def langchain() -> Any:
+        from vllm_multimodal_embeddings.langchain import VLLMMultimodalEmbeddings
+
+        http = httpx.Client(transport=httpx.MockTransport(handler))
+        with VLLMMultimodalEmbeddings(
+            base_url="http://stand-in:8000", model="m", http_client=http
+        ) as emb:
+            return emb.embed_documents(texts)
+
+    def llama_index() -> Any:
+        from vllm_multimodal_embeddings.llama_index import VLLMMultiModalEmbedding
+
+        http = httpx.Client(transport=httpx.MockTransport(handler))
+        with VLLMMultiModalEmbedding(
+            base_url="http://stand-in:8000", model_name="m", http_client=http
+        ) as emb:
+            return emb.get_text_embedding_batch(texts)
+
     rows = [
         ("hand-written (128 per request, 8 in flight)", hand_written),
         ("EmbeddingClient.embed_array, defaults", package("embed_array")),
+        ("LangChain embed_documents, defaults", langchain),
+        ("LlamaIndex get_text_embedding_batch, defaults", llama_index),
         (
             "EmbeddingClient.embed_array, 128 x 8",
             package("embed_array", batch_size=128, max_concurrency=8),
@@ -134,6 +156,9 @@ def main() -> None:
             package("embed", batch_size=128, max_concurrency=8),
         ),
     ]
+    if args.only:
+        words = args.only.split(",")
+        rows = [row for row in rows if any(w in row[0] for w in words)]
     print(f"{args.texts} short texts, {args.dims}-dim vectors, best of {args.repeat}")
     print("| strategy | client CPU us/text | texts/s |\n|---|---:|---:|")
     for name, fn in rows:

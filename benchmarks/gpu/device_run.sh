@@ -2,7 +2,7 @@
 # Runs ON THE DEVICE, from the repository root of the copy the device tool sends. Same command in
 # every call; what it does depends on what has arrived so far:
 #
-#   bash .carry/bench/device_run.sh [main|verify|variants|tuned|photos|ceiling|frontend|prep|ray]
+#   bash .carry/bench/device_run.sh [main|verify|variants|tuned|photos|memory|ceiling|frontend|prep|ray]
 #
 # 1. Copies the payload part this call carried (.carry/part-NN.d/part-NN) to $STORE, which lives as long as
 #    the machine stays warm. Until every part listed in parts.sha256 is there, it stops.
@@ -12,10 +12,13 @@
 #    bench.py (every workload and path), the parity spread and `vllm-mm-embed doctor`.
 #    variants: restarts the server with one changed flag at a time (no chat template; api servers;
 #    processor cache; scheduler limits) and measures small images and the doctor on each.
-#    tuned: the package's batch_size / max_concurrency swept on an --api-server-count 4 server.
+#    tuned: the package's batch_size / max_concurrency swept on the GPU profile's server
+#    (VMME_TUNED_FLAGS: other vLLM flags, e.g. "--api-server-count 4" as before issue #36).
 #    verify: issue 20's check, package defaults vs the best hand-written client on the GPU
 #    profile's server (kept running: call it again for a second round).
 #    frontend: the GPU profile's front-end flags, one server per variant (VMME_FRONTENDS).
+#    memory: the GPU profile's server per --mm-processor-cache-gb (VMME_CACHE_GBS), its RSS
+#    after each of VMME_MEMORY_ROUNDS bench rounds (memory.txt).
 #    ray: ray_scaling.py, one server per GPU, Ray Data over N = 1, 2, 4 servers, then the fault
 #    run (needs a multi-GPU kind; VMME_RAY_ARGS adds options).
 # Without any payload (carry .carry/bench, .carry/whl and .carry/src-NAME folders):
@@ -227,10 +230,34 @@ elif [ "$PHASE" = photos ]; then
     save_log api4
     stop_server
 elif [ "$PHASE" = tuned ]; then
-    # The package's batch size / concurrency swept, on the proposed GPU server profile.
-    start_server api4 -- --api-server-count 4
-    bench --phase tuned --tag server=api4 || true
-    save_log api4
+    # The package's batch size / concurrency swept. On the GPU profile's server since issue
+    # #36 (production_config carries --api-server-count 8; the 256 x 16 slowdown was seen
+    # there); VMME_TUNED_FLAGS="--api-server-count 4" gives the earlier api4 rounds' server.
+    name=gpu
+    [ -n "${VMME_TUNED_FLAGS:-}" ] && name=tuned-flags
+    # shellcheck disable=SC2086
+    start_server "$name" ${VMME_TUNED_FLAGS:+-- $VMME_TUNED_FLAGS}
+    bench --phase tuned --tag server="$name" || true
+    save_log "$name"
+    stop_server
+elif [ "$PHASE" = memory ]; then
+    # Issue #36, item 5: the GPU profile's server (8 API processes) with one
+    # --mm-processor-cache-gb each (VMME_CACHE_GBS, default "0 1"; vLLM's own default is 4),
+    # VMME_MEMORY_ROUNDS rounds of small images and photos on fresh inputs, and the whole
+    # server's RSS after each round. Each API process may keep its own cache, so the bound to
+    # expect is about (8 + 1) x the size; ~200 s a size: two sizes per call.
+    for gb in ${VMME_CACHE_GBS:-0 1}; do
+        if [ $(( DEADLINE - $(date +%s) )) -lt 150 ]; then echo "skip cache $gb: deadline"; continue; fi
+        name="cache$gb"
+        start_server "$name" -- --mm-processor-cache-gb "$gb"
+        for round in $(seq "${VMME_MEMORY_ROUNDS:-3}"); do
+            bench --phase memory --tag server="$name" --tag round="$round" || true
+            rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
+            echo "server $name round $round: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
+                | tee -a "$OUT/memory.txt"
+        done
+        save_log "$name"
+    done
     stop_server
 elif [ "$PHASE" = variants ]; then
     # name | server_cmd.py options and extra vLLM flags

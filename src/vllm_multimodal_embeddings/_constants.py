@@ -75,6 +75,10 @@ AUTO_MIN_REQUEST_BYTES: Final = 32 * 1024
 # H100 they reached 18.7-21.5/s at 8 against 20.6-21.6 at 16.
 AUTO_SMALL_START_CONCURRENCY: Final = 16
 AUTO_SMALL_START_BYTES: Final = 96 * 1024 * 1024
+# Media inputs of at most this many prepared bytes each have their batch explored first
+# (_tuning.py, rule 4): a 224 px JPEG is ~10-20 KB as a data: URI, a camera photo at the
+# 1.84 MP budget ~590 KB. On an H100 the first peaked at 128 per request x 16 in flight.
+AUTO_SMALL_INPUT_BYTES: Final = 128 * 1024
 # Inputs of at least this many bytes (files, bytes, data: URIs) are prepared on processes when
 # the client has some: below it, the round trip to a process costs more than the pixel work.
 PROCESS_MIN_BYTES: Final = 1024 * 1024

@@ -176,3 +176,50 @@ def test_pipeline_call_routes_nodes(tmp_path: Path) -> None:
     # An ImageNode without any image source is embedded by its text: the empty text is refused.
     with pytest.raises(InputError, match="empty text"):
         emb([ImageNode(text="")])
+
+
+def test_instrumentation_events_carry_the_vectors_and_their_own_defaults() -> None:
+    """The end events are built without re-validating their floats: they must still carry the
+    slice's texts and vectors, and each its own id, timestamp and tags (a shared tags dict
+    would leak one event's tags into the next: the dispatcher updates it in place)."""
+    import httpx
+    import numpy as np
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    from llama_index.core.instrumentation.events import BaseEvent
+    from llama_index.core.instrumentation.events.embedding import (
+        EmbeddingEndEvent,
+        EmbeddingStartEvent,
+    )
+
+    from .test_client_transport import FakeVLLM, vector_for
+
+    seen: list[BaseEvent] = []
+
+    class Keep(BaseEventHandler):
+        def handle(self, event: BaseEvent, **kwargs: object) -> None:
+            if isinstance(event, (EmbeddingStartEvent, EmbeddingEndEvent)):
+                seen.append(event)
+
+    http = httpx.Client(transport=httpx.MockTransport(FakeVLLM()))
+    emb = VLLMMultiModalEmbedding(
+        base_url="http://fake:8000", model_name="m", embed_batch_size=2, http_client=http
+    )
+    texts = ["a b", "c d e", "f"]
+    handler, dispatcher = Keep(), get_dispatcher()
+    dispatcher.add_event_handler(handler)
+    try:
+        got = emb.get_text_embedding_batch(texts)
+    finally:
+        dispatcher.event_handlers.remove(handler)
+    ends = [e for e in seen if isinstance(e, EmbeddingEndEvent)]
+    assert len(ends) == 2 and len(seen) == 4
+    assert [c for e in ends for c in e.chunks] == texts
+    assert [v for e in ends for v in e.embeddings] == got
+    np.testing.assert_allclose(got, np.stack([vector_for(t) for t in texts]), atol=1e-6)
+    assert all(isinstance(x, float) for e in ends for v in e.embeddings for x in v)
+    assert len({e.id_ for e in ends}) == 2 and all(e.timestamp for e in ends)
+    ends[0].tags["mine"] = 1
+    assert "mine" not in ends[1].tags
+    assert ends[1].model_dump()["class_name"] == "EmbeddingEndEvent"
+    emb.close()

@@ -319,12 +319,12 @@ def test_the_start_follows_the_inputs_until_a_move() -> None:
     follows the inputs (16, 8, 16); once a trial moves it, the inputs no longer do."""
     clock = Clock()
     tuner = auto(clock)
-    tuner.prepared(1, 40)  # the query
+    tuner.prepared(1, 40, text=True)  # the query
     assert tuner.concurrency == 16
     tuner.prepared(16, 16 * 600_000)  # camera photos
     assert tuner.concurrency == 8
     assert tuner.stats().reason.startswith("sized to the inputs: 600000 bytes each")
-    tuner.prepared(16, 16 * 100)  # texts again
+    tuner.prepared(16, 16 * 100, text=True)  # texts again
     assert tuner.concurrency == 16
     run(tuner, clock, saturating(64), waves=2, size=100)  # a baseline, then 32 on trial
     assert tuner.concurrency == 32
@@ -348,7 +348,7 @@ def test_a_new_starting_depth_starts_a_new_epoch() -> None:
     tuner.prepared(16, 16 * 600_000)
     old = clock()
     clock.t += 10  # a slow photo request
-    tuner.prepared(16, 16 * 2048)
+    tuner.prepared(16, 16 * 2048, text=True)
     assert (tuner.batch_size, tuner.concurrency) == (16, 16)
     tuner.answered(16, 16 * 600_000, old, waited=False)
     run(tuner, clock, saturating(64), waves=2, size=2048)
@@ -393,7 +393,8 @@ def test_no_move_that_could_double_latency_past_a_quarter_of_the_timeout() -> No
     free = auto(clock)
     free.prepared(16, 16 * 600_000)
     run(free, clock, queueing(0.2), waves=3, size=600_000)
-    assert free.stats().reason.startswith("trying max_concurrency 8 -> 16")
+    # (first the deeper start photos get after half a wave, then the trial of 32)
+    assert free.stats().reason.startswith("trying max_concurrency 16 -> 32")
 
 
 def test_latency_past_half_the_timeout_halves_the_concurrency() -> None:
@@ -418,3 +419,137 @@ def test_a_fast_server_is_tuned_as_before_under_a_timeout() -> None:
     tuner = auto(clock, timeout=120)
     run(tuner, clock, saturating(16), waves=60)
     assert (tuner.concurrency, tuner.batch_size) == (16, 64)
+
+
+# -- small images explore the batch: canned observations from issue #36 (H100, vLLM 0.26,
+# --api-server-count 8). 224 px JPEGs: 16 per request x 64 in flight ~296/s, 64 x 16 no
+# better, 128 x 16 ~380/s (the best hand-written setting), 256 x 16 no better than 128.
+_SMALL_IMAGE_RATE = {16: 240.0, 32: 270.0, 64: 296.0, 128: 380.0, 256: 385.0}
+
+
+def small_images_h100(batch: int, conc: int) -> float:
+    """Images per second at ``batch`` per request and ``conc`` in flight, shaped like the
+    measurements: the batch sets the level, depth past 16 helps only small requests."""
+    rate = _SMALL_IMAGE_RATE[batch]
+    if conc < 16:
+        return rate * conc / 16 * 1.25 if conc * 1.25 < 16 else rate
+    if batch == 16:
+        return rate * {16: 1.0, 32: 1.15, 64: 1.23}[conc]
+    return rate * {16: 1.0, 32: 1.005, 64: 0.97}[conc]
+
+
+def rated(rate: Callable[[int, int], float]) -> Latency:
+    """A server whose wave of ``conc`` requests of ``batch`` runs at ``rate(batch, conc)``."""
+    return lambda batch, conc: batch * conc / rate(batch, conc)
+
+
+def run_inputs(tuner: Tuner, clock: Clock, latency: Latency, inputs: int, size: int) -> int:
+    """Waves until ``inputs`` were answered (the chunker prepares each chunk first); the
+    inputs it took."""
+    done = 0
+    while done < inputs:
+        tuner.prepared(tuner.batch_size, tuner.batch_size * size)
+        batch, conc = tuner.batch_size, tuner.concurrency
+        started = clock()
+        clock.t += latency(batch, conc)
+        for _ in range(conc):
+            tuner.answered(batch, batch * size, started, waited=True)
+        done += batch * conc
+    return done
+
+
+def test_small_images_reach_the_hand_written_optimum_within_a_short_job() -> None:
+    clock = Clock()
+    tuner = auto(clock, timeout=120.0)
+    # 16 x 16 (240/s), 32 x 16 (270, kept), 64 x 16 (296: +9.6%, short of the gain but no
+    # loss: one more doubling), 128 x 16 (380 against 270: kept), all in ~1,800 images.
+    assert run_inputs(tuner, clock, rated(small_images_h100), 1700, size=15_000) == 1792
+    assert (tuner.batch_size, tuner.concurrency) == (128, 16)
+    # Then 256 (+1%) is undone, and 32 in flight (+0.5%) too: it holds at 128 x 16.
+    run_inputs(tuner, clock, rated(small_images_h100), 30_000, size=15_000)
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency) == (128, 16)
+    assert stats.throughput is not None and stats.throughput > 0.95 * 380
+
+
+def test_the_plateau_step_undoes_both_doublings_when_the_second_gains_nothing() -> None:
+    """A server where 32 per request is as good as anything bigger: the second doubling is
+    judged against 16, and both go back when it gains too little."""
+    clock = Clock()
+    tuner = auto(clock, timeout=120.0, max_concurrency=16)
+    flat = {16: 300.0, 32: 310.0, 64: 312.0, 128: 312.0, 256: 312.0}
+    run_inputs(tuner, clock, rated(lambda b, c: flat[b]), 20_000, size=15_000)
+    stats = tuner.stats()
+    assert stats.batch_size == 16 and stats.throughput == pytest.approx(300.0)
+    assert stats.reason.startswith("undid batch_size 16 -> 64")
+
+
+def test_small_images_keep_the_latency_guard() -> None:
+    """On the 2-core CPU server (~127 small images/s whatever the settings) with a 10 s
+    timeout, no batch doubling that could pass a quarter of it is tried."""
+    clock = Clock()
+    tuner = auto(clock, timeout=10.0)
+    run_inputs(tuner, clock, rated(lambda b, c: 127.0), 20_000, size=15_000)
+    stats = tuner.stats()
+    # 16 x 16 at 127/s: 2.0 s a request; doubling the batch could reach 4 s > 2.5 s.
+    assert (stats.batch_size, stats.max_concurrency) == (16, 16)
+    assert stats.reason.startswith("held at 16 per request, 16 in flight: mean latency 2.0 s")
+
+
+def test_texts_move_as_before() -> None:
+    """Texts (reported as texts) take the old path: concurrency first when requests wait,
+    epochs of two waves, no plateau step."""
+    clock = Clock()
+    tuner = auto(clock)
+    tuner.prepared(tuner.batch_size, tuner.batch_size * 150, text=True)
+    batch, conc = tuner.batch_size, tuner.concurrency
+    assert (batch, conc) == (128, 16)
+    run(tuner, clock, saturating(1000), waves=1, size=150)
+    assert tuner.stats().throughput is None  # one wave is half an epoch here
+    run(tuner, clock, saturating(1000), waves=1, size=150)
+    assert (tuner.batch_size, tuner.concurrency) == (batch, 2 * conc)
+
+
+# -- camera photos: the first epoch is half a wave, the latency rule still holds them at 8 on
+# a slow server. Rates from issue #36 (H100, GPU profile): 8 in flight ~16.5 photos/s, 16 in
+# flight ~19 (the GPU alone: 21.8); the 2-core CPU server ~1.8 whatever the depth.
+_PHOTO = 590_000  # bytes of one prepared camera photo
+
+
+def photos_h100(batch: int, conc: int) -> float:
+    return {4: 9.0, 8: 16.5, 16: 19.0, 32: 19.3, 64: 19.3}[conc]
+
+
+def test_photos_try_16_in_flight_after_the_first_half_wave() -> None:
+    clock = Clock()
+    tuner = auto(clock, timeout=120.0)
+    tuner.prepared(16, 16 * _PHOTO)
+    assert (tuner.batch_size, tuner.concurrency) == (16, 8)
+    # Four requests (64 photos) measure the start (7.8 s each): 16 in flight at once.
+    for _ in range(4):
+        started = clock()
+        clock.t += rated(photos_h100)(16, 8)
+        assert tuner.concurrency == 8
+        tuner.answered(16, 16 * _PHOTO, started, waited=False)
+    assert tuner.concurrency == 16
+    assert tuner.stats().reason == (
+        "started at 16 in flight: the first requests at 8 took 7.8 s each, inside the 120 s timeout"
+    )
+    # Then epochs of two waves as before: 32 (+1.6%) undone.
+    run_inputs(tuner, clock, rated(photos_h100), 3000, size=_PHOTO)
+    assert (tuner.batch_size, tuner.concurrency) == (16, 16)
+    assert tuner.stats().throughput == pytest.approx(19.0)
+
+
+def test_photos_on_a_slow_server_stay_at_8() -> None:
+    """The CPU server (~2.4 photos/s): a wave of 8 requests of 16 photos takes ~53 s; twice
+    that passes a quarter of the 120 s timeout, so the short first epoch moves nothing."""
+    clock = Clock()
+    tuner = auto(clock, timeout=120.0)
+    tuner.prepared(16, 16 * _PHOTO)
+    most = 0
+    for _ in range(6):  # 768 photos, a wave at a time
+        most = max(most, tuner.concurrency)
+        run_inputs(tuner, clock, rated(lambda b, c: 2.4), 1, size=_PHOTO)
+    assert most == tuner.concurrency == 8
+    assert tuner.stats().reason.startswith("held at 16 per request, 8 in flight: mean latency 53")

@@ -258,8 +258,10 @@ class _ClientBase:
     def _prepared(self, hold: Hold, chunk: Chunk, str_as: StrAs, good: list[PreparedInput]) -> int:
         """Count a chunk's prepared payload against the byte budget, and tell the tuner."""
         nbytes = sum(item.nbytes for item in good)
-        hold.set(nbytes)
+        # The tuner first: a smaller hold wakes a window whose next chunk waits for bytes, and
+        # that chunk must then be reckoned by this chunk's measured size.
         self._tuner.prepared(len(good), nbytes, text=_text_only(chunk.items[0], str_as))
+        hold.set(nbytes)
         return nbytes
 
     def _chunk_size(self, str_as: StrAs) -> Callable[[Any], int]:
