@@ -374,6 +374,21 @@ def fitted_image_part(path: str, max_pixels: int = 1_843_200) -> dict[str, Any]:
     }
 
 
+def _post_chat(
+    http: httpx.Client, base_url: str, model: str, parts: Sequence[dict[str, Any]]
+) -> list[np.ndarray]:
+    """One hand-written chat request, one conversation per part; its vectors in order."""
+    body = {
+        "model": model,
+        "messages": [conversation(part) for part in parts],
+        "encoding_format": "base64",
+        "embed_dtype": "float32",
+        "endianness": "little",
+        **CHAT_OPTIONS,
+    }
+    return _decode(http.post(f"{base_url}/v1/embeddings", json=body))
+
+
 def _decode(resp: httpx.Response) -> list[np.ndarray]:
     resp.raise_for_status()
     data = sorted(resp.json()["data"], key=lambda d: d["index"])
@@ -414,15 +429,8 @@ def hand_written(
     with httpx.Client(timeout=600, limits=limits) as http:
 
         def one(chunk: Sequence[str]) -> list[np.ndarray]:
-            body = {
-                "model": model,
-                "messages": [conversation(to_part(x)) for x in chunk],
-                "encoding_format": "base64",
-                "embed_dtype": "float32",
-                "endianness": "little",
-                **CHAT_OPTIONS,
-            }
-            return _decode(http.post(f"{base_url}/v1/embeddings", json=body))
+            parts = [to_part(x) for x in chunk]
+            return _post_chat(http, base_url, model, parts)
 
         with ThreadPoolExecutor(max_workers=inflight) as pool:
             results = list(pool.map(one, chunks))
@@ -459,15 +467,7 @@ def hand_written_processes(
         def one(chunk: Sequence[str]) -> list[np.ndarray]:
             urls = [prep.submit(_fitted_image_url, x) for x in chunk]
             parts = [{"type": "image_url", "image_url": {"url": u.result()}} for u in urls]
-            body = {
-                "model": model,
-                "messages": [conversation(part) for part in parts],
-                "encoding_format": "base64",
-                "embed_dtype": "float32",
-                "endianness": "little",
-                **CHAT_OPTIONS,
-            }
-            return _decode(http.post(f"{base_url}/v1/embeddings", json=body))
+            return _post_chat(http, base_url, model, parts)
 
         with ThreadPoolExecutor(max_workers=inflight) as pool:
             results = list(pool.map(one, chunks))

@@ -23,6 +23,13 @@ def test_benchmark_imports(script: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up
     monkeypatch.setattr(sys, "argv", [str(script)])
-    spec.loader.exec_module(module)  # top level only: each runs its work under __main__
+    try:
+        spec.loader.exec_module(module)  # top level only: each runs its work under __main__
+    except ModuleNotFoundError as exc:
+        # A third-party package of an extra this environment lacks (ray in the wheel check's
+        # venv) skips; a module of this project that moved fails.
+        if (exc.name or "").split(".")[0] not in ("vllm_multimodal_embeddings", "tests"):
+            pytest.skip(f"needs {exc.name}")
+        raise
     # And says what it measures and how to run it.
     assert module.__doc__ and "python" in module.__doc__.lower(), script

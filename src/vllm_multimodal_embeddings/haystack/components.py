@@ -427,11 +427,15 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
         _check_top_k(top_k)
         self._setup(RankerCore, dict(locals()))
 
-    def _limits(self, top_k: int | None, score_threshold: float | None) -> tuple[int, float]:
+    def _plan(
+        self, documents: list[Document], top_k: int | None, score_threshold: float | None
+    ) -> tuple[list[EmbedInput], int, float]:
+        """The documents' inputs, and the call's ``top_k`` and threshold (else the init's)."""
         top_k = self.top_k if top_k is None else top_k
         _check_top_k(top_k)
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        return top_k, -math.inf if threshold is None else threshold
+        inputs, _ = self._inputs(documents)
+        return inputs, top_k, -math.inf if threshold is None else threshold
 
     @component.output_types(documents=list[Document])
     def run(
@@ -442,8 +446,7 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
         score_threshold: float | None = None,
     ) -> dict[str, list[Document]]:
         """The best ``top_k`` documents scoring at least ``score_threshold``, best first."""
-        top_k, threshold = self._limits(top_k, score_threshold)
-        inputs, _ = self._inputs(documents)
+        inputs, top_k, threshold = self._plan(documents, top_k, score_threshold)
         if not inputs:
             return {"documents": []}
         with _naming(documents):
@@ -459,8 +462,7 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
         score_threshold: float | None = None,
     ) -> dict[str, list[Document]]:
         """Async :meth:`run`."""
-        top_k, threshold = self._limits(top_k, score_threshold)
-        inputs, _ = self._inputs(documents)
+        inputs, top_k, threshold = self._plan(documents, top_k, score_threshold)
         if not inputs:
             return {"documents": []}
         with _naming(documents):
