@@ -169,12 +169,7 @@ class _ClientBase:
         self.settings = ClientSettings.create(settings, **options)
         self._core = EmbeddingCore(self.settings)
         # Its own HTTP client: the server's key and headers never go to an image host.
-        # Also reads the headers of http(s) videos the server fetches (remote_video_headers).
-        self._remote = (
-            RemoteFetcher.from_options(self.settings)
-            if self.settings.fetch_remote_images or self.settings.remote_video_headers
-            else None
-        )
+        self._remote = RemoteFetcher.needed_by(self.settings)
         self._info: ServerInfo | None = None
         # The probe result a refusal was last checked against (see _plan).
         self._confirmed: ServerInfo | None = None

@@ -345,15 +345,14 @@ class Tuner:
             if epoch.requests >= self._epoch_requests():
                 self._end_epoch(now)
 
+    def _media_mean(self) -> float | None:
+        """Prepared bytes per media input, or ``None`` while the inputs are texts (or unseen)."""
+        return None if self._sized_text else self._kind_mean[False]
+
     def _small_media(self) -> bool:
         """Whether the inputs are small media, whose batch is explored first (rule 4)."""
-        mean = self._kind_mean[False]
-        return (
-            self._auto[_BATCH]
-            and not self._sized_text
-            and mean is not None
-            and mean <= C.AUTO_SMALL_INPUT_BYTES
-        )
+        mean = self._media_mean()
+        return self._auto[_BATCH] and mean is not None and mean <= C.AUTO_SMALL_INPUT_BYTES
 
     def _epoch_requests(self) -> int:
         """Requests an epoch measures: two waves, one of small media, half of one for the
@@ -376,8 +375,8 @@ class Tuner:
 
     def _large_media(self) -> bool:
         """Whether the inputs are media past the small ones (camera photos, video)."""
-        mean = self._kind_mean[False]
-        return not self._sized_text and mean is not None and mean > C.AUTO_SMALL_INPUT_BYTES
+        mean = self._media_mean()
+        return mean is not None and mean > C.AUTO_SMALL_INPUT_BYTES
 
     def overloaded(self, why: str, started: float) -> None:
         """The server answered 429 / 503 or timed out a request started at ``started``."""

@@ -144,6 +144,14 @@ class RemoteFetcher(Closing):
         }
         return cls(**{**settings, **overrides})
 
+    @classmethod
+    def needed_by(cls, options: ImageSettings) -> RemoteFetcher | None:
+        """A fetcher for what ``options`` read from remote hosts (images with
+        ``fetch_remote_images``, video headers with ``remote_video_headers``), else ``None``."""
+        if options.fetch_remote_images or options.remote_video_headers:
+            return cls.from_options(options)
+        return None
+
     def __repr__(self) -> str:
         return (
             f"RemoteFetcher(max_bytes={self.max_bytes}, timeout={self.timeout}, "
@@ -194,7 +202,7 @@ class RemoteFetcher(Closing):
     def read_range(self, url: httpx.URL, start: int, stop: int, deadline: float) -> bytes:
         """Bytes ``start`` to ``stop`` (exclusive) of ``url``, which must answer 206."""
         byte_range = {"Range": f"bytes={start}-{stop - 1}", **_ANY}
-        response, _ = self._follow(str(url), deadline, byte_range)
+        response, _ = self._follow(url, deadline, byte_range)
         try:
             if response.status_code != 206:
                 raise RemoteFetchError(f"HTTP {response.status_code} to a range request")
@@ -206,10 +214,11 @@ class RemoteFetcher(Closing):
         return body
 
     def _follow(
-        self, url: str, deadline: float, headers: dict[str, str]
+        self, url: str | httpx.URL, deadline: float, headers: dict[str, str]
     ) -> tuple[httpx.Response, httpx.URL]:
         """The streamed response of ``url`` after redirects, and the URL that gave it."""
-        current = _parse_url(url)
+        # A URL already parsed (the final one of an open file's first request) is not again.
+        current = url if isinstance(url, httpx.URL) else _parse_url(url)
         for _hop in range(self.max_redirects + 1):
             response = self._send(current, deadline, headers)
             if response.status_code not in _REDIRECTS:

@@ -123,14 +123,14 @@ class PdfPasswords:
         from pydantic_core import core_schema
 
         return core_schema.no_info_plain_validator_function(
-            lambda v: _validated(cls, v),
+            _validated,
             serialization=core_schema.plain_serializer_function_ser_schema(lambda v: None),
         )
 
 
-def _validated(cls: type[PdfPasswords], value: Any) -> PdfPasswords:
+def _validated(value: Any) -> PdfPasswords | None:
     try:
-        return value if isinstance(value, cls) else cls(value)
+        return PdfPasswords.of(value)
     except ConfigurationError as exc:
         raise ValueError(str(exc)) from None
 

@@ -309,9 +309,7 @@ def _remote_video_header(
     guards (a full read where the host ignores ranges)."""
     source = describe_source(url)
     # The client's fetcher, else one for this video (a caller preparing inputs itself).
-    owned = None if isinstance(fetch, RemoteFetcher) else RemoteFetcher.from_options(options)
-    fetcher = owned or fetch
-    assert isinstance(fetcher, RemoteFetcher)
+    fetcher = fetch if isinstance(fetch, RemoteFetcher) else RemoteFetcher.from_options(options)
     try:
         with fetcher.open(url) as file:
             return read_video_header(file, index=index, source=source)
@@ -325,8 +323,8 @@ def _remote_video_header(
             source=source,
         ) from exc
     finally:
-        if owned is not None:
-            owned.close()
+        if fetcher is not fetch:
+            fetcher.close()
 
 
 def _video_frames(

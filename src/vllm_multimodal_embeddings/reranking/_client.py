@@ -43,12 +43,7 @@ class _RerankBase:
         self.settings = RerankerSettings.of(settings, **given)  # its checks run here
         self._core = RerankCore(self.settings)
         # Its own HTTP client: the server's key and headers never go to an image host.
-        # Also reads the headers of http(s) videos the server fetches (remote_video_headers).
-        self._remote = (
-            RemoteFetcher.from_options(self._core.image_options)
-            if self.settings.fetch_remote_images or self.settings.remote_video_headers
-            else None
-        )
+        self._remote = RemoteFetcher.needed_by(self._core.image_options)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self._core.model!r}, {self.settings!r})"
