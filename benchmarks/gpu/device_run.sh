@@ -152,6 +152,14 @@ wait_server() {
     done
     return 1
 }
+# reuse NAME: the cookbook's one-image-many-instructions recipe (what the processor cache buys:
+# the same photo under other instructions) on the running server, photo-sized images.
+reuse() {
+    VLLM_BASE_URL=$BASE timeout 150 python3 cookbook/one_image_many_instructions.py \
+        --rounds "${VMME_REUSE_ROUNDS:-8}" --size 1536 > "$OUT/reuse-$1.txt" 2>&1
+    echo "reuse $1 exit $?" | tee -a "$OUT/reuse-$1.txt"
+    cat "$OUT/reuse-$1.txt"
+}
 save_log() { tail -c 3000000 "$STORE/server-$1.log" > "$OUT/server-$1.log"; }
 bench() { python3 "$HERE/bench.py" --base-url "$BASE" --data "$STORE/data" \
     --out "$OUT/results.jsonl" --tokenizer "$CKPT/tokenizer.json" --deadline "$DEADLINE" \
@@ -211,6 +219,7 @@ elif [ "$PHASE" = verify ]; then
     # VMME_BENCH_ONLY: comma-separated workload names (default all).
     bench --phase verify --tag server=gpu --tag round="$round" \
         ${VMME_BENCH_ONLY:+--only "$VMME_BENCH_ONLY"} || true
+    reuse "gpu-round$round"
     save_log gpu
     rss=$(ps -eo pgid=,rss= | awk -v g="$(cat "$STORE/server.pid")" '$1 == g {s += $2} END {print int(s / 1024)}')
     echo "server gpu: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
@@ -256,6 +265,7 @@ elif [ "$PHASE" = memory ]; then
             echo "server $name round $round: RSS ${rss} MB, GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader)" \
                 | tee -a "$OUT/memory.txt"
         done
+        reuse "$name"
         save_log "$name"
     done
     stop_server
