@@ -54,30 +54,35 @@ DEFAULT_MAX_INFLIGHT_BYTES: Final = 256 * 1024 * 1024
 UNMEASURED_INPUT_BYTES: Final = 1024 * 1024
 # The range self-tuning explores when batch_size / max_concurrency are left None (_tuning.py).
 AUTO_MAX_BATCH_SIZE: Final = 256
-# Where tuned concurrency starts, before anything was prepared: vLLM's GPU profile runs 8 API
-# processes and one request is handled by one, so fewer leave some idle (8 instead of 4 won
-# 10-40% on images on an H100).
-AUTO_START_CONCURRENCY: Final = 8
+# Where tuned batch size and concurrency start, before anything was prepared: 8 inputs per
+# request, 16 in flight. vLLM's GPU profile runs 8 API processes and one request is handled by
+# one, so two each overlap their preprocessing with the engine's work. Camera photos at 16 per
+# request x 8 in flight reached 0.86 / 0.91x a process-pool hand-written client on an H100
+# (issue #36); 16 in flight reached 0.95 / 1.00x. 8 per request keeps the photos in flight at
+# 128, as before: each image of a request is one engine request, so a slow server (the 2-core
+# CPU one, ~1.8 photos/s) queues the same work and latency as at 16 x 8.
+AUTO_START_BATCH_SIZE: Final = 8
+AUTO_START_CONCURRENCY: Final = 16
 AUTO_MAX_CONCURRENCY: Final = 64
-# Payload a request should carry at the least once the inputs' size is known: below it the
+# Payload a request of texts should carry at the least once their size is known: below it the
 # request's fixed cost (HTTP, JSON, scheduling) dominates. Measured on an H100: ~30-token texts
 # ran 2698/s at 128 per request (16 KiB) and 1345/s starting from 16 (2 KiB); 512-token texts
 # (~2 KiB each) peaked at 16 per request, which this keeps.
 AUTO_MIN_REQUEST_BYTES: Final = 32 * 1024
-# Where it goes once the first chunk is prepared, if that many requests of it carry at most
-# AUTO_SMALL_START_BYTES: small images want more in flight than the API processes (each
-# overlaps their preprocessing), and a tuner starting at 8 seldom climbed out of a short job's
-# noise. On H100s, starting at 8 and at 16 side by side in the same rounds (four rounds, two
-# machines): 224 px JPEGs 264/238/279/296 -> 261/279/344/429 per second, ~30-token texts
-# 2019/1936/2453/2232 -> 1960/2079/2330/2341, 512-token texts 272/271/281 -> 262/290/285.
-# Camera photos (~590 KB each prepared, 16 per request: ~150 MB at 16 in flight) stay at 8:
-# at 16 a 2-core client's peak RSS grew 104 MB from 100 to 200 photos (36 MB at 8), and on an
-# H100 they reached 18.7-21.5/s at 8 against 20.6-21.6 at 16.
-AUTO_SMALL_START_CONCURRENCY: Final = 16
-AUTO_SMALL_START_BYTES: Final = 96 * 1024 * 1024
+# The same for media: a request of images fills this much once their size is known. On an H100
+# with 8 API processes, 224 px JPEGs (~10-20 KB each as data: URIs) ran 380 / 427 per second at
+# 128 per request x 16 in flight against 309 / 342 at 64 and 296 / 259 where a tuner starting at
+# 16 per request got to in a 2,048-image job. Camera photos (~590 KB) stay at the start's 8.
+AUTO_MEDIA_REQUEST_BYTES: Final = 2 * 1024 * 1024
+# Requests that large go fewer in flight: once the first chunk is prepared, if 16 requests of
+# it would carry more than AUTO_LARGE_REQUEST_BYTES (videos, huge scans), the depth drops to
+# AUTO_LARGE_START_CONCURRENCY. 16 requests of 8 camera photos carry ~75 MB; a detailed photo
+# prepares to up to ~1 MB, which still gets 16.
+AUTO_LARGE_START_CONCURRENCY: Final = 8
+AUTO_LARGE_REQUEST_BYTES: Final = 128 * 1024 * 1024
 # Media inputs of at most this many prepared bytes each have their batch explored first
 # (_tuning.py, rule 4): a 224 px JPEG is ~10-20 KB as a data: URI, a camera photo at the
-# 1.84 MP budget ~590 KB. On an H100 the first peaked at 128 per request x 16 in flight.
+# 1.84 MP budget ~590 KB.
 AUTO_SMALL_INPUT_BYTES: Final = 128 * 1024
 # Inputs of at least this many bytes (files, bytes, data: URIs) are prepared on processes when
 # the client has some: below it, the round trip to a process costs more than the pixel work.

@@ -562,13 +562,10 @@ def test_one_thread_at_a_time_prepares_in_place(
     assert most == 1
 
 
-@pytest.mark.parametrize("client_kind", ["sync", "async"])
-def test_images_after_a_query_start_in_small_chunks(tmp_path: Any, client_kind: str) -> None:
-    """A query sizes the batch for texts (hundreds per request); the images of the next call
-    must not all go in one chunk of that size (one request slot, ~150 MB for camera photos,
-    and no vector out before all of them are answered): their first chunk is the default 16."""
-    paths = _jpeg_files(tmp_path, 40)
-    sizes: list[int] = []
+def _embed_after_a_query(client_kind: str, inputs: Any, sizes: list[int]) -> tuple[int, np.ndarray]:
+    """Embed a query, then ``inputs`` on the same client (sync or async) of the image server:
+    the batch the query left, and the vectors of ``inputs``; ``sizes`` gets the inputs of each
+    embedding request of ``inputs``."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/embeddings":
@@ -581,20 +578,44 @@ def test_images_after_a_query_start_in_small_chunks(tmp_path: Any, client_kind: 
             http_client=httpx.Client(transport=httpx.MockTransport(handler)), **settings
         ) as client:
             client.embed(["a query"])
-            text_batch = client.stats.batch_size
             sizes.clear()
-            got = client.embed_array(paths)
-    else:
+            return client.stats.batch_size, client.embed_array(inputs)
 
-        async def run() -> tuple[int, np.ndarray]:
-            http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-            async with AsyncEmbeddingClient(http_client=http, **settings) as client:
-                await client.embed(["a query"])
-                batch = client.stats.batch_size
-                sizes.clear()
-                return batch, await client.embed_array(paths)
+    async def run() -> tuple[int, np.ndarray]:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with AsyncEmbeddingClient(http_client=http, **settings) as client:
+            await client.embed(["a query"])
+            sizes.clear()
+            return client.stats.batch_size, await client.embed_array(inputs)
 
-        text_batch, got = asyncio.run(run())
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_images_after_a_query_start_in_small_chunks(tmp_path: Any, client_kind: str) -> None:
+    """A query sizes the batch for texts (hundreds per request); the images of the next call
+    must not all go in one chunk of that size (one request slot, ~75 MB for camera photos,
+    and no vector out before all of them are answered): their first chunk is the starting 8.
+    They go as a stream (a generator, no length to share among the requests), so that this
+    rule alone keeps the chunk small: a list of 40 would get 8 a chunk from its share anyway."""
+    paths = _jpeg_files(tmp_path, 40)
+    sizes: list[int] = []
+    text_batch, got = _embed_after_a_query(client_kind, (p for p in paths), sizes)
     assert text_batch == 256
-    assert sizes[0] == 16 and sum(sizes) == 40
+    assert sizes[0] == 8 and sum(sizes) == 40
     assert got.shape == (40, DIM) and len({row.tobytes() for row in got}) == 40
+
+
+@pytest.mark.parametrize("client_kind", ["sync", "async"])
+def test_a_short_call_shares_its_inputs_among_the_requests_in_flight(
+    tmp_path: Any, client_kind: str
+) -> None:
+    """A list has a length: 300 tiny images, whose batch is sized to 256, go at most
+    ceil(300 / 16) = 19 to a request, so that they fill the 16 slots instead of two. (The
+    concurrency may move to 32 during the call, 10 a request then: never more than 19.)"""
+    paths = _jpeg_files(tmp_path, 300)
+    sizes: list[int] = []
+    _, got = _embed_after_a_query(client_kind, paths, sizes)
+    assert sizes[0] == 8  # cut before any image was prepared
+    assert 8 < max(sizes) <= 19 and sum(sizes) == 300
+    assert got.shape == (300, DIM)  # (the 300 colours repeat: no check that they differ)

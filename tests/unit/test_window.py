@@ -109,7 +109,8 @@ def test_async_window_keeps_the_budget_too() -> None:
 def test_a_429_halves_the_tuned_concurrency_and_stats_say_why() -> None:
     fake = FakeVLLM()
     fake.failures = [httpx.Response(429, json={"error": {"message": "slow down"}})]
-    # Texts of 4 kB: short ones would have the batch sized to them, the newer reason.
+    # Texts of 4 kB: 8 of them fill a request, the starting batch (short ones would have the
+    # batch sized to them, the newer reason).
     texts = [f"t{i} " + "x" * 4000 for i in range(5)]
     with client(fake) as c, c.iter_embed(texts) as stream:
         vectors = list(stream)
@@ -117,8 +118,8 @@ def test_a_429_halves_the_tuned_concurrency_and_stats_say_why() -> None:
     assert len(vectors) == 5
     assert stats is not None
     assert stats.tuned == ("batch_size", "max_concurrency")
-    assert (stats.overloads, stats.max_concurrency, stats.batch_size) == (1, 4, 16)
-    assert stats.reason == "server answered 429: halved max_concurrency 8 -> 4"
+    assert (stats.overloads, stats.max_concurrency, stats.batch_size) == (1, 8, 8)
+    assert stats.reason == "server answered 429: halved max_concurrency 16 -> 8"
     assert stats.requests == 1 and stats.inputs == 5
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Sized
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -259,11 +259,13 @@ class _ClientBase:
         hold.set(nbytes)
         return nbytes
 
-    def _chunk_size(self, str_as: StrAs) -> Callable[[Any], int]:
+    def _chunk_size(self, str_as: StrAs, inputs: object) -> Callable[[Any], int]:
         """How many inputs the chunk starting with a given input takes (media after texts
-        start small: see :meth:`Tuner.batch_size_for`)."""
+        start small, a short call's chunks share its inputs among the requests in flight:
+        see :meth:`Tuner.batch_size_for`)."""
         tuner = self._tuner
-        return lambda first: tuner.batch_size_for(_text_only(first, str_as))
+        total = len(inputs) if isinstance(inputs, Sized) else None
+        return lambda first: tuner.batch_size_for(_text_only(first, str_as), total)
 
     def _adopt(self, info: ServerInfo) -> None:
         """Use a probe result found by another client of the same settings (adapters)."""
@@ -528,7 +530,7 @@ class EmbeddingClient(_ClientBase, Closing):
         self, inputs: Iterable[Any], run: CallRun, on_progress: ProgressCallback | None
     ) -> Any:
         tuner = self._tuner
-        chunks = self._core.chunks(inputs, self._chunk_size(run.options.str_as))
+        chunks = self._core.chunks(inputs, self._chunk_size(run.options.str_as, inputs))
         pool = self._chunks_pool()
         closed = threading.Event()
         preparing: set[Future[Any]] = set()
@@ -765,7 +767,7 @@ class AsyncEmbeddingClient(_ClientBase, AsyncClosing):
         on_progress: ProgressCallback | None,
     ) -> Any:
         core, tuner = self._core, self._tuner
-        size = self._chunk_size(run.options.str_as)
+        size = self._chunk_size(run.options.str_as, inputs)
         chunks: Any = (
             core.achunks(inputs, size)
             if isinstance(inputs, AsyncIterable)

@@ -6,15 +6,19 @@ flight, and tells it what happened: the bytes a chunk prepared to, each request 
 inputs, when it started, whether it waited for a slot), and overloads (429, 503, timeouts).
 The policy works in measurement epochs:
 
-1. Start at 16 inputs x 8 requests (the GPU profile runs 8 API processes, one request each).
-   Once the first chunk is prepared, small requests (texts, small images) go to 16 in flight
-   (:data:`~.._constants.AUTO_SMALL_START_CONCURRENCY`; camera photos stay at 8), and inputs
-   so small that 16 of them make a tiny request (short texts) get a batch that fills
-   :data:`~.._constants.AUTO_MIN_REQUEST_BYTES` at once, rather than after doublings that a
-   job of a few thousand texts spends entirely ramping.
+1. Start at 8 inputs x 16 requests in flight (the GPU profile runs 8 API processes, one
+   request each: two each overlap preprocessing with the engine). Once the first chunk is
+   prepared, its bytes per input size the batch at once, rather than after doublings that a
+   job of a few thousand inputs spends entirely ramping: texts fill
+   :data:`~.._constants.AUTO_MIN_REQUEST_BYTES` (128 short texts), media
+   :data:`~.._constants.AUTO_MEDIA_REQUEST_BYTES` (128 224 px JPEGs; camera photos stay at
+   8). Requests so big that 16 of them pass :data:`~.._constants.AUTO_LARGE_REQUEST_BYTES`
+   go :data:`~.._constants.AUTO_LARGE_START_CONCURRENCY` in flight.
+   When the call's inputs are a sized collection, a chunk takes at most its share of them
+   (``len / concurrency``, 8 at the least), so that a short job still uses every slot.
    A chunk whose inputs differ in size by more than 2x from those the batch was sized for
    (images after texts, on one client) sizes it again, down as well as up. Until it has,
-   media cut after a text-sized batch go at most 16 to a chunk: the first photos after a
+   media cut after a text-sized batch go at most 8 to a chunk: the first photos after a
    query must not all go in one chunk of 256 (one request slot, no vector out until it
    is answered, ~150 MB prepared at once).
 2. An epoch is the requests started after the last change, until ``max(4, 2 x concurrency)``
@@ -33,22 +37,10 @@ The policy works in measurement epochs:
    closed: a client alternating texts and photos would otherwise keep growing on noise).
    Small media (images of at most :data:`~.._constants.AUTO_SMALL_INPUT_BYTES` prepared, such
    as 224 px JPEGs) try the batch first, even when requests waited, and an epoch of them is
-   one wave (``max(4, concurrency)`` requests): with several API processes they want big
-   requests (on an H100, 128 per request x 16 in flight ran 380/s where the tuner stopped at
-   16 x 64, 296/s), and one wave of 16 x 16 already holds 256 images, so a ~2,000-image job
-   must reach 128 per request in three epochs. A batch doubling that gains less than
-   :data:`GAIN` without losing as much gets one more doubling, judged against the value
-   before both (64 per request was no better than 16 there; 128 was). Texts and camera
-   photos move as before.
-   Large media (camera photos) started at 8 in flight measure a short first epoch, the
-   first ``max(4, concurrency / 2)`` requests answered: when their latency leaves room
-   under rule 7, the depth goes to :data:`~.._constants.AUTO_SMALL_START_CONCURRENCY` at
-   once, as a start rather than a trial (a half-wave epoch counts half the work in flight,
-   so its rate is no baseline to judge by), and the epochs go on from there. Two waves of 8
-   requests of 16 photos are 256 photos, more than a job of a few hundred has, so the depth
-   the GPU wants was never tried: on H100s photos started at 16 ran 14.2/17.8 per second
-   against 12.4/16.5 at 8 (20.9/21.1 on another, never less). On a slow server (the CPU
-   one, ~53-75 s a request) rule 7 holds them at 8, where starting at 16 timed out.
+   one wave (``max(4, concurrency)`` requests): one wave of 128 x 16 already holds 2,048
+   images. A batch doubling that gains less than :data:`GAIN` without losing as much gets
+   one more doubling, judged against the value before both (on an H100, 64 per request was
+   no better than 16; 128 was). Texts and camera photos move as before.
 5. An overload halves the concurrency at once (the batch when concurrency is fixed) and closes
    growth in that direction.
 6. With both directions closed the setting holds; after :data:`REOPEN_EPOCHS` steady epochs
@@ -192,7 +184,7 @@ class Tuner:
         well inside (``None``: no limit)."""
         self._auto = {_BATCH: batch_size is None, _CONC: max_concurrency is None}
         self._value = {
-            _BATCH: batch_size or C.DEFAULT_BATCH_SIZE,
+            _BATCH: batch_size or C.AUTO_START_BATCH_SIZE,
             _CONC: max_concurrency or C.AUTO_START_CONCURRENCY,
         }
         self._cap = {
@@ -225,8 +217,6 @@ class Tuner:
         self._sized_for: float | None = None
         self._sized_text = False
         self._batch_halved = False
-        # No epoch has ended yet (the first of large media is short: rule 2).
-        self._first_epoch = True
         # The concurrency is still a starting value (nothing but the inputs' size moved it).
         self._conc_at_start = self._auto[_CONC]
 
@@ -242,13 +232,17 @@ class Tuner:
         """Inputs for the next chunk (one request)."""
         return self._value[_BATCH]
 
-    def batch_size_for(self, text: bool) -> int:
-        """Inputs for the next chunk, whose first input is a text (``text``) or not: media
-        after a batch sized for texts get at most the default batch until a chunk of them
-        sizes it."""
+    def batch_size_for(self, text: bool, total: int | None = None) -> int:
+        """Inputs for the next chunk, whose first input is a text (``text``) or not, of a call
+        of ``total`` inputs (``None``: a stream). Media after a batch sized for texts get at
+        most the starting batch until a chunk of them sizes it; a tuned batch is at most the
+        call's share per request in flight (rule 1)."""
         batch = self._value[_BATCH]
         if self._sized_text and not text:
-            return min(batch, C.DEFAULT_BATCH_SIZE)
+            batch = min(batch, C.AUTO_START_BATCH_SIZE)
+        if total is not None and self._auto[_BATCH]:
+            share = -(-total // self._value[_CONC])
+            batch = min(batch, max(share, C.AUTO_START_BATCH_SIZE))
         return batch
 
     @property
@@ -319,7 +313,7 @@ class Tuner:
                 and (sized is None or not _comparable(sized, mean) or text != self._sized_text)
             ):
                 self._sized_text = text
-                self._size_batch(mean)
+                self._size_batch(mean, text=text)
 
     def byte_wait(self) -> None:
         """The window held a chunk back: the byte budget was spent."""
@@ -355,28 +349,10 @@ class Tuner:
         return self._auto[_BATCH] and mean is not None and mean <= C.AUTO_SMALL_INPUT_BYTES
 
     def _epoch_requests(self) -> int:
-        """Requests an epoch measures: two waves, one of small media, half of one for the
-        first of large media (rule 4)."""
+        """Requests an epoch measures: two waves, one of small media (rule 4)."""
         if self._small_media():
             return max(4, self.concurrency)
-        if self._deeper_start_pending():
-            return max(4, self.concurrency // 2)
         return max(4, 2 * self.concurrency)
-
-    def _deeper_start_pending(self) -> bool:
-        """Whether the epoch under way is large media's short first one (rule 4)."""
-        return (
-            self._first_epoch
-            and self._large_media()
-            and self._auto[_CONC]
-            and self._conc_at_start
-            and self._value[_CONC] < min(C.AUTO_SMALL_START_CONCURRENCY, self._cap[_CONC])
-        )
-
-    def _large_media(self) -> bool:
-        """Whether the inputs are media past the small ones (camera photos, video)."""
-        mean = self._media_mean()
-        return mean is not None and mean > C.AUTO_SMALL_INPUT_BYTES
 
     def overloaded(self, why: str, started: float) -> None:
         """The server answered 429 / 503 or timed out a request started at ``started``."""
@@ -402,18 +378,12 @@ class Tuner:
     # -- the policy ---------------------------------------------------------------------------
 
     def _end_epoch(self, now: float) -> None:
-        short = self._deeper_start_pending()
-        self._first_epoch = False
         epoch = self._epoch
         tput = epoch.inputs / max(_busy_seconds(epoch.spans), 1e-9)
         lat = epoch.seconds / epoch.requests
         self._tput, self._lat = tput, lat
         size = epoch.nbytes / max(epoch.inputs, 1)
         base_tput, base_lat = tput, lat
-        if short:
-            self._epoch = _Epoch(now)
-            self._start_deeper(lat)
-            return
         trial, self._trial = self._trial, None
         if trial is not None and not _comparable(trial.size, size):
             # Texts after photos (or the reverse): inputs per second are not comparable, so
@@ -447,20 +417,6 @@ class Tuner:
         self._epoch = _Epoch(now)
         self._next_move(base_tput, base_lat, size, waited=epoch.waited)
 
-    def _start_deeper(self, lat: float) -> None:
-        """After large media's short first epoch: the deeper start, unless its latency leaves
-        no room for it (rule 7 decides, and says why)."""
-        conc = self._value[_CONC]
-        if self._near_timeout(lat, conc):
-            return
-        deeper = min(C.AUTO_SMALL_START_CONCURRENCY, self._cap[_CONC])
-        self._set(
-            _CONC,
-            deeper,
-            f"started at {deeper} in flight: the first requests at {conc} took {lat:.1f} s "
-            f"each{'' if self._timeout is None else f', inside the {self._timeout:.0f} s timeout'}",
-        )
-
     def _past_plateau(self, trial: _Trial, tput: float, size: float) -> bool:
         """Whether a batch trial that gained too little earns one more doubling: small media
         only, not already one, not a loss of :data:`GAIN` or more, and room to double."""
@@ -473,12 +429,15 @@ class Tuner:
             and trial.after * 2 * size <= self._max_batch_bytes
         )
 
-    def _size_batch(self, mean: float) -> None:
+    def _size_batch(self, mean: float, *, text: bool) -> None:
         """A chunk's bytes per input say how many inputs fill a worthwhile request (and how
         many requests of them start in flight)."""
         self._sized_for = mean
-        batch, fit = C.DEFAULT_BATCH_SIZE, C.AUTO_MIN_REQUEST_BYTES / max(mean, 1.0)
-        while batch * 2 <= min(fit, self._cap[_BATCH]):
+        target = C.AUTO_MIN_REQUEST_BYTES if text else C.AUTO_MEDIA_REQUEST_BYTES
+        batch, fit = C.AUTO_START_BATCH_SIZE, target / max(mean, 1.0)
+        while batch * 2 <= min(fit, self._cap[_BATCH]) and batch * 2 * mean <= (
+            self._max_batch_bytes
+        ):
             batch *= 2
         moved = self._size_start_concurrency(batch * mean)
         if batch != self._value[_BATCH]:
@@ -496,16 +455,15 @@ class Tuner:
             self._epoch = _Epoch(self._clock())
 
     def _size_start_concurrency(self, request_bytes: float) -> bool:
-        """Small requests start deeper: :data:`~.._constants.AUTO_SMALL_START_CONCURRENCY` in
-        flight when that many carry at most :data:`~.._constants.AUTO_SMALL_START_BYTES`
-        (texts, small images), :data:`~.._constants.AUTO_START_CONCURRENCY` otherwise (camera
-        photos, also after texts on one client). Only while no trial or overload moved it.
-        Whether it changed."""
+        """Requests start :data:`~.._constants.AUTO_START_CONCURRENCY` in flight unless that
+        many would carry more than :data:`~.._constants.AUTO_LARGE_REQUEST_BYTES` (videos,
+        huge scans): :data:`~.._constants.AUTO_LARGE_START_CONCURRENCY` then. Only while no
+        trial or overload moved it. Whether it changed."""
         if not self._conc_at_start:
             return False
-        small = C.AUTO_SMALL_START_CONCURRENCY * request_bytes <= C.AUTO_SMALL_START_BYTES
+        small = C.AUTO_START_CONCURRENCY * request_bytes <= C.AUTO_LARGE_REQUEST_BYTES
         conc = min(
-            C.AUTO_SMALL_START_CONCURRENCY if small else C.AUTO_START_CONCURRENCY,
+            C.AUTO_START_CONCURRENCY if small else C.AUTO_LARGE_START_CONCURRENCY,
             self._cap[_CONC],
         )
         if conc == self._value[_CONC]:
