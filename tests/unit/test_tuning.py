@@ -441,6 +441,29 @@ def test_media_after_texts_start_at_8_whatever_the_calls_length() -> None:
     assert tuner.batch_size_for(text=True, total=1000) == 63
 
 
+def test_requests_short_of_the_batch_try_no_bigger_batch() -> None:
+    """Calls of 300 small images (19 a request at 16 in flight): a batch trial would send the
+    same requests and be judged on noise, so the tuner tries the concurrency (requests
+    waited) or holds, and the batch stays open for calls that fill it."""
+    clock = Clock()
+    tuner = auto(clock, max_concurrency=16)
+    tuner.prepared(8, 8 * 15_000)
+    for _ in range(6):
+        started = clock()
+        clock.t += 1.0
+        for _ in range(16):
+            tuner.answered(19, 19 * 15_000, started, waited=True)
+    stats = tuner.stats()
+    assert (stats.batch_size, stats.max_concurrency, stats.changes) == (128, 16, 1)
+    # An epoch of full requests does try the batch.
+    started = clock()
+    clock.t += 1.0
+    for _ in range(16):
+        tuner.answered(128, 128 * 15_000, started, waited=True)
+    assert tuner.batch_size == 256
+    assert tuner.stats().reason.startswith("trying batch_size 128 -> 256")
+
+
 def queueing(seconds_per_input: float) -> Latency:
     """A saturated server that works through one input at a time: a wave of ``conc``
     requests of ``batch`` is answered together after all of them were worked through, so

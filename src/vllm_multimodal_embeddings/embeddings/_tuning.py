@@ -415,7 +415,10 @@ class Tuner:
                 self._open[trial.what] = False
                 self._set(trial.what, trial.before, f"undid {moved} (< +{GAIN:.0%})")
         self._epoch = _Epoch(now)
-        self._next_move(base_tput, base_lat, size, waited=epoch.waited)
+        # Requests well short of the batch (a short call's share, the tail of calls): a bigger
+        # batch would send the same requests, and its trial would be judged on nothing.
+        full = epoch.inputs >= 0.75 * self._value[_BATCH] * epoch.requests
+        self._next_move(base_tput, base_lat, size, waited=epoch.waited, full=full)
 
     def _past_plateau(self, trial: _Trial, tput: float, size: float) -> bool:
         """Whether a batch trial that gained too little earns one more doubling: small media
@@ -472,13 +475,14 @@ class Tuner:
         self._set(_CONC, conc, reason, start=True)
         return True
 
-    def _next_move(self, tput: float, lat: float, size: float, *, waited: bool) -> None:
+    def _next_move(self, tput: float, lat: float, size: float, *, waited: bool, full: bool) -> None:
+        """``full``: the epoch's requests carried (nearly) the whole batch."""
         conc, batch = self._value[_CONC], self._value[_BATCH]
         if self._near_timeout(lat, conc):
             return
         mean = self._mean_bytes or 0.0
         fits = (batch * 2) * mean <= self._max_batch_bytes
-        grow_batch = self._open[_BATCH] and batch < self._cap[_BATCH] and fits
+        grow_batch = full and self._open[_BATCH] and batch < self._cap[_BATCH] and fits
         if grow_batch and self._small_media():
             self._try(_BATCH, min(batch * 2, self._cap[_BATCH]), tput, lat, size)
             return
