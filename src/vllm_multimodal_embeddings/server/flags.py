@@ -233,11 +233,22 @@ def server_env(cfg: ServerConfig) -> dict[str, str]:
     return {"VLLM_API_KEY": cfg.api_key} if cfg.api_key else {}
 
 
-GPU_FRONTEND_ARGS: Final[tuple[str, ...]] = ("--api-server-count", "8")
+GPU_FRONTEND_ARGS: Final[tuple[str, ...]] = (
+    "--api-server-count",
+    "8",
+    "--mm-processor-cache-gb",
+    "1",
+)
 """The GPU profile's front end: several API processes, so that image decoding, the HF
 processor and JSON run beside each other and the engine never waits on one process
 (measured on an H200: ``benchmarks/results/2026-12-05-h200-vllm0.26.md``). Needs ``vllm serve``;
-``python -m vllm.entrypoints.openai.api_server`` has no multi-process front end."""
+``python -m vllm.entrypoints.openai.api_server`` has no multi-process front end.
+
+Each API process keeps its own multimodal processor cache (vLLM's default 4 GiB): on an H100 the
+server's host RSS grew from 43.7 to 57.8 GB between two benchmark rounds with it, and levelled
+off near 24 GB with 1 GiB each (21.5, 23.4, 24.1 GB over three rounds;
+``benchmarks/results/2026-12-07-h100-issue36.md``). 1 GiB still holds dozens of processed
+camera photos per process, what re-embedding one image under several instructions needs."""
 
 
 def production_config(model: str = DEFAULT_MODEL, **changes: object) -> ServerConfig:
