@@ -108,6 +108,16 @@ def test_server_args_cpu_prints_the_processor_and_video_flags(capsys):
     assert "--trust-request-mm-kwargs" in line
 
 
+def test_server_args_gpu_says_the_host_ram_it_needs_on_stderr(capsys):
+    assert main(["server-args", "--profile", "gpu", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    flags = json.loads(captured.out)  # stdout stays the flags alone
+    assert flags[flags.index("--mm-processor-cache-gb") + 1] == "1"
+    assert "host RAM: ~24 GB" in captured.err and "32 GB" in captured.err
+    assert main(["server-args", "--profile", "cpu"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("profile", sorted(SERVICES))
 def test_server_args_compose_format_prints_the_compose_command(compose, profile, capsys):
     assert main(["server-args", "--profile", profile, "--format", "compose"]) == 0

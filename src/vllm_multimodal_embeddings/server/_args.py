@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -24,6 +25,7 @@ from .flags import (
 __all__ = [
     "COMPOSE_VARS",
     "CONTAINER_TEMPLATE",
+    "HOST_NOTES",
     "PROFILES",
     "RERANKER_CONTAINER_TEMPLATE",
     "add_server_args_parser",
@@ -42,6 +44,17 @@ PROFILES = ("gpu", "cpu", "reranker")
 # compose.yaml substitutes these; server-args --format compose prints the placeholders.
 COMPOSE_VARS = {"model": "MODEL", "max_model_len": "MAX_MODEL_LEN"}
 _COMPOSE_MODEL_VAR = {"gpu": "MODEL", "cpu": "MODEL", "reranker": "RERANKER_MODEL"}
+
+
+# What each profile needs beyond the flags, printed to stderr (``$(vllm-mm-embed server-args)``
+# keeps only the flags). Host RAM: benchmarks/results/2026-12-07-h100-issue36.md.
+HOST_NOTES = {
+    "gpu": (
+        "host RAM: ~24 GB for the server once warm (8 API processes with a 1 GiB processor "
+        "cache each, the engine and its workers; measured with a 2B-shaped model): give it "
+        "32 GB. Short of RAM: --api-server-count 4 (~4 GB less) or --mm-processor-cache-gb 0."
+    ),
+}
 
 
 def docker_config(profile: str, model: str | None = None) -> ServerConfig:
@@ -89,6 +102,8 @@ def _run_server_args(args: argparse.Namespace) -> int:
             print(f"  - {json.dumps(a)}")
         return 0
     out = server_args(args.profile, model=args.model, template=args.chat_template)
+    if args.profile in HOST_NOTES:
+        print(f"# {HOST_NOTES[args.profile]}", file=sys.stderr)
     if args.format == "json":
         print(json.dumps(out))
     else:
