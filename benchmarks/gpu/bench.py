@@ -886,8 +886,8 @@ def main() -> None:
                 if "server only" in name:
                     continue
                 # An experiment beside the defaults: the tuner starting one step deeper than
-                # the released start (small requests 16, camera photos 8).
-                deeper = 16 if "photos" in name else 32
+                # the released start (16 in flight).
+                deeper = 32
                 variants: list[tuple[str, dict[str, Any]]] = [
                     (f"tuner starting at {deeper} in flight", {"start_concurrency": deeper})
                 ]

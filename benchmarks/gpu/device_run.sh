@@ -155,8 +155,8 @@ wait_server() {
 # reuse NAME: the cookbook's one-image-many-instructions recipe (what the processor cache buys:
 # the same photo under other instructions) on the running server, photo-sized images.
 reuse() {
-    VLLM_BASE_URL=$BASE timeout 150 python3 cookbook/one_image_many_instructions.py \
-        --rounds "${VMME_REUSE_ROUNDS:-8}" --size 1536 > "$OUT/reuse-$1.txt" 2>&1
+    VLLM_BASE_URL=$BASE timeout 60 python3 cookbook/one_image_many_instructions.py \
+        --rounds "${VMME_REUSE_ROUNDS:-4}" --size 1536 > "$OUT/reuse-$1.txt" 2>&1
     echo "reuse $1 exit $?" | tee -a "$OUT/reuse-$1.txt"
     cat "$OUT/reuse-$1.txt"
 }
