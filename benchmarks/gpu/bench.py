@@ -504,7 +504,7 @@ def package_client(
     with EmbeddingClient(base_url=base_url, model=model, **options) as client:
         if start_concurrency is not None:
             # An experiment, not a setting: where the tuner starts. Marked as moved, or the
-            # first chunk's size would reset it to the released start (16, or 8 for very large requests).
+            # first chunk's size would reset it to the released start (16; 8 for huge requests).
             client._tuner._set("max_concurrency", start_concurrency, "bench experiment")
         # numpy out, as the hand-written client gives: ``embed`` adds a Python list per vector
         # (~80 us for 2048 floats), which the LangChain row (lists are its contract) shows.
