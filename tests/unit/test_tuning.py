@@ -421,10 +421,14 @@ def test_a_short_call_shares_its_inputs_among_the_requests_in_flight() -> None:
     assert tuner.batch_size == 128  # the share is the call's, not the tuner's
 
 
-def test_the_share_follows_the_concurrency() -> None:
+def test_the_share_is_of_the_starting_depth() -> None:
+    """A concurrency trial (or an overload) moves one thing: the requests a call is cut into
+    stay the same."""
     tuner = sized_small_images()
     tuner.overloaded("server answered 503", tuner.now())  # 16 -> 8 in flight
-    assert tuner.batch_size_for(text=False, total=300) == 38
+    assert tuner.batch_size_for(text=False, total=300) == 19
+    tuner._set("max_concurrency", 64, "a trial")
+    assert tuner.batch_size_for(text=False, total=300) == 19
 
 
 def test_an_explicit_batch_ignores_the_calls_length() -> None:

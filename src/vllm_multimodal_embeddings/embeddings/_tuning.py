@@ -15,7 +15,7 @@ The policy works in measurement epochs:
    8). Requests so big that 16 of them pass :data:`~.._constants.AUTO_LARGE_REQUEST_BYTES`
    go :data:`~.._constants.AUTO_LARGE_START_CONCURRENCY` in flight.
    When the call's inputs are a sized collection, a chunk takes at most its share of them
-   (``len / concurrency``, 8 at the least), so that a short job still uses every slot.
+   (``len / 16``, 8 at the least), so that a short job still uses every API process.
    A chunk whose inputs differ in size by more than 2x from those the batch was sized for
    (images after texts, on one client) sizes it again, down as well as up. Until it has,
    media cut after a text-sized batch go at most 8 to a chunk: the first photos after a
@@ -236,12 +236,14 @@ class Tuner:
         """Inputs for the next chunk, whose first input is a text (``text``) or not, of a call
         of ``total`` inputs (``None``: a stream). Media after a batch sized for texts get at
         most the starting batch until a chunk of them sizes it; a tuned batch is at most the
-        call's share per request in flight (rule 1)."""
+        call's share of the starting depth's requests (rule 1)."""
         batch = self._value[_BATCH]
         if self._sized_text and not text:
             batch = min(batch, C.AUTO_START_BATCH_SIZE)
         if total is not None and self._auto[_BATCH]:
-            share = -(-total // self._value[_CONC])
+            # The starting depth, not the current one: a concurrency trial would otherwise
+            # halve the requests too, and be judged on two changes at once.
+            share = -(-total // C.AUTO_START_CONCURRENCY)
             batch = min(batch, max(share, C.AUTO_START_BATCH_SIZE))
         return batch
 
