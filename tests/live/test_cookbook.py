@@ -18,11 +18,18 @@ COOKBOOK = Path(__file__).resolve().parents[2] / "cookbook"
 RECIPES = sorted(p.name for p in COOKBOOK.glob("*.py"))
 
 
-def recipe_env(base_url: str, model: str | None, reranker_url: str | None = None) -> dict[str, str]:
+def recipe_env(
+    base_url: str,
+    model: str | None,
+    reranker_url: str | None = None,
+    reranker_model: str | None = None,
+) -> dict[str, str]:
     """The environment a user would set: the server, the model, no GUI for plots."""
     env = {**os.environ, "VLLM_BASE_URL": base_url, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
     if reranker_url is not None:
         env["VLLM_RERANKER_BASE_URL"] = reranker_url
+    if reranker_model is not None:
+        env["VLLM_RERANKER_MODEL"] = reranker_model
     if model is not None:
         env["VLLM_EMBEDDING_MODEL"] = model
     return env
@@ -35,12 +42,13 @@ def run_recipe(
     model: str | None,
     cwd: Path,
     reranker_url: str | None = None,
+    reranker_model: str | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``cookbook/<name>`` in a fresh interpreter with the server in its environment."""
     return subprocess.run(
         [sys.executable, str(COOKBOOK / name), *args],
-        env=recipe_env(base_url, model, reranker_url),
+        env=recipe_env(base_url, model, reranker_url, reranker_model),
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -226,85 +234,79 @@ def test_recipe_fails_clearly_without_a_server(name, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", vllm_reranker_server.base_url)
-    monkeypatch.setenv("VLLM_RERANKER_MODEL", vllm_reranker_server.model)
+def run_two_stage(name: str, *args: str, embedder: Any, reranker: Any, cwd: Path) -> str:
+    """A two-stage recipe's output against both live servers, once it exited 0."""
     proc = run_recipe(
-        "two_stage_rag.py",
-        "--k",
-        "6",
-        "--top-n",
-        "3",
-        base_url=vllm_server.base_url,
-        model=vllm_server.model,
-        cwd=tmp_path,
+        name,
+        *args,
+        base_url=embedder.base_url,
+        model=embedder.model,
+        reranker_url=reranker.base_url,
+        reranker_model=reranker.model,
+        cwd=cwd,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
-    assert "indexed 6 captions and 6 images" in out
-    recall = re.findall(r"^  \d\. (\[(?:image|text)\].*)$", out.split("stage 2")[0], re.M)
-    reranked = re.findall(r"^  \d\. (\d\.\d{4})  (\[(?:image|text)\].*)$", out, re.M)
-    assert len(recall) == 6 and len(reranked) == 3
-    # The reranker keeps candidates the embedder recalled, best first.
+    return proc.stdout
+
+
+def assert_reranks_recall(recall: list[str], reranked: list[tuple[str, str]]) -> None:
+    """Stage 2 (``(score, item)`` lines) keeps only candidates stage 1 recalled, best first."""
     assert {item for _, item in reranked} <= set(recall)
     scores = [float(score) for score, _ in reranked]
     assert scores == sorted(scores, reverse=True)
 
 
-def test_haystack_multimodal_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):
-    pytest.importorskip("reportlab")
-    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", vllm_reranker_server.base_url)
-    monkeypatch.setenv("VLLM_RERANKER_MODEL", vllm_reranker_server.model)
-    proc = run_recipe(
-        "haystack_multimodal_rag.py",
-        "--k",
-        "6",
-        "--top-k",
-        "3",
-        base_url=vllm_server.base_url,
-        model=vllm_server.model,
+def test_two_stage_rag(vllm_server, vllm_reranker_server, tmp_path):
+    out = run_two_stage(
+        "two_stage_rag.py",
+        *("--k", "6", "--top-n", "3"),
+        embedder=vllm_server,
+        reranker=vllm_reranker_server,
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+    assert "indexed 6 captions and 6 images" in out
+    recall = re.findall(r"^  \d\. (\[(?:image|text)\].*)$", out.split("stage 2")[0], re.M)
+    reranked = re.findall(r"^  \d\. (\d\.\d{4})  (\[(?:image|text)\].*)$", out, re.M)
+    assert len(recall) == 6 and len(reranked) == 3
+    assert_reranks_recall(recall, reranked)
+
+
+def test_haystack_multimodal_rag(vllm_server, vllm_reranker_server, tmp_path):
+    pytest.importorskip("reportlab")
+    out = run_two_stage(
+        "haystack_multimodal_rag.py",
+        *("--k", "6", "--top-k", "3"),
+        embedder=vllm_server,
+        reranker=vllm_reranker_server,
+        cwd=tmp_path,
+    )
     # Six images and their six captions (cookbook/assets), two pages of the generated PDF.
     assert "indexed 14 documents: 6 images, 6 captions, 2 PDF pages" in out
     item = r"(\[(?:image|page|text)\] .*)"
     recall = re.findall(rf"^  \d\. {item}$", out.split("stage 2")[0], re.M)
     reranked = re.findall(rf"^  \d\. (\d\.\d{{4}})  {item}$", out.split("stage 2")[1], re.M)
     assert len(recall) == 6 and len(reranked) == 3
-    assert {i for _, i in reranked} <= set(recall)
-    scores = [float(score) for score, _ in reranked]
-    assert scores == sorted(scores, reverse=True)
+    assert_reranks_recall(recall, reranked)
     assert "query pipeline loaded back from YAML: same results" in out
 
 
-def test_visual_document_rag(vllm_server, vllm_reranker_server, tmp_path, monkeypatch):
+def test_visual_document_rag(vllm_server, vllm_reranker_server, tmp_path):
     pytest.importorskip("pypdfium2")
     pytest.importorskip("reportlab")
-    monkeypatch.setenv("VLLM_RERANKER_BASE_URL", vllm_reranker_server.base_url)
-    monkeypatch.setenv("VLLM_RERANKER_MODEL", vllm_reranker_server.model)
-    proc = run_recipe(
+    out = run_two_stage(
         "visual_document_rag.py",
-        "--k",
-        "4",
-        "--top-n",
-        "2",
-        base_url=vllm_server.base_url,
-        model=vllm_server.model,
+        *("--k", "4", "--top-n", "2"),
+        embedder=vllm_server,
+        reranker=vllm_reranker_server,
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
     # 3 report pages (prose, table, chart) + 1 menu page + 2 field-guide pages.
     assert "indexed 6 pages of 3 PDFs" in out
     page = r"(\w+\.pdf p\.\d)"
     recall = re.findall(rf"^  \d\. -?\d\.\d{{4}}  {page}$", out.split("stage 2")[0], re.M)
     reranked = re.findall(rf"^  \d\. (\d\.\d{{4}})  {page}$", out.split("stage 2")[1], re.M)
     assert len(recall) == len(set(recall)) == 4 and len(reranked) == 2
-    assert {p for _, p in reranked} <= set(recall)
-    scores = [float(score) for score, _ in reranked]
-    assert scores == sorted(scores, reverse=True)
+    assert_reranks_recall(recall, reranked)
 
 
 # -- index_at_scale.py: incremental indexing that survives a kill ----------------------------
