@@ -468,6 +468,27 @@ def test_requests_short_of_the_batch_try_no_bigger_batch() -> None:
     assert tuner.stats().reason.startswith("trying batch_size 128 -> 256")
 
 
+def test_a_batch_trial_on_short_requests_earns_no_plateau_step() -> None:
+    """A batch trial whose requests came back short (calls of a few hundred images) measured
+    the same requests as before it: it is undone, not doubled again."""
+    clock = Clock()
+    tuner = auto(clock, max_concurrency=16)
+    tuner.prepared(8, 8 * 50_000)  # 50 kB images: 32 fill 2 MiB
+    assert tuner.batch_size == 32
+
+    def wave(carried: int, seconds: float) -> None:
+        started = clock()
+        clock.t += seconds
+        for _ in range(16):
+            tuner.answered(carried, carried * 50_000, started, waited=True)
+
+    wave(32, 1.0)
+    assert tuner.stats().reason.startswith("trying batch_size 32 -> 64")
+    wave(20, 20 / 32)  # the same 512 inputs/s, on requests of 20
+    assert tuner.batch_size == 32
+    assert tuner.stats().reason.startswith("undid batch_size 32 -> 64")
+
+
 def queueing(seconds_per_input: float) -> Latency:
     """A saturated server that works through one input at a time: a wave of ``conc``
     requests of ``batch`` is answered together after all of them were worked through, so

@@ -387,6 +387,9 @@ class Tuner:
         size = epoch.nbytes / max(epoch.inputs, 1)
         base_tput, base_lat = tput, lat
         trial, self._trial = self._trial, None
+        # Requests well short of the batch (a short call's share, the tail of calls): a bigger
+        # batch would send the same requests, and its trial would be judged on nothing.
+        full = epoch.inputs >= 0.75 * self._value[_BATCH] * epoch.requests
         if trial is not None and not _comparable(trial.size, size):
             # Texts after photos (or the reverse): inputs per second are not comparable, so
             # the move is neither kept nor undone on this; measure again from here.
@@ -405,7 +408,7 @@ class Tuner:
             if tput >= trial.tput * (1 + GAIN):
                 self._reason = f"kept {moved}"
                 log.debug("tuning: %s", self._reason)
-            elif self._past_plateau(trial, tput, size):
+            elif full and self._past_plateau(trial, tput, size):
                 self._epoch = _Epoch(now)
                 after = min(trial.after * 2, self._cap[_BATCH])
                 self._trial = dataclasses.replace(trial, after=after, further=True)
@@ -417,14 +420,12 @@ class Tuner:
                 self._open[trial.what] = False
                 self._set(trial.what, trial.before, f"undid {moved} (< +{GAIN:.0%})")
         self._epoch = _Epoch(now)
-        # Requests well short of the batch (a short call's share, the tail of calls): a bigger
-        # batch would send the same requests, and its trial would be judged on nothing.
-        full = epoch.inputs >= 0.75 * self._value[_BATCH] * epoch.requests
         self._next_move(base_tput, base_lat, size, waited=epoch.waited, full=full)
 
     def _past_plateau(self, trial: _Trial, tput: float, size: float) -> bool:
         """Whether a batch trial that gained too little earns one more doubling: small media
-        only, not already one, not a loss of :data:`GAIN` or more, and room to double."""
+        only, not already one, not a loss of :data:`GAIN` or more, and room to double (the
+        caller checks that the trial's requests carried its batch)."""
         return (
             trial.what == _BATCH
             and not trial.further
