@@ -85,6 +85,11 @@ def _close_with_loop(client: _AsyncClosable) -> AsyncGenerator[None, None]:
     return agen
 
 
+def _close_all(clients: list[_Closable]) -> None:
+    for client in clients:
+        client.close()
+
+
 K = TypeVar("K")
 S = TypeVar("S", bound=_Closable)
 A = TypeVar("A", bound=_AsyncClosable)
@@ -100,6 +105,12 @@ class LoopBoundClients(Generic[K, S, A]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sync: tuple[S, K, httpx.Client | None] | None = None
+        # Framework adapters have no ``with``, and many users never close them: the sync
+        # client still held when the holder is collected is closed then, so its sockets do
+        # not outlive it (an unclosed-socket ResourceWarning each). The box, not ``self``,
+        # is what the finalizer holds.
+        self._held_sync: list[_Closable] = []
+        weakref.finalize(self, _close_all, self._held_sync)
         self._async: (
             tuple[
                 A,
@@ -140,6 +151,7 @@ class LoopBoundClients(Generic[K, S, A]):
                 return held[0]
             client = self._build_sync(key, http_client)
             self._sync = (client, key, http_client)
+            self._held_sync[:] = [client]
         if held is not None:
             held[0].close()
         return client
@@ -168,6 +180,7 @@ class LoopBoundClients(Generic[K, S, A]):
         with self._lock:
             self._before_build()
             held, self._sync = self._sync, None
+            self._held_sync.clear()
         if held is not None:
             held[0].close()
 
