@@ -2,7 +2,9 @@
 
 It answers single ``Range: bytes=a-b`` requests with 206 (or ignores ranges, as some hosts do,
 with ``ranges=False``) and counts the bytes it sends, so a test can tell a header read from a
-download. A real server on a real socket: the client's fetcher and vLLM both talk to it.
+download. ``failing[name]`` lists answers to give for that file before serving it, as a host
+failing for a moment does: a status (``503``) or ``0`` to hang up without answering. A real
+server on a real socket: the client's fetcher and vLLM both talk to it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class MediaHost:
     folder: Path
     sent: dict[str, int] = field(default_factory=dict)
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    failing: dict[str, list[int]] = field(default_factory=dict)
 
     def of(self, name: str) -> str:
         return f"{self.url}/{name}"
@@ -44,6 +47,17 @@ def media_host(folder: Path, *, ranges: bool = True) -> Iterator[MediaHost]:
             asked = self.headers.get("Range")
             with lock:
                 host.requests.append((name, asked))
+                pending = host.failing.get(name)
+                failure = pending.pop(0) if pending else None
+            if failure == 0:
+                self.close_connection = True
+                return
+            if failure is not None:
+                self.send_response(failure)
+                self.send_header("Retry-After", "0")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if not path.is_file():
                 self.send_error(404)
                 return

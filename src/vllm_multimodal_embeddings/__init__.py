@@ -22,6 +22,7 @@ from ._exceptions import (
     InternalServerError,
     NotFoundError,
     RateLimitError,
+    RemoteUnavailableError,
     UnsupportedFeatureError,
     VLLMEmbeddingError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "PdfPasswords",
     "ProtocolName",
     "RateLimitError",
+    "RemoteUnavailableError",
     "RerankPreset",
     "ServerInfo",
     "TaskPreset",

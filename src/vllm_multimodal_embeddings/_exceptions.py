@@ -6,6 +6,7 @@
     ├── ConfigurationError          bad client settings, found at construction (also a ValueError)
     ├── InputError                  bad input, found before anything is sent (also a ValueError)
     │   └── ImageLoadError          an image that cannot be read or decoded
+    │       └── RemoteUnavailableError  a remote medium's host failed for now (worth a retry)
     ├── UnsupportedFeatureError     the server cannot do what was asked (no Matryoshka, ...)
     └── APIError                    anything the server or the network said
         ├── APIConnectionError      no response at all
@@ -41,6 +42,7 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "RateLimitError",
+    "RemoteUnavailableError",
     "UnsupportedFeatureError",
     "VLLMEmbeddingError",
 ]
@@ -106,6 +108,13 @@ class ImageLoadError(InputError):
         # The source is named once: a message that already quotes it needs no suffix.
         suffix = f" ({source})" if source and source not in message else ""
         super().__init__(message + suffix, index=index)
+
+
+class RemoteUnavailableError(ImageLoadError):
+    """A remote medium (an image or video by URL) could not be read because its host failed
+    for now: the connection failed or broke, it timed out, or the host answered 408, 425,
+    429 or 5xx, on every attempt. The input itself may be fine: the bulk ``embed`` command's
+    ``--resume`` tries such inputs again."""
 
 
 class UnsupportedFeatureError(VLLMEmbeddingError):

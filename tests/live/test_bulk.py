@@ -18,9 +18,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import image_png
+from tests.media_host import media_host
 from vllm_multimodal_embeddings import Content, EmbeddingClient
 from vllm_multimodal_embeddings.__main__ import main
-from vllm_multimodal_embeddings.bulk import read_failures, read_vectors
+from vllm_multimodal_embeddings.bulk import (
+    JobOptions,
+    manifest_source,
+    read_failures,
+    read_vectors,
+    run_job,
+)
 
 
 def _images(folder: Path, n: int, size: tuple[int, int] = (48, 48)) -> list[Path]:
@@ -255,6 +262,45 @@ def test_on_error_skip_reports_each_bad_input_and_embeds_the_rest(
     )
     assert read_vectors(out)[0] == ids
     assert len(read_failures(out)) == 3
+
+
+def test_a_media_host_down_for_a_while_costs_no_row(vllm_server: Any, tmp_path: Path) -> None:
+    """Images by URL, fetched here: a host that fails for a moment is tried again in the run;
+    one that stays down fails its rows as unavailable, and ``resume`` embeds them once it is
+    back, each id once, in every row the client's vector."""
+    paths = _images(tmp_path / "media", 6)
+    names = [p.relative_to(tmp_path / "media").as_posix() for p in paths]
+    manifest = tmp_path / "manifest.jsonl"
+    options = JobOptions(on_error="skip", flush_rows=2)
+    with media_host(tmp_path / "media") as host:
+        manifest.write_text(
+            "".join(json.dumps({"id": n, "image": host.of(n)}) + "\n" for n in names),
+            encoding="utf-8",
+        )
+        host.failing[names[1]] = [503]  # a moment: the second try serves it
+        host.failing[names[4]] = [503] * 100  # down for this run
+        host.failing[names[5]] = [0] * 100  # hangs up, for this run
+        with EmbeddingClient(
+            base_url=vllm_server.base_url,
+            fetch_remote_images=True,
+            remote_allowed_hosts=("127.0.0.1",),
+            batch_size=2,
+        ) as client:
+            first = run_job(client, manifest_source(manifest), tmp_path / "out", options)
+            failures = {f.id: f.reason for f in read_failures(tmp_path / "out")}
+            host.failing.clear()  # the host is back
+            again = run_job(
+                client, manifest_source(manifest), tmp_path / "out", options, resume=True
+            )
+    assert (first.embedded, first.failed, first.retried) == (4, 2, 0)
+    assert failures == {names[4]: "RemoteUnavailableError", names[5]: "RemoteUnavailableError"}
+    assert (again.embedded, again.failed, again.retried, again.already_done) == (2, 0, 2, 4)
+    assert "tried again (their remote host had failed): 2" in again.lines()
+    assert read_failures(tmp_path / "out") == []
+    ids, matrix = read_vectors(tmp_path / "out")
+    assert sorted(ids) == sorted(names) and len(ids) == 6
+    want = _reference(vllm_server, [Content(image=str(p)) for p in paths])
+    np.testing.assert_allclose(matrix, want[[names.index(i) for i in ids]], atol=1e-5)
 
 
 def test_resume_refuses_a_changed_job(

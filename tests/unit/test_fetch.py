@@ -7,6 +7,7 @@ import gzip
 import http.server
 import io
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vllm_multimodal_embeddings._exceptions import ImageLoadError
+from vllm_multimodal_embeddings._exceptions import ImageLoadError, RemoteUnavailableError
 from vllm_multimodal_embeddings.inputs._fetch import RemoteFetcher, RemoteFetchError
 from vllm_multimodal_embeddings.inputs._read import prepare_image
 from vllm_multimodal_embeddings.inputs._settings import ImageSettings
@@ -286,6 +287,92 @@ def test_error_status_names_status_not_url(server: _Server, status: int) -> None
     assert f"HTTP {status}" in text and text.startswith("input 3:")
     assert "deadbeef" not in text
     assert text.count("127.0.0.1") == 1
+
+
+def _failing(statuses: list[int], then: Handler, **headers: str) -> Handler:
+    """A route that answers ``statuses`` in turn (0: hangs up), then as ``then``."""
+
+    def route(h: http.server.BaseHTTPRequestHandler) -> None:
+        if not statuses:
+            then(h)
+            return
+        status = statuses.pop(0)
+        if status == 0:
+            h.close_connection = True
+            return
+        _send(h, status, b"busy", **headers)
+
+    return route
+
+
+def _png_route(h: http.server.BaseHTTPRequestHandler) -> None:
+    _send(h, 200, PNG)
+
+
+@pytest.mark.parametrize("failures", [[503, 502], [429, 0], [0, 0]], ids=str)
+def test_a_host_failing_for_a_moment_is_tried_again(server: _Server, failures: list[int]) -> None:
+    server.routes["/a.png"] = _failing(failures, _png_route)
+    with RemoteFetcher(allowed_hosts=LOOPBACK) as fetch:
+        assert fetch(_url(server, "/a.png")) == PNG
+    assert len(server.seen) == 3
+
+
+def test_a_host_that_keeps_failing_is_unavailable_naming_the_input(server: _Server) -> None:
+    server.routes["/a.png"] = _failing([503] * 10, _png_route)
+    url = _url(server, "/a.png?sig=secret")
+    with RemoteFetcher(allowed_hosts=LOOPBACK) as fetch:
+        with pytest.raises(RemoteFetchError, match=r"HTTP 503 \(3 tries\)") as info:
+            fetch(url)
+        assert info.value.transient
+        options = ImageSettings(fetch_remote_images=True)
+        with pytest.raises(RemoteUnavailableError) as unavailable:
+            prepare_image(url, index=3, options=options, fetch=fetch)
+    text = str(unavailable.value)
+    assert text.startswith("input 3: cannot fetch image now: HTTP 503 (3 tries)")
+    assert "may serve it later" in text and "secret" not in text
+    assert len(server.seen) == 6
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 410])
+def test_a_status_that_will_not_change_is_not_tried_again(server: _Server, status: int) -> None:
+    server.routes["/a.png"] = _failing([status], _png_route)
+    options = ImageSettings(fetch_remote_images=True)
+    with RemoteFetcher(allowed_hosts=LOOPBACK) as fetch, pytest.raises(ImageLoadError) as info:
+        prepare_image(_url(server, "/a.png"), index=0, options=options, fetch=fetch)
+    assert not isinstance(info.value, RemoteUnavailableError)
+    assert len(server.seen) == 1
+
+
+def test_retry_after_is_waited_for_within_the_deadline(server: _Server) -> None:
+    server.routes["/a.png"] = _failing([503], _png_route, Retry_After="1")
+    started = time.monotonic()
+    with RemoteFetcher(allowed_hosts=LOOPBACK, timeout=5.0) as fetch:
+        assert fetch(_url(server, "/a.png")) == PNG
+    assert time.monotonic() - started >= 1.0
+    # A wait past the deadline is not waited for: the error comes at once.
+    server.routes["/b.png"] = _failing([503], _png_route, Retry_After="60")
+    started = time.monotonic()
+    with (
+        RemoteFetcher(allowed_hosts=LOOPBACK, timeout=5.0) as fetch,
+        pytest.raises(RemoteFetchError, match=r"HTTP 503$") as info,
+    ):
+        fetch(_url(server, "/b.png"))
+    assert info.value.transient and info.value.retry_after == 60.0
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_refused_connection_is_transient_and_attempts_are_bounded() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (
+        RemoteFetcher(allowed_hosts=LOOPBACK, attempts=1) as fetch,
+        pytest.raises(RemoteFetchError, match="ConnectError") as info,
+    ):
+        fetch(f"http://127.0.0.1:{port}/a.png")
+    assert info.value.transient and "tries" not in str(info.value)
+    with pytest.raises(ValueError, match="attempts"):
+        RemoteFetcher(attempts=0)
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "ftp://example.com/a.png", "/relative.png"])

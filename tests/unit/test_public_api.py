@@ -38,6 +38,7 @@ def test_exported_names() -> None:
         "PdfPasswords",
         "ProtocolName",
         "RateLimitError",
+        "RemoteUnavailableError",
         "ServerInfo",
         "RerankPreset",
         "TaskPreset",
@@ -66,6 +67,7 @@ def test_exception_tree() -> None:
         assert issubclass(cls, pkg.APIStatusError)
     assert issubclass(pkg.APIStatusError, pkg.APIError)
     assert issubclass(pkg.ImageLoadError, pkg.InputError)
+    assert issubclass(pkg.RemoteUnavailableError, pkg.ImageLoadError)
     assert issubclass(pkg.InputError, ValueError)
     assert issubclass(pkg.ConfigurationError, ValueError)
     for cls in (pkg.APIError, pkg.InputError, pkg.ConfigurationError, pkg.UnsupportedFeatureError):

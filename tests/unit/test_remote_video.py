@@ -18,7 +18,7 @@ import pytest
 from tests.media_host import media_host
 from tests.reference.videos import VideoSpec, make_video
 from vllm_multimodal_embeddings import Content
-from vllm_multimodal_embeddings._exceptions import ImageLoadError
+from vllm_multimodal_embeddings._exceptions import ImageLoadError, RemoteUnavailableError
 from vllm_multimodal_embeddings.inputs._fetch import RemoteFetcher, RemoteFetchError
 from vllm_multimodal_embeddings.inputs._read import prepare_input
 from vllm_multimodal_embeddings.inputs._settings import ImageSettings
@@ -127,6 +127,38 @@ def test_missing_and_broken_remote_videos_name_the_item(folder: Path, tmp_path: 
         with pytest.raises(ImageLoadError, match="cannot read video") as broken:
             prepare_input(Content(video=host.of("broken.mp4")), index=5, options=LOOPBACK)
         assert broken.value.index == 5
+
+
+def test_a_video_host_failing_for_a_moment_is_read_again(folder: Path) -> None:
+    """A 503 or a hang-up on the first block or on a later range costs a try, not the row."""
+    local = prepare_input(Content(video=folder / "large.mp4"), index=0, options=LOOPBACK)
+    with media_host(folder) as host:
+        host.failing["large.mp4"] = [503, 0]  # the first block twice
+        first = prepare_input(Content(video=host.of("large.mp4")), index=0, options=LOOPBACK)
+        # Then the moov's range: the first block is served, the next request fails once.
+        served = len(host.requests)
+        host.failing["large.mp4"] = []
+        with (
+            RemoteFetcher.from_options(LOOPBACK) as fetcher,
+            fetcher.open(host.of("large.mp4")) as file,
+        ):
+            host.failing["large.mp4"] = [502]
+            header = read_video_header(file, index=0, source="large.mp4")
+    assert first.video_kwargs == local.video_kwargs
+    assert official_video_kwargs(header) == local.video_kwargs
+    assert [asked for _, asked in host.requests[:3]] == ["bytes=0-65535"] * 3
+    assert len(host.requests) > served + 2  # the retried range came after the failed one
+
+
+def test_a_video_host_that_keeps_failing_is_unavailable(folder: Path) -> None:
+    with media_host(folder) as host:
+        host.failing["1.mp4"] = [503] * 10
+        with pytest.raises(RemoteUnavailableError) as info:
+            prepare_input(Content(video=host.of("1.mp4")), index=7, options=LOOPBACK)
+    text = str(info.value)
+    assert text.startswith("input 7: cannot read the video's header now (HTTP 503 (3 tries))")
+    assert "may serve it later" in text and "remote_allowed_hosts" not in text
+    assert len(host.requests) == 3
 
 
 def test_a_signed_url_stays_out_of_the_error(folder: Path) -> None:

@@ -1,11 +1,13 @@
 """The bulk run loop: a source's items through ``EmbeddingClient.iter_embed`` into part files.
 
 Resuming: ids already in committed parts (or reported as failures) are skipped, the rest are
-embedded in source order. Skipping a bad input: the client's stream stops at the first bad
-input (after every vector before it), so the loop reports that input and starts a new stream
-at the next one, handing back the inputs the old stream had read ahead. An error is one
-input's fault when the client pins it on one (``index`` set: unreadable, too long, a 413, an
-image the server could not fetch); any other error stops the job, and ``--resume`` retries.
+embedded in source order; failures of a remote host that failed for now
+(:class:`~.._exceptions.RemoteUnavailableError`) are tried again. Skipping a bad input: the
+client's stream stops at the first bad input (after every vector before it), so the loop
+reports that input and starts a new stream at the next one, handing back the inputs the old
+stream had read ahead. An error is one input's fault when the client pins it on one
+(``index`` set: unreadable, too long, a 413, an image the server could not fetch); any other
+error stops the job, and ``--resume`` retries.
 
 One run writes to a folder at a time: an advisory lock (``flock``) on ``.lock`` in the folder,
 held for the whole run and released by the kernel when the process ends, however it ends.
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._exceptions import VLLMEmbeddingError
+from .._exceptions import RemoteUnavailableError, VLLMEmbeddingError
 from .._redact import redact_url
 from .._types import InputType
 from ..embeddings._client import EmbeddingClient
@@ -85,6 +87,8 @@ class Summary:
     """Items skipped because an earlier run wrote (or reported) them."""
     failed: int = 0
     """Items reported as failures by this run."""
+    retried: int = 0
+    """Items a resume tried again: an earlier run reported their remote host unavailable."""
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     """Every run's failures in the output folder, by reason."""
     seconds: float = 0.0
@@ -105,6 +109,8 @@ class Summary:
             f"already done before this run: {self.already_done}",
             f"failed in this run: {self.failed}",
         ]
+        if self.retried:
+            out.append(f"tried again (their remote host had failed): {self.retried}")
         out += [f"  {reason}: {n}" for reason, n in self.failures_by_reason.items()]
         if self.synced is not None:
             c = self.synced
@@ -129,6 +135,10 @@ class SyncCounts:
     """Items whose row matches: left as they are."""
     retried: int = 0
     """Items reported as failures before: their failure superseded, tried again."""
+
+
+#: Failure reasons that ``resume`` tries again: the input may be fine.
+RETRIED_ON_RESUME = frozenset({RemoteUnavailableError.__name__})
 
 
 def _skippable(exc: VLLMEmbeddingError) -> bool:
@@ -273,7 +283,8 @@ def run_job(
 
     Args:
         resume: continue an earlier run of the same job in ``output``: skip every id it wrote
-            or reported, without reading those inputs again.
+            or reported, without reading those inputs again; ids reported with
+            :class:`~.._exceptions.RemoteUnavailableError` are tried again.
         sync: bring an earlier run's output in line with the source as it is now: hash every
             input, embed the new and the changed ones, supersede the rows and failures of ids
             that are gone, and try again the ones that failed (see :class:`SyncCounts`).
@@ -313,8 +324,14 @@ def _run(
     sync: bool = False,
 ) -> Summary:
     written, failures = writer.reopen()
-    done = set(written) | {f.id for f in failures}
     summary = Summary()
+    if not sync:
+        # A host that failed for now may serve the input this time: its failure stops
+        # counting, and the input is embedded again (its row or a new failure follows).
+        again = {f.id for f in failures if f.reason in RETRIED_ON_RESUME} - set(written)
+        summary.retried = writer.supersede(again)
+        failures = [f for f in failures if f.id not in again]
+    done = set(written) | {f.id for f in failures}
     # sync: the items to embed, with their input hashes (read once, in the plan)
     digests: dict[str, str] | None = None
     if sync:

@@ -12,7 +12,10 @@ on the user's own network, or at a server that drips bytes forever or sends a gz
 * enforces one deadline for the whole fetch, redirects and slow bodies included;
 * asks for ``identity`` encoding, refuses a ``Content-Length`` over the cap before reading,
   and counts bytes as they arrive (a gzip/deflate body the server sends anyway is inflated
-  with a bounded decompressor).
+  with a bounded decompressor);
+* tries again, within that deadline, when the host failed for now (the connection failed or
+  broke, 408, 425, 429 or 5xx; a ``Retry-After`` in seconds is honoured), so that one busy
+  moment of a media host does not fail an input for good.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -38,9 +41,21 @@ from .._redact import redact_url
 if TYPE_CHECKING:
     from ._settings import ImageSettings
 
-__all__ = ["DEFAULT_MAX_REDIRECTS", "RemoteFetchError", "RemoteFetcher", "Resolver"]
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "DEFAULT_MAX_REDIRECTS",
+    "RemoteFetchError",
+    "RemoteFetcher",
+    "Resolver",
+]
 
 DEFAULT_MAX_REDIRECTS = 5
+#: Tries of one fetch (or one range of it) when the host failed for now.
+DEFAULT_ATTEMPTS = 3
+#: Seconds before the second try; doubled for each one after.
+RETRY_BACKOFF_S = 0.5
+#: Statuses of a host that may serve the same URL a moment later.
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: ``(host, port) -> IP address strings``; the default asks the system resolver.
 Resolver = Callable[[str, int], list[str]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -60,7 +75,23 @@ _CONTENT_RANGE = re.compile(r"^\s*bytes\s+\d+-\d+/(\d+)\s*$", re.IGNORECASE)
 
 
 class RemoteFetchError(ImageLoadError):
-    """A remote image could not be fetched: refused address, too big, too slow, bad status."""
+    """A remote image could not be fetched: refused address, too big, too slow, bad status.
+
+    Attributes:
+        transient: the host failed for now (see :data:`TRANSIENT_STATUSES`, connection
+            failures, timeouts); the same URL may be served later.
+        retry_after: seconds the host asked to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self, message: str, *, transient: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+T = TypeVar("T")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -76,6 +107,8 @@ class RemoteFetcher(Closing):
         max_bytes: largest body accepted, counted on the wire.
         timeout: seconds for the whole fetch, every redirect and byte included.
         max_redirects: redirects followed before giving up.
+        attempts: tries of a fetch (or of one range of a file) while the host fails for now;
+            all of them within ``timeout``.
         allowed_hosts: host names, IP addresses or networks (``"10.0.0.0/8"``) that may be
             fetched even when they resolve to a non-public address.
         allow_private_networks: skip the address check entirely (trusted networks only).
@@ -91,6 +124,7 @@ class RemoteFetcher(Closing):
         max_bytes: int = DEFAULT_REMOTE_IMAGE_MAX_BYTES,
         timeout: float = DEFAULT_REMOTE_IMAGE_TIMEOUT_S,
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        attempts: int = DEFAULT_ATTEMPTS,
         allowed_hosts: Iterable[str] = (),
         allow_private_networks: bool = False,
         verify: ssl.SSLContext | str | bool = True,
@@ -103,6 +137,9 @@ class RemoteFetcher(Closing):
             raise ValueError(f"timeout must be > 0, got {timeout}")
         if max_redirects < 0:
             raise ValueError(f"max_redirects must be >= 0, got {max_redirects}")
+        if attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {attempts}")
+        self.attempts = attempts
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.max_redirects = max_redirects
@@ -168,13 +205,39 @@ class RemoteFetcher(Closing):
     def __call__(self, url: str) -> bytes:
         """The body of ``url``; :class:`RemoteFetchError` on any failure or refusal."""
         deadline = time.monotonic() + self.timeout
+        return self._retrying(deadline, lambda: self._get(url, deadline))
+
+    def _get(self, url: str, deadline: float) -> bytes:
         response, _ = self._follow(url, deadline, {})
         try:
             if response.status_code != 200:
-                raise RemoteFetchError(f"HTTP {response.status_code}")
+                raise _status_error(response)
             return self._read_body(response, deadline, self.max_bytes)
         finally:
             response.close()
+
+    def _retrying(self, deadline: float, attempt: Callable[[], T]) -> T:
+        """``attempt()``, tried again while it fails for now and tries and time are left."""
+        tries = 1
+        while True:
+            try:
+                return attempt()
+            except RemoteFetchError as exc:
+                if not exc.transient:
+                    raise
+                wait = RETRY_BACKOFF_S * 2 ** (tries - 1)
+                if exc.retry_after is not None:
+                    wait = max(wait, exc.retry_after)
+                if tries >= self.attempts or time.monotonic() + wait >= deadline:
+                    if tries == 1:
+                        raise
+                    raise RemoteFetchError(
+                        f"{exc.message} ({tries} tries)",
+                        transient=True,
+                        retry_after=exc.retry_after,
+                    ) from exc
+            time.sleep(wait)
+            tries += 1
 
     def open(self, url: str) -> io.IOBase:
         """``url`` as a seekable binary file that fetches only the byte ranges read from it.
@@ -186,13 +249,16 @@ class RemoteFetcher(Closing):
         ``timeout``.
         """
         deadline = time.monotonic() + self.timeout
+        return self._retrying(deadline, lambda: self._open(url, deadline))
+
+    def _open(self, url: str, deadline: float) -> io.IOBase:
         first = RANGE_BLOCK - 1
         response, final = self._follow(url, deadline, {"Range": f"bytes=0-{first}", **_ANY})
         try:
             if response.status_code == 200:  # ranges not supported: the whole body
                 return io.BytesIO(self._read_body(response, deadline, self.max_bytes))
             if response.status_code != 206:
-                raise RemoteFetchError(f"HTTP {response.status_code}")
+                raise _status_error(response)
             size = _range_total(response.headers.get("content-range"))
             head = self._read_body(response, deadline, RANGE_BLOCK)
         finally:
@@ -201,16 +267,22 @@ class RemoteFetcher(Closing):
 
     def read_range(self, url: httpx.URL, start: int, stop: int, deadline: float) -> bytes:
         """Bytes ``start`` to ``stop`` (exclusive) of ``url``, which must answer 206."""
+        return self._retrying(deadline, lambda: self._read_range(url, start, stop, deadline))
+
+    def _read_range(self, url: httpx.URL, start: int, stop: int, deadline: float) -> bytes:
         byte_range = {"Range": f"bytes={start}-{stop - 1}", **_ANY}
         response, _ = self._follow(url, deadline, byte_range)
         try:
             if response.status_code != 206:
-                raise RemoteFetchError(f"HTTP {response.status_code} to a range request")
+                raise _status_error(response, " to a range request")
             body = self._read_body(response, deadline, stop - start)
         finally:
             response.close()
         if len(body) != stop - start:
-            raise RemoteFetchError(f"asked for {stop - start} bytes, got {len(body)}")
+            # A body cut short: the connection, not the file.
+            raise RemoteFetchError(
+                f"asked for {stop - start} bytes, got {len(body)}", transient=True
+            )
         return body
 
     def _follow(
@@ -255,10 +327,19 @@ class RemoteFetcher(Closing):
         try:
             return self._http.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            raise RemoteFetchError(f"no answer within {self.timeout:g} s") from exc
+            raise RemoteFetchError(f"no answer within {self.timeout:g} s", transient=True) from exc
         except httpx.HTTPError as exc:
-            # Connection refused or reset, TLS failure, or a malformed response head.
-            raise RemoteFetchError(f"request failed: {type(exc).__name__}: {exc}") from exc
+            # Connection refused or reset, TLS failure, or a malformed response head. A
+            # refused or broken connection may work a moment later (a host that hangs up
+            # before answering is a protocol error to httpx); a certificate or a malformed
+            # head will not.
+            transient = isinstance(exc, httpx.NetworkError) or (
+                isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in str(exc)
+            )
+            raise RemoteFetchError(
+                f"request failed: {type(exc).__name__}: {exc}",
+                transient=transient and not _caused_by(exc, ssl.SSLError),
+            ) from exc
 
     def _read_body(self, response: httpx.Response, deadline: float, limit: int) -> bytes:
         declared = response.headers.get("content-length")
@@ -274,16 +355,22 @@ class RemoteFetcher(Closing):
             for raw in response.iter_raw():  # no chunk_size: it would buffer
                 # Checked per chunk: a server dripping bytes never hits a read timeout.
                 if time.monotonic() > deadline:
-                    raise RemoteFetchError(f"body not received within {self.timeout:g} s")
+                    raise RemoteFetchError(
+                        f"body not received within {self.timeout:g} s", transient=True
+                    )
                 chunk = raw if inflate is None else inflate(raw, limit - total + 1)
                 total += len(chunk)
                 if total > limit:
                     raise RemoteFetchError(f"body larger than {limit} bytes")
                 chunks.append(chunk)
         except httpx.TimeoutException as exc:
-            raise RemoteFetchError(f"body not received within {self.timeout:g} s") from exc
+            raise RemoteFetchError(
+                f"body not received within {self.timeout:g} s", transient=True
+            ) from exc
         except httpx.HTTPError as exc:
-            raise RemoteFetchError(f"connection broke mid-body: {type(exc).__name__}") from exc
+            raise RemoteFetchError(
+                f"connection broke mid-body: {type(exc).__name__}", transient=True
+            ) from exc
         except zlib.error as exc:
             raise RemoteFetchError(f"corrupt compressed body: {exc}") from exc
         return b"".join(chunks)
@@ -302,7 +389,9 @@ class RemoteFetcher(Closing):
                     ipaddress.ip_address(a.split("%")[0]) for a in self._resolve(host, port)
                 ]
             except (OSError, UnicodeError) as exc:
-                raise RemoteFetchError(f"cannot resolve host {host!r}") from exc
+                # "Temporary failure in name resolution" is the resolver's, not the name's.
+                again = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
+                raise RemoteFetchError(f"cannot resolve host {host!r}", transient=again) from exc
             if not addresses:
                 raise RemoteFetchError(f"cannot resolve host {host!r}")
         if not (self.allow_private_networks or host.lower().rstrip(".") in self._allowed_names):
@@ -387,6 +476,33 @@ class _RangedFile(io.RawIOBase):
         return pos, data
 
 
+def _status_error(response: httpx.Response, what: str = "") -> RemoteFetchError:
+    """The error of an answer that is not the one asked for."""
+    status = response.status_code
+    return RemoteFetchError(
+        f"HTTP {status}{what}",
+        transient=status in TRANSIENT_STATUSES,
+        retry_after=_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _retry_after(header: str | None) -> float | None:
+    """A ``Retry-After`` in seconds (an HTTP date is not worth a clock comparison here)."""
+    if header is None or not header.strip().isdigit():
+        return None
+    return float(header.strip())
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``kind`` is in the chain of causes of ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _range_total(header: str | None) -> int:
     """The full size a ``Content-Range: bytes a-b/size`` answer gives."""
     match = _CONTENT_RANGE.match(header or "")
@@ -410,7 +526,7 @@ def _parse_url(url: str) -> httpx.URL:
 def _remaining(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise RemoteFetchError("deadline passed before the request could start")
+        raise RemoteFetchError("deadline passed before the request could start", transient=True)
     return left
 
 

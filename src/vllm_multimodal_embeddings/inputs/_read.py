@@ -19,7 +19,7 @@ from urllib.request import url2pathname
 
 from PIL import Image
 
-from .._exceptions import ImageLoadError, InputError
+from .._exceptions import ImageLoadError, InputError, RemoteUnavailableError
 from .._types import Content, ContentPart, EmbedInput, ImageInput, PdfPage, VideoInput
 from ._fetch import RemoteFetcher, RemoteFetchError
 from ._images import build_data_uri, describe_source, encode_bytes, encode_pil_image, parse_data_uri
@@ -291,8 +291,7 @@ def prepare_video(
     try:
         data = fetch(video)
     except Exception as exc:  # the fetcher is pluggable: any failure means "could not load"
-        reason = str(exc).replace(video, "<url>")
-        raise ImageLoadError(f"cannot fetch video: {reason}", index=index, source=source) from exc
+        raise _fetch_error("video", video, exc, index=index, source=source) from exc
     if not isinstance(data, (bytes, bytearray)) or len(data) > options.remote_image_max_bytes:
         raise ImageLoadError(
             "fetched video is not bytes or is over remote_image_max_bytes",
@@ -315,6 +314,12 @@ def _remote_video_header(
             return read_video_header(file, index=index, source=source)
     except RemoteFetchError as exc:
         reason = str(exc.message).replace(url, "<url>")
+        if exc.transient:
+            raise RemoteUnavailableError(
+                f"cannot read the video's header now ({reason}); its host may serve it later",
+                index=index,
+                source=source,
+            ) from exc
         raise ImageLoadError(
             f"cannot read the video's header here ({reason}); the request needs it to sample "
             "the video like the official embedder. Allow the host (remote_allowed_hosts), or "
@@ -441,6 +446,20 @@ def _prepare_image_ref(
     raise InputError(f"unsupported URL scheme {scheme!r}", index=index)
 
 
+def _fetch_error(kind: str, url: str, exc: Exception, *, index: int, source: str) -> ImageLoadError:
+    """The error of a failed fetch of ``url``: :class:`RemoteUnavailableError` where the host
+    failed for now (worth a retry), else :class:`ImageLoadError`."""
+    # httpx and others quote the URL in their messages: keep it (and its signature) out.
+    reason = str(exc).replace(url, "<url>")
+    if isinstance(exc, RemoteFetchError) and exc.transient:
+        return RemoteUnavailableError(
+            f"cannot fetch {kind} now: {reason}; its host may serve it later",
+            index=index,
+            source=source,
+        )
+    return ImageLoadError(f"cannot fetch {kind}: {reason}", index=index, source=source)
+
+
 def _fetch_remote(url: str, *, index: int, options: ImageSettings, fetch: Fetcher | None) -> str:
     if fetch is None:
         # The client always supplies one with fetch_remote_images=True; reaching here is a bug.
@@ -449,9 +468,7 @@ def _fetch_remote(url: str, *, index: int, options: ImageSettings, fetch: Fetche
     try:
         data = fetch(url)
     except Exception as exc:  # the fetcher is pluggable: any failure means "could not load"
-        # httpx and others quote the URL in their messages: keep it (and its signature) out.
-        reason = str(exc).replace(url, "<url>")
-        raise ImageLoadError(f"cannot fetch image: {reason}", index=index, source=source) from exc
+        raise _fetch_error("image", url, exc, index=index, source=source) from exc
     if not isinstance(data, (bytes, bytearray)):
         raise ImageLoadError(
             f"fetcher returned {type(data).__name__!r}, expected bytes", index=index, source=source
