@@ -114,8 +114,10 @@ def make_images(n: int) -> list[str]:
 
 
 def hand_written(base_url: str, paths: list[str], batch: int, inflight: int) -> int:
-    """What a user writes: files read and base64-encoded, httpx's json=, threads."""
+    """What a user writes: files read and base64-encoded, httpx's json=, threads, vectors
+    decoded from base64."""
     import httpx
+    import numpy as np
 
     http = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=inflight))
 
@@ -132,7 +134,10 @@ def hand_written(base_url: str, paths: list[str], batch: int, inflight: int) -> 
         }
         resp = http.post(f"{base_url}/v1/embeddings", json=body)
         resp.raise_for_status()
-        return len(resp.json()["data"])
+        # The vectors, as any caller needs them (the package decodes every one too).
+        data = sorted(resp.json()["data"], key=lambda d: d["index"])
+        vectors = [np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in data]
+        return len(vectors)
 
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
     with ThreadPoolExecutor(inflight) as pool:

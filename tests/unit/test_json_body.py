@@ -87,6 +87,24 @@ def test_a_spliced_body_streams_the_callers_uris_without_copying_them() -> None:
     assert len(held) == 3 and all(piece is URI for piece in held)
 
 
+def test_small_pieces_go_out_in_blocks_and_a_large_uri_alone() -> None:
+    """128 small images a request: a few writes of at least 64 KiB, not 3 per image; a
+    photo-sized URI between them is written as it is, never joined into a block."""
+    small = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 32).decode()
+    large = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 1024).decode()
+    uris = [small] * 64 + [large] + [small] * 64
+    body = {"model": "m", "messages": [[{"role": "user", "content": [image(u)]}] for u in uris]}
+    encoded = _json_body.json_body(body, splice=True)
+    assert isinstance(encoded, _json_body.JsonBody)
+    writes = list(encoded)
+    assert b"".join(writes) == httpx_bytes(body)
+    assert len(encoded._pieces) > 3 * 128 and len(writes) < 40
+    at = writes.index(large.encode())
+    # Short only where a block ends early: before the large URI, and at the end.
+    short = [i for i, w in enumerate(writes) if len(w) < _json_body.WRITE_BLOCK]
+    assert set(short) <= {at - 1, len(writes) - 1}
+
+
 @pytest.mark.parametrize("client_kind", ["sync", "async"])
 def test_an_image_request_goes_with_its_length_not_chunked(client_kind: str) -> None:
     import asyncio

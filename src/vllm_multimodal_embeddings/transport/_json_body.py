@@ -7,7 +7,8 @@ body is serialized with a placeholder in each such URI's place and the URIs are 
 between as bytes. The result is byte for byte what httpx's ``json=`` sends (compact, UTF-8).
 
 Such a body is a :class:`JsonBody`: its pieces, the URIs among them as the very strings the
-prepared inputs hold, written to the socket one by one. Joined, a request of 16 camera photos
+prepared inputs hold, written to the socket in blocks of at least 64 KiB (small pieces joined,
+a large URI alone). Joined, a request of 16 camera photos
 was a second 9 MB copy of its payload for as long as it was in flight; on the 2-core machine
 (200 photos, CPU server, 8 requests in flight) the joined bodies were ~90 MiB of a ~250 MB
 peak.
@@ -24,6 +25,8 @@ __all__ = ["JsonBody", "encode_json", "json_body"]
 
 # Shorter strings are not worth a placeholder.
 _MIN_SPLICE = 1024
+#: Bytes a streamed body is written in at least (but its last block), pieces joined up to it.
+WRITE_BLOCK = 64 * 1024
 # The ASCII JSON writes as it is: printable, but neither a quote nor a backslash.
 _VERBATIM = bytes(range(0x20, 0x7F)).replace(b'"', b"").replace(b"\\", b"")
 
@@ -43,9 +46,29 @@ class JsonBody:
         return self._length
 
     def __iter__(self) -> Iterator[bytes]:
+        # Small pieces go out joined in blocks of WRITE_BLOCK bytes: each piece its own write
+        # was 3 socket writes per small image, each letting another thread take the GIL. 128
+        # 224 px JPEGs a request x 16 in flight (a loopback stand-in of vLLM's front end):
+        # 3,000 images/s at ~350 us of client CPU each, against 4,000 at ~250 us joined, as
+        # fast as a hand-written client sending one bytes object. A large URI (a photo) still
+        # goes as its own piece, so a request is never copied whole.
+        block: list[bytes] = []
+        size = 0
         for piece in self._pieces:
-            # One URI's bytes at a time, dropped once written.
-            yield piece if isinstance(piece, bytes) else piece.encode("ascii")
+            data = piece if isinstance(piece, bytes) else piece.encode("ascii")
+            if len(data) >= WRITE_BLOCK:
+                if block:
+                    yield b"".join(block)
+                    block, size = [], 0
+                yield data  # one URI's bytes at a time, dropped once written
+                continue
+            block.append(data)
+            size += len(data)
+            if size >= WRITE_BLOCK:
+                yield b"".join(block)
+                block, size = [], 0
+        if block:
+            yield b"".join(block)
 
     def __bytes__(self) -> bytes:
         return b"".join(self)
