@@ -179,3 +179,33 @@ def test_secret_settings_open_pdfs_but_never_serialize(tmp_path: Path) -> None:
     assert SECRET not in str(info.value)
     with pytest.raises(ValueError, match="cannot serialize headers"):
         VLLMMultimodalTextEmbedder(base_url=URL, headers={"X-Token": SECRET}).to_dict()
+
+
+def test_the_ranker_takes_the_image_and_pdf_settings(tmp_path: Path) -> None:
+    """The reranker reads images and PDF pages as the embedders do: their bounds, remote
+    fetching and passwords are init arguments (a plain-valued pipeline file keeps them)."""
+    ranker = VLLMMultimodalRanker(
+        base_url=URL,
+        max_image_pixels=500_000,
+        recipe_images=False,
+        fetch_remote_images=True,
+        remote_allowed_hosts=["media.internal"],
+        page_max_pixels=800_000,
+    )
+    setup = ranker._core.setup()
+    assert (setup.max_image_pixels, setup.recipe_images, setup.page_max_pixels) == (
+        500_000,
+        False,
+        800_000,
+    )
+    assert setup.fetch_remote_images and setup.remote_allowed_hosts == ("media.internal",)
+    data = ranker.to_dict()
+    assert data["init_parameters"]["max_image_pixels"] == 500_000
+    assert VLLMMultimodalRanker.from_dict(data)._core.setup() == setup
+    with pytest.raises(ValueError, match="max_image_pixels"):
+        VLLMMultimodalRanker(base_url=URL, max_image_pixels=0)
+    locked = VLLMMultimodalRanker(base_url=URL, pdf_passwords={"board.pdf": SECRET})
+    assert locked._core.setup().pdf_passwords.for_path(tmp_path / "board.pdf") == SECRET
+    assert SECRET not in repr(locked._core)
+    with pytest.raises(ValueError, match="cannot serialize pdf_passwords"):
+        locked.to_dict()

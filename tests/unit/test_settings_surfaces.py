@@ -79,7 +79,13 @@ def _field_default(cls: type, name: str) -> Any:
         (LlamaReranker, RerankerSettings, RERANKER_FIELDS, {}),
         # The Haystack components hold these models (see haystack/components.py).
         (EmbedderCore, ClientSettings, None, {}),
-        (RankerCore, RerankerSettings, RERANKER_FIELDS, {}),
+        # Its image and PDF settings too: Haystack components take no settings object.
+        (
+            RankerCore,
+            RerankerSettings,
+            tuple(n for n in RerankerSettings.names() if n != "headers"),
+            {},
+        ),
     ],
 )
 def test_adapters_offer_each_setting_with_its_declared_type_and_default(

@@ -260,7 +260,9 @@ RERANKER_FIELDS = (
 
 
 def reranker_setup(
-    adapter: Any, settings: RerankerSettings | ClientSettings | None
+    adapter: Any,
+    settings: RerankerSettings | ClientSettings | None,
+    fields: tuple[str, ...] = RERANKER_FIELDS,
 ) -> RerankerSettings:
     """A reranker adapter's settings: ``settings`` (every other client setting: headers, image
     bounds, retry time...) under the adapter's own fields.
@@ -268,11 +270,12 @@ def reranker_setup(
     A field wins where the user set it, or where ``settings`` leaves it unset (a ``base_url``
     or key from the environment); otherwise the field's default yields to ``settings``. An
     embedding client's ``ClientSettings`` lends only what the reranker shares with it: its
-    ``model`` names the embedding model, never the reranker.
+    ``model`` names the embedding model, never the reranker. ``fields``: the setting names the
+    adapter has as fields (more than :data:`RERANKER_FIELDS` where it offers the image ones).
     """
     explicit: set[str] = adapter.model_fields_set
     options: dict[str, Any] = {}
-    for name in RERANKER_FIELDS:
+    for name in fields:
         value = getattr(adapter, name)
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()

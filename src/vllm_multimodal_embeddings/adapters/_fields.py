@@ -26,7 +26,7 @@ from ..profiles import RerankPreset, resolve_instruction
 from ..protocol.cohere import CohereTruncate
 from ..reranking._settings import RerankerSettings
 
-__all__ = ["EmbeddingFields", "RerankerFields", "declared"]
+__all__ = ["EmbeddingFields", "RerankerFields", "RerankerMediaFields", "declared"]
 
 
 def declared(group: type[Group], name: str, **extra: Any) -> Any:
@@ -103,3 +103,27 @@ class RerankerFields(BaseModel):
         if value is None or not isinstance(value, str) or not value.strip():
             return value
         return resolve_instruction(value, presets=RerankPreset)
+
+
+class RerankerMediaFields(BaseModel):
+    """The reranking client's image, PDF, remote-fetch and preparation settings as fields,
+    for a framework whose components are made from plain values (Haystack: ``to_dict``
+    writes the init arguments), where the other adapters take a ``settings`` object."""
+
+    max_retry_time: float = declared(RerankerSettings, "max_retry_time")
+    max_image_pixels: int = declared(RerankerSettings, "max_image_pixels")
+    max_source_pixels: int = declared(RerankerSettings, "max_source_pixels")
+    max_image_bytes: int = declared(RerankerSettings, "max_image_bytes")
+    fetch_remote_images: bool = declared(RerankerSettings, "fetch_remote_images")
+    remote_image_max_bytes: int = declared(RerankerSettings, "remote_image_max_bytes")
+    remote_image_timeout: float = declared(RerankerSettings, "remote_image_timeout")
+    remote_allowed_hosts: tuple[str, ...] = declared(RerankerSettings, "remote_allowed_hosts")
+    allow_private_networks: bool = declared(RerankerSettings, "allow_private_networks")
+    remote_video_headers: bool = declared(RerankerSettings, "remote_video_headers")
+    pdf_passwords: PdfPasswords | None = declared(
+        RerankerSettings, "pdf_passwords", exclude=True, repr=False
+    )
+    page_max_pixels: int | None = declared(RerankerSettings, "page_max_pixels")
+    max_batch_bytes: int = declared(RerankerSettings, "max_batch_bytes")
+    prepare_workers: int | None = declared(RerankerSettings, "prepare_workers")
+    recipe_images: bool = declared(RerankerSettings, "recipe_images")

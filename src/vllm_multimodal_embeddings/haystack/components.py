@@ -30,8 +30,14 @@ from .._exceptions import APIError, InputError
 from .._redact import redact_url
 from .._types import Content, EmbedInput, ImageInput, PdfPage, ProtocolName
 from ..adapters._base import AdapterBase
-from ..adapters._clients import AdapterClients, RerankerClients, reranker_setup, settings_from
-from ..adapters._fields import EmbeddingFields, RerankerFields, declared
+from ..adapters._clients import (
+    RERANKER_FIELDS,
+    AdapterClients,
+    RerankerClients,
+    reranker_setup,
+    settings_from,
+)
+from ..adapters._fields import EmbeddingFields, RerankerFields, RerankerMediaFields, declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..inputs._pdf import is_pdf_path
@@ -87,7 +93,7 @@ class EmbedderCore(AdapterBase, EmbeddingFields):
         return self._clients.async_(self.settings(), None)
 
 
-class RankerCore(AdapterBase, RerankerFields):
+class RankerCore(AdapterBase, RerankerFields, RerankerMediaFields):
     """The reranking settings and clients behind :class:`VLLMMultimodalRanker`."""
 
     model_config = ConfigDict(extra="forbid")
@@ -106,7 +112,8 @@ class RankerCore(AdapterBase, RerankerFields):
 
     def setup(self) -> RerankerSettings:
         """What the reranking clients are built from."""
-        return self._once(lambda: reranker_setup(self, None))
+        fields = RERANKER_FIELDS + tuple(RerankerMediaFields.model_fields)
+        return self._once(lambda: reranker_setup(self, None, fields))
 
     def sync(self) -> RerankClient:
         return self._clients.sync(self.setup(), None)
@@ -401,7 +408,9 @@ class VLLMMultimodalRanker(_DocumentInputs[RankerCore]):
     the image or PDF page ``meta[file_path_meta_field]`` names (with the text, by default).
     Settings left ``None`` come from ``VLLM_RERANKER_BASE_URL`` (then ``VLLM_BASE_URL``) and
     ``VLLM_RERANKER_MODEL``; ``**settings``: ``batch_size``, ``max_concurrency``, ``timeout``,
-    ``max_retries``.
+    ``max_retries``, and the image, PDF and remote-fetch settings of the reranking client
+    (``max_image_pixels``, ``recipe_images``, ``fetch_remote_images``, ``remote_allowed_hosts``,
+    ``page_max_pixels``, ``pdf_passwords``: not written by ``to_dict``, ...).
     """
 
     own = (*_DocumentInputs.own, "top_k", "score_threshold")
