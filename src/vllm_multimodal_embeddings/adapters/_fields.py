@@ -22,11 +22,14 @@ from .._settings import Group, declarations
 from .._types import ProtocolName
 from ..embeddings._settings import ClientSettings
 from ..inputs._passwords import PdfPasswords
+from ..inputs._settings import ImageSettings
 from ..profiles import RerankPreset, resolve_instruction
+from ..protocol._settings import BatchSettings
 from ..protocol.cohere import CohereTruncate
 from ..reranking._settings import RerankerSettings
+from ..transport._settings import ConnectionSettings
 
-__all__ = ["EmbeddingFields", "RerankerFields", "RerankerMediaFields", "declared"]
+__all__ = ["EmbeddingFields", "InputFields", "RerankerFields", "declared"]
 
 
 def declared(group: type[Group], name: str, **extra: Any) -> Any:
@@ -49,7 +52,29 @@ def declared(group: type[Group], name: str, **extra: Any) -> Any:
     return Field(**spec)
 
 
-class EmbeddingFields(BaseModel):
+class InputFields(BaseModel):
+    """The settings of reading, preparing and sending inputs that the embedding and reranking
+    clients share (images, PDF pages, remote media, request bytes, retry time), as fields."""
+
+    max_image_pixels: int = declared(ImageSettings, "max_image_pixels")
+    max_source_pixels: int = declared(ImageSettings, "max_source_pixels")
+    max_image_bytes: int = declared(ImageSettings, "max_image_bytes")
+    fetch_remote_images: bool = declared(ImageSettings, "fetch_remote_images")
+    remote_image_max_bytes: int = declared(ImageSettings, "remote_image_max_bytes")
+    remote_image_timeout: float = declared(ImageSettings, "remote_image_timeout")
+    remote_allowed_hosts: tuple[str, ...] = declared(ImageSettings, "remote_allowed_hosts")
+    allow_private_networks: bool = declared(ImageSettings, "allow_private_networks")
+    remote_video_headers: bool = declared(ImageSettings, "remote_video_headers")
+    pdf_passwords: PdfPasswords | None = declared(
+        ImageSettings, "pdf_passwords", exclude=True, repr=False
+    )
+    page_max_pixels: int | None = declared(ImageSettings, "page_max_pixels")
+    max_batch_bytes: int = declared(BatchSettings, "max_batch_bytes")
+    prepare_workers: int | None = declared(BatchSettings, "prepare_workers")
+    max_retry_time: float = declared(ConnectionSettings, "max_retry_time")
+
+
+class EmbeddingFields(InputFields):
     """The embedding client's settings every embedding adapter offers as fields."""
 
     dimensions: int | None = declared(ClientSettings, "dimensions")
@@ -58,29 +83,13 @@ class EmbeddingFields(BaseModel):
     document_instruction: str | None = declared(ClientSettings, "document_instruction")
     protocol: ProtocolName = declared(ClientSettings, "protocol")
     batch_size: int | None = declared(ClientSettings, "batch_size")
-    max_batch_bytes: int = declared(ClientSettings, "max_batch_bytes")
     max_inflight_bytes: int = declared(ClientSettings, "max_inflight_bytes")
     max_concurrency: int | None = declared(ClientSettings, "max_concurrency")
-    prepare_workers: int | None = declared(ClientSettings, "prepare_workers")
     prepare_processes: int | None = declared(ClientSettings, "prepare_processes")
     timeout: float = declared(ClientSettings, "timeout")
     max_retries: int = declared(ClientSettings, "max_retries")
     client_side_dimensions: bool = declared(ClientSettings, "client_side_dimensions")
     truncate: CohereTruncate = declared(ClientSettings, "truncate")
-    max_image_pixels: int = declared(ClientSettings, "max_image_pixels")
-    fetch_remote_images: bool = declared(ClientSettings, "fetch_remote_images")
-    max_retry_time: float = declared(ClientSettings, "max_retry_time")
-    max_source_pixels: int = declared(ClientSettings, "max_source_pixels")
-    max_image_bytes: int = declared(ClientSettings, "max_image_bytes")
-    remote_image_max_bytes: int = declared(ClientSettings, "remote_image_max_bytes")
-    remote_image_timeout: float = declared(ClientSettings, "remote_image_timeout")
-    remote_allowed_hosts: tuple[str, ...] = declared(ClientSettings, "remote_allowed_hosts")
-    allow_private_networks: bool = declared(ClientSettings, "allow_private_networks")
-    remote_video_headers: bool = declared(ClientSettings, "remote_video_headers")
-    pdf_passwords: PdfPasswords | None = declared(
-        ClientSettings, "pdf_passwords", exclude=True, repr=False
-    )
-    page_max_pixels: int | None = declared(ClientSettings, "page_max_pixels")
 
 
 class RerankerFields(BaseModel):
@@ -103,27 +112,3 @@ class RerankerFields(BaseModel):
         if value is None or not isinstance(value, str) or not value.strip():
             return value
         return resolve_instruction(value, presets=RerankPreset)
-
-
-class RerankerMediaFields(BaseModel):
-    """The reranking client's image, PDF, remote-fetch and preparation settings as fields,
-    for a framework whose components are made from plain values (Haystack: ``to_dict``
-    writes the init arguments), where the other adapters take a ``settings`` object."""
-
-    max_retry_time: float = declared(RerankerSettings, "max_retry_time")
-    max_image_pixels: int = declared(RerankerSettings, "max_image_pixels")
-    max_source_pixels: int = declared(RerankerSettings, "max_source_pixels")
-    max_image_bytes: int = declared(RerankerSettings, "max_image_bytes")
-    fetch_remote_images: bool = declared(RerankerSettings, "fetch_remote_images")
-    remote_image_max_bytes: int = declared(RerankerSettings, "remote_image_max_bytes")
-    remote_image_timeout: float = declared(RerankerSettings, "remote_image_timeout")
-    remote_allowed_hosts: tuple[str, ...] = declared(RerankerSettings, "remote_allowed_hosts")
-    allow_private_networks: bool = declared(RerankerSettings, "allow_private_networks")
-    remote_video_headers: bool = declared(RerankerSettings, "remote_video_headers")
-    pdf_passwords: PdfPasswords | None = declared(
-        RerankerSettings, "pdf_passwords", exclude=True, repr=False
-    )
-    page_max_pixels: int | None = declared(RerankerSettings, "page_max_pixels")
-    max_batch_bytes: int = declared(RerankerSettings, "max_batch_bytes")
-    prepare_workers: int | None = declared(RerankerSettings, "prepare_workers")
-    recipe_images: bool = declared(RerankerSettings, "recipe_images")

@@ -37,7 +37,7 @@ from ..adapters._clients import (
     reranker_setup,
     settings_from,
 )
-from ..adapters._fields import EmbeddingFields, RerankerFields, RerankerMediaFields, declared
+from ..adapters._fields import EmbeddingFields, InputFields, RerankerFields, declared
 from ..embeddings._client import AsyncEmbeddingClient, EmbeddingClient
 from ..embeddings._settings import ClientSettings
 from ..inputs._pdf import is_pdf_path
@@ -93,8 +93,10 @@ class EmbedderCore(AdapterBase, EmbeddingFields):
         return self._clients.async_(self.settings(), None)
 
 
-class RankerCore(AdapterBase, RerankerFields, RerankerMediaFields):
-    """The reranking settings and clients behind :class:`VLLMMultimodalRanker`."""
+class RankerCore(AdapterBase, RerankerFields, InputFields):
+    """The reranking settings and clients behind :class:`VLLMMultimodalRanker`; its image and
+    PDF settings are fields too, where the other reranker adapters take a ``settings`` object
+    (a Haystack component is written out as its plain init arguments)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +104,7 @@ class RankerCore(AdapterBase, RerankerFields, RerankerMediaFields):
     model: str | None = declared(RerankerSettings, "model", default=None)
     base_url: str | None = declared(RerankerSettings, "base_url", default=None)
     api_key: SecretStr | None = declared(RerankerSettings, "api_key", exclude=True, repr=False)
+    recipe_images: bool = declared(RerankerSettings, "recipe_images")
 
     _clients: RerankerClients = PrivateAttr(default_factory=RerankerClients)
 
@@ -112,7 +115,7 @@ class RankerCore(AdapterBase, RerankerFields, RerankerMediaFields):
 
     def setup(self) -> RerankerSettings:
         """What the reranking clients are built from."""
-        fields = RERANKER_FIELDS + tuple(RerankerMediaFields.model_fields)
+        fields = (*RERANKER_FIELDS, *InputFields.model_fields, "recipe_images")
         return self._once(lambda: reranker_setup(self, None, fields))
 
     def sync(self) -> RerankClient:
