@@ -295,10 +295,42 @@ def test_a_media_host_down_for_a_while_costs_no_row(vllm_server: Any, tmp_path: 
     assert (first.embedded, first.failed, first.retried) == (4, 2, 0)
     assert failures == {names[4]: "RemoteUnavailableError", names[5]: "RemoteUnavailableError"}
     assert (again.embedded, again.failed, again.retried, again.already_done) == (2, 0, 2, 4)
-    assert "tried again (their remote host had failed): 2" in again.lines()
+    assert "tried again (a host or the server had failed for now): 2" in again.lines()
     assert read_failures(tmp_path / "out") == []
     ids, matrix = read_vectors(tmp_path / "out")
     assert sorted(ids) == sorted(names) and len(ids) == 6
+    want = _reference(vllm_server, [Content(image=str(p)) for p in paths])
+    np.testing.assert_allclose(matrix, want[[names.index(i) for i in ids]], atol=1e-5)
+
+
+def test_a_media_host_down_while_the_server_fetches_costs_no_row(
+    vllm_server: Any, tmp_path: Path
+) -> None:
+    """Image URLs the server fetches (the default): vLLM answers 500 for an input whose host
+    fails, so the row fails as InternalServerError, and ``resume`` tries it again."""
+    paths = _images(tmp_path / "media", 3)
+    names = [p.relative_to(tmp_path / "media").as_posix() for p in paths]
+    manifest = tmp_path / "manifest.jsonl"
+    options = JobOptions(on_error="skip")
+    with media_host(tmp_path / "media") as host:
+        manifest.write_text(
+            "".join(json.dumps({"id": n, "image": host.of(n)}) + "\n" for n in names),
+            encoding="utf-8",
+        )
+        host.failing[names[1]] = [503] * 1000  # down for this run, the retries included
+        with EmbeddingClient(base_url=vllm_server.base_url, max_retries=1) as client:
+            first = run_job(client, manifest_source(manifest), tmp_path / "out", options)
+            [failure] = read_failures(tmp_path / "out")
+            host.failing.clear()
+            again = run_job(
+                client, manifest_source(manifest), tmp_path / "out", options, resume=True
+            )
+    assert (first.embedded, first.failed) == (2, 1)
+    assert (failure.id, failure.reason) == (names[1], "InternalServerError")
+    assert "503" in failure.message
+    assert (again.embedded, again.failed, again.retried) == (1, 0, 1)
+    ids, matrix = read_vectors(tmp_path / "out")
+    assert sorted(ids) == sorted(names) and read_failures(tmp_path / "out") == []
     want = _reference(vllm_server, [Content(image=str(p)) for p in paths])
     np.testing.assert_allclose(matrix, want[[names.index(i) for i in ids]], atol=1e-5)
 

@@ -1,8 +1,8 @@
 """The bulk run loop: a source's items through ``EmbeddingClient.iter_embed`` into part files.
 
 Resuming: ids already in committed parts (or reported as failures) are skipped, the rest are
-embedded in source order; failures of a remote host that failed for now
-(:class:`~.._exceptions.RemoteUnavailableError`) are tried again. Skipping a bad input: the
+embedded in source order; failures that may pass another time (:data:`RETRIED_ON_RESUME`: a
+media host or the server failing for now) are tried again. Skipping a bad input: the
 client's stream stops at the first bad input (after every vector before it), so the loop
 reports that input and starts a new stream at the next one, handing back the inputs the old
 stream had read ahead. An error is one input's fault when the client pins it on one
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._exceptions import RemoteUnavailableError, VLLMEmbeddingError
+from .._exceptions import InternalServerError, RemoteUnavailableError, VLLMEmbeddingError
 from .._redact import redact_url
 from .._types import InputType
 from ..embeddings._client import EmbeddingClient
@@ -88,7 +88,8 @@ class Summary:
     failed: int = 0
     """Items reported as failures by this run."""
     retried: int = 0
-    """Items a resume tried again: an earlier run reported their remote host unavailable."""
+    """Items a resume tried again: an earlier run reported a failure that may pass (a media
+    host or the server failing for now)."""
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     """Every run's failures in the output folder, by reason."""
     seconds: float = 0.0
@@ -110,7 +111,7 @@ class Summary:
             f"failed in this run: {self.failed}",
         ]
         if self.retried:
-            out.append(f"tried again (their remote host had failed): {self.retried}")
+            out.append(f"tried again (a host or the server had failed for now): {self.retried}")
         out += [f"  {reason}: {n}" for reason, n in self.failures_by_reason.items()]
         if self.synced is not None:
             c = self.synced
@@ -137,8 +138,10 @@ class SyncCounts:
     """Items reported as failures before: their failure superseded, tried again."""
 
 
-#: Failure reasons that ``resume`` tries again: the input may be fine.
-RETRIED_ON_RESUME = frozenset({RemoteUnavailableError.__name__})
+#: Failure reasons that ``resume`` tries again, since the input may be fine: a media host the
+#: client fetched from failed on every try, or the server answered 5xx for that input alone
+#: after its retries (vLLM answers 500 when a host it fetches an image URL from fails).
+RETRIED_ON_RESUME = frozenset({RemoteUnavailableError.__name__, InternalServerError.__name__})
 
 
 def _skippable(exc: VLLMEmbeddingError) -> bool:
@@ -283,8 +286,8 @@ def run_job(
 
     Args:
         resume: continue an earlier run of the same job in ``output``: skip every id it wrote
-            or reported, without reading those inputs again; ids reported with
-            :class:`~.._exceptions.RemoteUnavailableError` are tried again.
+            or reported, without reading those inputs again; ids whose failure may pass
+            another time (:data:`RETRIED_ON_RESUME`) are tried again.
         sync: bring an earlier run's output in line with the source as it is now: hash every
             input, embed the new and the changed ones, supersede the rows and failures of ids
             that are gone, and try again the ones that failed (see :class:`SyncCounts`).
@@ -326,8 +329,8 @@ def _run(
     written, failures = writer.reopen()
     summary = Summary()
     if not sync:
-        # A host that failed for now may serve the input this time: its failure stops
-        # counting, and the input is embedded again (its row or a new failure follows).
+        # A host or server that failed for now may serve the input this time: its failure
+        # stops counting, and the input is embedded again (its row or a new failure follows).
         again = {f.id for f in failures if f.reason in RETRIED_ON_RESUME} - set(written)
         summary.retried = writer.supersede(again)
         failures = [f for f in failures if f.id not in again]
