@@ -115,8 +115,7 @@ class RankerCore(AdapterBase, RerankerFields, InputFields):
 
     def setup(self) -> RerankerSettings:
         """What the reranking clients are built from."""
-        fields = (*RERANKER_FIELDS, *InputFields.model_fields, "recipe_images")
-        return self._once(lambda: reranker_setup(self, None, fields))
+        return self._once(lambda: reranker_setup(self, None, _RANKER_SETTINGS))
 
     def sync(self) -> RerankClient:
         return self._clients.sync(self.setup(), None)
@@ -124,6 +123,9 @@ class RankerCore(AdapterBase, RerankerFields, InputFields):
     def async_(self) -> AsyncRerankClient:
         return self._clients.async_(self.setup(), None)
 
+
+#: The settings :class:`RankerCore` holds as fields, read into its clients' settings.
+_RANKER_SETTINGS = (*RERANKER_FIELDS, *InputFields.model_fields, "recipe_images")
 
 K = TypeVar("K", EmbedderCore, RankerCore)
 
